@@ -1,0 +1,1 @@
+"""pluginsd: DevStack-style plugins run across many nodes."""

@@ -1,0 +1,1 @@
+"""pluginsd-agent: runs the phases a node is asked to run."""

@@ -1,0 +1,133 @@
+"""Server side of the agent RPC API: what an agent does when asked."""
+
+import logging
+import os
+import queue
+import threading
+
+import oslo_messaging as messaging
+
+from pluginsd import exception
+from pluginsd import results
+from pluginsd import rpc
+
+LOG = logging.getLogger(__name__)
+
+
+class AgentManager:
+    target = messaging.Target(version='1.0')
+
+    def __init__(self, host, roles, runner, journal, signer, outbox_wakeup,
+                 log_dir):
+        self.host = host
+        self.roles = roles
+        self.runner = runner
+        self.journal = journal
+        self.signer = signer
+        self.wake_outbox = outbox_wakeup
+        self.log_dir = log_dir
+        self.activity = 'idle'
+        self._work = queue.Queue()
+        self._queued = set()
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work_loop, daemon=True,
+                                        name=f'agent-worker-{host}')
+        self._worker.start()
+
+    # -- RPC ---------------------------------------------------------------
+
+    @rpc.expose
+    def run_phase(self, ctxt, envelope):
+        self.accept(envelope)
+
+    @rpc.expose
+    def cancel_run(self, ctxt, run_id):
+        LOG.info('%s: cancelling run %s', self.host, run_id)
+        self.runner.cancel(run_id)
+
+    @rpc.expose
+    def ack_results(self, ctxt, keys):
+        self.journal.ack(keys)
+
+    @rpc.expose
+    def ping(self, ctxt):
+        return {'host': self.host, 'roles': self.roles, 'activity': self.activity}
+
+    @rpc.expose
+    def fetch_log(self, ctxt, run_id, phase, plugin, offset=0):
+        name = 'packages' if plugin == 'packages' else plugin
+        path = os.path.join(self.log_dir, run_id, phase, f'{name}.log')
+        if plugin == '':
+            path = os.path.join(self.log_dir, run_id, f'session-{phase}.log')
+        try:
+            with open(path, 'rb') as f:
+                f.seek(offset)
+                data = f.read(1 << 20)
+        except OSError:
+            return {'path': path, 'exists': False, 'data': '', 'offset': offset}
+        return {'path': path, 'exists': True, 'data': data.decode(errors='replace'),
+                'offset': offset + len(data), 'running': self.runner.busy()}
+
+    # -- work --------------------------------------------------------------
+
+    def accept(self, envelope):
+        """Check a phase event and queue it if it is for this node."""
+        try:
+            event = self.signer.verify(envelope)
+        except exception.SignatureError as e:
+            LOG.warning('%s: phase event rejected: %s', self.host, e)
+            return False
+        if self.host not in event['targets']:
+            return False
+        key = (event['run_id'], event['mode'], event['phase'], event['attempt'])
+        with self._lock:
+            if key in self._queued:
+                return False
+            if self.journal.phase_done(*key):
+                LOG.info('%s: %s %s of run %s already done; re-sending results',
+                         self.host, *key[1:3], key[0])
+                self.journal.resend_phase(*key)
+                self.wake_outbox()
+                return False
+            self._queued.add(key)
+        self._work.put((key, event))
+        return True
+
+    def _work_loop(self):
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            key, event = item
+            try:
+                self._run(event)
+            except Exception:
+                LOG.exception('%s: phase %s of run %s crashed', self.host,
+                              event['phase'], event['run_id'])
+            finally:
+                with self._lock:
+                    self._queued.discard(key)
+
+    def _run(self, event):
+        role_key = event['targets'][self.host]
+        part = dict(event['parts'][role_key])
+        part.update(run_id=event['run_id'], mode=event['mode'],
+                    phase=event['phase'], deadline=event['deadline'])
+        self.activity = f'{event["mode"]} {event["phase"]} of run {event["run_id"]}'
+        LOG.info('%s: running %s', self.host, self.activity)
+
+        def report(result):
+            data = result.to_dict()
+            data['attempt'] = event['attempt']
+            self.journal.add(data)
+            self.wake_outbox()
+
+        try:
+            summary = self.runner.run_phase(part, report)
+        finally:
+            self.activity = 'idle'
+        if summary.status != results.OK:
+            LOG.warning('%s: %s', self.host, summary.message)
+
+    def stop(self):
+        self._work.put(None)

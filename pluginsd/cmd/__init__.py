@@ -1,0 +1,1 @@
+"""Console scripts: thin wrappers that parse config and start services."""

@@ -1,0 +1,16 @@
+import sys
+
+from pluginsd.daemon import service as daemon_service
+from pluginsd import rpc
+from pluginsd import service
+
+
+def _main():
+    conf = service.prepare(sys.argv[1:], 'pluginsd')
+    service.require_shared_key(conf)
+    transport = rpc.get_transport(conf)
+    return service.serve(conf, daemon_service.DaemonService(conf, transport))
+
+
+def main():
+    service.run_main(_main)

@@ -1,0 +1,45 @@
+"""pluginsd-manage: database administration (``db upgrade``, ``db version``)."""
+
+import sys
+
+from oslo_config import cfg
+
+from pluginsd.db import api as db_api
+from pluginsd import service
+
+
+def add_command_parsers(subparsers):
+    db = subparsers.add_parser('db', help='database schema')
+    db_sub = db.add_subparsers(dest='db_action', required=True)
+    db_sub.add_parser('upgrade', help='apply every pending migration')
+    db_sub.add_parser('version', help='print the applied revisions')
+
+
+def _main():
+    conf = cfg.ConfigOpts()
+    conf.register_cli_opt(cfg.SubCommandOpt('command', handler=add_command_parsers))
+    conf = _prepare(conf)
+    db = db_api.Database(conf.database.connection)
+    if conf.command.db_action == 'upgrade':
+        db.upgrade()
+        print('database is up to date')
+    else:
+        from alembic.runtime import migration
+        with db.engine.connect() as connection:
+            heads = migration.MigrationContext.configure(connection).get_current_heads()
+        print(' '.join(heads) or 'empty')
+    return 0
+
+
+def _prepare(conf):
+    from pluginsd import conf as pluginsd_conf
+    from oslo_log import log as logging
+    pluginsd_conf.register_all(conf)
+    logging.register_options(conf)
+    conf(sys.argv[1:], project='pluginsd', prog='pluginsd-manage')
+    logging.setup(conf, 'pluginsd')
+    return conf
+
+
+def main():
+    service.run_main(_main)

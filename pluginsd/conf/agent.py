@@ -1,0 +1,33 @@
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup('agent', title='pluginsd-agent options')
+OPTS = [
+    cfg.ListOpt('roles', default=['controller'],
+                help='Roles of this node, e.g. controller, compute. They '
+                     'pick the stage the node runs in and its local.conf.'),
+    cfg.StrOpt('dest', default='/opt/stack',
+               help='Default DEST: plugins are checked out in DEST/<name>. '
+                    'A DEST set in localrc wins, as in DevStack.'),
+    cfg.StrOpt('log_dir', default='$state_path/logs',
+               help='Full plugin logs: <log_dir>/<run>/<phase>/<plugin>.log.'),
+    cfg.ListOpt('allowed_sources', default=[],
+                help='Plugin git URL prefixes this node accepts (e.g. '
+                     'https://opendev.org/openstack/). A phase event naming '
+                     'any other source runs nothing. Empty means none.'),
+    cfg.IntOpt('heartbeat_interval', default=10, min=1, mutable=True,
+               help='Seconds between two heartbeats.'),
+    cfg.IntOpt('graceful_shutdown_timeout', default=30, min=0,
+               help='On SIGTERM, seconds to let a running plugin finish '
+                    'before its process group is killed.'),
+    cfg.IntOpt('result_resend_interval', default=5, min=1,
+               help='Seconds before an unacknowledged result is sent again.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(GROUP)
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts():
+    return {GROUP: OPTS}

@@ -1,0 +1,31 @@
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup('daemon', title='pluginsd daemon options')
+OPTS = [
+    cfg.StrOpt('plugins_dir', default='$state_path/plugins',
+               help='Where the daemon clones enabled plugins and pins each '
+                    'ref to a commit. Agents check out from here.'),
+    cfg.ListOpt('role_order', default=['controller', '*'],
+                help='Stages of a run, in order. Each entry is a role, or '
+                     'several roles joined with "+"; "*" stands for every '
+                     'role not named elsewhere. Nodes of one stage run the '
+                     'whole mode before the next stage starts.'),
+    cfg.IntOpt('phase_timeout', default=3600, min=1, mutable=True,
+               help='Seconds a node may spend in one phase before its bash '
+                    'process group is killed and the phase fails.'),
+    cfg.IntOpt('agent_down_time', default=30, min=2, mutable=True,
+               help='Seconds without a heartbeat after which a node is '
+                    'declared lost; a run waiting on it fails.'),
+    cfg.IntOpt('node_wait_timeout', default=60, min=1, mutable=True,
+               help='Seconds a run waits for its nodes to register before '
+                    'it fails naming the missing roles.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(GROUP)
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts():
+    return {GROUP: OPTS}

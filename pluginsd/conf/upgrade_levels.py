@@ -1,0 +1,18 @@
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup('upgrade_levels', title='RPC version pins')
+OPTS = [
+    cfg.StrOpt('agent', help='Highest agent RPC API version the daemon sends '
+                             '(pin it during a rolling upgrade).'),
+    cfg.StrOpt('daemon', help='Highest daemon RPC API version agents and the '
+                              'CLI send.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(GROUP)
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts():
+    return {GROUP: OPTS}

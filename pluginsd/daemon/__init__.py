@@ -1,0 +1,1 @@
+"""pluginsd: the daemon that plans runs and drives the agents."""

@@ -1,0 +1,139 @@
+"""Server side of the daemon RPC API."""
+
+import logging
+
+import oslo_messaging as messaging
+
+from pluginsd import exception
+from pluginsd import rpc
+
+LOG = logging.getLogger(__name__)
+RUN_FIELDS = ('id', 'mode', 'state', 'created_at', 'updated_at', 'local_conf_path',
+              'stages', 'node_roles', 'stage_index', 'phase_index', 'attempt',
+              'pending_hosts', 'error')
+
+
+class DaemonManager:
+    target = messaging.Target(version='1.0')
+
+    def __init__(self, conf, db, runs, nodes, agent_api, signer, events):
+        self.conf = conf
+        self.db = db
+        self.runs = runs
+        self.nodes = nodes
+        self.agents = agent_api
+        self.signer = signer
+        self.events = events
+
+    # -- from agents -------------------------------------------------------
+
+    @rpc.expose
+    def report_results(self, ctxt, envelope):
+        try:
+            payload = self.signer.verify(envelope)
+        except exception.SignatureError as e:
+            LOG.warning('Results rejected: %s', e)
+            return
+        host = payload['host']
+        items = [r for r in payload['results'] if r.get('node') == host]
+        if len(items) != len(payload['results']):
+            LOG.warning('Results from %s about other nodes were dropped', host)
+        stored = self.runs.on_results(items)
+        keys = ['|'.join([r['run_id'], r['node'], r['plugin'], r['mode'],
+                          r['phase'], str(r['attempt'])]) for r in stored]
+        self.agents.ack_results({}, host, keys)
+
+    @rpc.expose
+    def heartbeat(self, ctxt, envelope):
+        try:
+            payload = self.signer.verify(envelope)
+        except exception.SignatureError as e:
+            LOG.warning('Heartbeat rejected: %s', e)
+            return
+        was_lost = self.nodes.is_lost(payload['host'])
+        node, new = self.db.upsert_node(payload['host'], payload['roles'],
+                                        payload['version'], payload['activity'])
+        self.nodes.seen(payload['host'])
+        if new:
+            LOG.info('Node %s registered (roles %s)', node['host'],
+                     ','.join(node['roles']))
+            self.events.node_register(node)
+        elif was_lost:
+            LOG.info('Node %s is back', node['host'])
+            self.events.node_update(node)
+
+    @rpc.expose
+    def pending_work(self, ctxt, host):
+        return self.runs.pending_work(host)
+
+    # -- from the CLI ------------------------------------------------------
+
+    @rpc.expose
+    def start_run(self, ctxt, mode, local_confs, local_conf_path):
+        return self._run_view(self.runs.start_run(mode, local_confs, local_conf_path))
+
+    @rpc.expose
+    def plan(self, ctxt, local_conf, local_conf_path):
+        return self.runs.plan_only(local_conf, local_conf_path)
+
+    @rpc.expose
+    def get_run(self, ctxt, run_id):
+        return self._full_view(self.db.get_run(run_id))
+
+    @rpc.expose
+    def wait_run(self, ctxt, run_id, seen, timeout):
+        run_id = self.db.get_run(run_id)['id']
+        self.runs.wait_change(run_id, seen, min(timeout, 60))
+        return self._full_view(self.db.get_run(run_id))
+
+    @rpc.expose
+    def list_runs(self, ctxt):
+        return [self._run_view(r) for r in self.db.list_runs()]
+
+    @rpc.expose
+    def list_nodes(self, ctxt):
+        nodes = []
+        for node in self.db.list_nodes():
+            silent = self.nodes.silent_for(node['host'])
+            node['state'] = 'lost' if self.nodes.is_lost(node['host']) else 'up'
+            node['silent_for'] = silent
+            nodes.append(node)
+        return nodes
+
+    @rpc.expose
+    def retry_run(self, ctxt, run_id, failed_nodes_only=False):
+        return self._run_view(self.runs.retry(run_id, failed_nodes_only))
+
+    @rpc.expose
+    def cancel_run(self, ctxt, run_id):
+        return self._run_view(self.runs.cancel(run_id))
+
+    @rpc.expose
+    def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
+        run_id = self.db.get_run(run_id)['id']
+        return self.agents.fetch_log({}, node, run_id, phase, plugin, offset)
+
+    # -- views -------------------------------------------------------------
+
+    def _run_view(self, run):
+        return {k: run[k] for k in RUN_FIELDS}
+
+    def _full_view(self, run):
+        view = self._run_view(run)
+        view['version'] = self.runs.version(run['id'])
+        view['plans'] = {role: {'order': [p['name'] for p in plan['plugins']],
+                                'plugins': plan['plugins'],
+                                'reasons': plan['reasons']}
+                         for role, plan in run['plans'].items()}
+        view['results'] = self.db.list_results(run['id'])
+        view['waiting_on'] = []
+        if run['state'] == 'running' and run['stages']:
+            from pluginsd import results as results_mod
+            phase = results_mod.MODE_PHASES[run['mode']][run['phase_index']]
+            hosts = run['pending_hosts'] or run['stages'][run['stage_index']]
+            done = {(r['node']) for r in view['results']
+                    if r['plugin'] == '' and r['phase'] == phase
+                    and r['attempt'] == run['attempt']}
+            view['waiting_on'] = [h for h in hosts if h not in done]
+            view['phase'] = phase
+        return view

@@ -1,0 +1,62 @@
+"""Client side of the daemon RPC API (agents and CLI -> daemon, topic pluginsd)."""
+
+from pluginsd import rpc
+
+
+class DaemonAPI:
+    """Client side of the daemon RPC API.
+
+    1.0 - report_results, heartbeat, pending_work, start_run, plan, get_run,
+          wait_run, list_runs, list_nodes, retry_run, cancel_run, get_log
+    """
+
+    RPC_API_VERSION = '1.0'
+
+    def __init__(self, conf, transport, timeout=None):
+        cap = conf.upgrade_levels.daemon or self.RPC_API_VERSION
+        self.client = rpc.get_client(transport, rpc.DAEMON_TOPIC, '1.0',
+                                     version_cap=cap, timeout=timeout)
+
+    # agents
+    def report_results(self, ctxt, envelope):
+        self.client.cast(ctxt, 'report_results', envelope=envelope)
+
+    def heartbeat(self, ctxt, envelope):
+        self.client.cast(ctxt, 'heartbeat', envelope=envelope)
+
+    def pending_work(self, ctxt, host):
+        return self.client.prepare(timeout=10).call(ctxt, 'pending_work', host=host)
+
+    # CLI
+    def start_run(self, ctxt, mode, local_confs, local_conf_path):
+        return self.client.call(ctxt, 'start_run', mode=mode,
+                                local_confs=local_confs,
+                                local_conf_path=local_conf_path)
+
+    def plan(self, ctxt, local_conf, local_conf_path):
+        return self.client.call(ctxt, 'plan', local_conf=local_conf,
+                                local_conf_path=local_conf_path)
+
+    def get_run(self, ctxt, run_id):
+        return self.client.call(ctxt, 'get_run', run_id=run_id)
+
+    def wait_run(self, ctxt, run_id, seen, timeout):
+        return self.client.prepare(timeout=timeout + 30).call(
+            ctxt, 'wait_run', run_id=run_id, seen=seen, timeout=timeout)
+
+    def list_runs(self, ctxt):
+        return self.client.call(ctxt, 'list_runs')
+
+    def list_nodes(self, ctxt):
+        return self.client.call(ctxt, 'list_nodes')
+
+    def retry_run(self, ctxt, run_id, failed_nodes_only=False):
+        return self.client.call(ctxt, 'retry_run', run_id=run_id,
+                                failed_nodes_only=failed_nodes_only)
+
+    def cancel_run(self, ctxt, run_id):
+        return self.client.call(ctxt, 'cancel_run', run_id=run_id)
+
+    def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
+        return self.client.call(ctxt, 'get_log', run_id=run_id, node=node,
+                                phase=phase, plugin=plugin, offset=offset)

@@ -1,0 +1,393 @@
+"""Drive runs: plan, then publish each phase to its nodes and wait.
+
+Nodes run in stages by role (``[daemon] role_order``): by default every
+controller runs the whole mode first, then every other node together.
+Within a stage each phase is a barrier: no node gets phase N+1 before every
+node of the stage has reported phase N. A run's position is stored after
+every phase, so a restarted daemon picks the run up where it was.
+"""
+
+import logging
+import os
+import threading
+import time
+import uuid
+
+from pluginsd import exception
+from pluginsd import localconf as localconf_mod
+from pluginsd.plugins import plan as plan_mod
+from pluginsd import results
+
+LOG = logging.getLogger(__name__)
+
+ACTIVE = ('planning', 'running')
+DEFAULT_ROLE = '*'
+
+
+def stages_for(role_order, node_roles):
+    """Split hosts into stages: [[host, ...], ...], empty stages dropped."""
+    named = {r for entry in role_order for r in entry.split('+') if r != '*'}
+    stages, placed = [], set()
+    for entry in role_order:
+        wanted = set(entry.split('+'))
+        hosts = sorted(
+            h for h, roles in node_roles.items() if h not in placed and (
+                wanted & set(roles) or
+                ('*' in wanted and not named & set(roles))))
+        placed.update(hosts)
+        if hosts:
+            stages.append(hosts)
+    return stages
+
+
+class NodeTracker:
+    """Last heartbeat of every node, in memory; the database keeps a copy."""
+
+    def __init__(self, conf, db):
+        self.conf = conf
+        self.db = db
+        started = time.time()
+        # After a daemon restart every known node gets a full grace period.
+        self._seen = {n['host']: max(n['last_seen'], started) for n in db.list_nodes()}
+        self._lock = threading.Lock()
+
+    def seen(self, host):
+        with self._lock:
+            self._seen[host] = time.time()
+
+    def silent_for(self, host):
+        with self._lock:
+            last = self._seen.get(host)
+        return None if last is None else time.time() - last
+
+    def is_lost(self, host):
+        silent = self.silent_for(host)
+        return silent is None or silent > self.conf.daemon.agent_down_time
+
+    def alive(self):
+        return {n['host']: n['roles'] for n in self.db.list_nodes()
+                if not self.is_lost(n['host'])}
+
+
+class RunManager:
+    def __init__(self, conf, db, agent_api, signer, nodes, events,
+                 checkout_root=None):
+        self.conf = conf
+        self.db = db
+        self.agents = agent_api
+        self.signer = signer
+        self.nodes = nodes
+        self.events = events            # extension/notification hooks
+        self.checkout_root = checkout_root
+        self._cond = threading.Condition()
+        self._versions = {}
+        self._summaries = {}            # run_id -> {(node, phase): (status, attempt)}
+        self._threads = {}
+        self._cancelled = set()
+        self._stopping = threading.Event()
+
+    # -- entry points --------------------------------------------------------
+
+    def start_run(self, mode, local_confs, path):
+        if mode not in results.MODE_PHASES:
+            raise exception.PluginsdException(
+                f'unknown mode {mode!r}: expected stack, unstack or clean')
+        parsed = {role: localconf_mod.parse(text, f'{path}' if role == DEFAULT_ROLE
+                                            else f'{path} (role {role})').to_dict()
+                  for role, text in local_confs.items()}
+        run = self.db.create_run(id=str(uuid.uuid4()), mode=mode, state='planning',
+                                 local_conf_path=path, local_confs=parsed,
+                                 plans={}, stages=[], node_roles={},
+                                 stage_index=0, phase_index=0, attempt=1,
+                                 error='')
+        LOG.info('Run %s: %s of %s requested', run['id'], mode, path)
+        self._spawn(run['id'])
+        return run
+
+    def plan_only(self, local_conf, path):
+        conf = localconf_mod.parse(local_conf, path)
+        workdir = plan_mod.scratch_dir(os.path.join(self.conf.state_path, 'plans'))
+        return self._make_plan(conf, workdir, DEFAULT_ROLE).to_dict()
+
+    def resume_all(self):
+        for run in self.db.list_runs(states=ACTIVE):
+            LOG.info('Run %s: resuming %s at stage %d phase %d', run['id'],
+                     run['mode'], run['stage_index'], run['phase_index'])
+            self._spawn(run['id'])
+
+    def retry(self, run_id, failed_nodes_only=False):
+        run = self.db.get_run(run_id)
+        if run['state'] not in ('failed', 'cancelled'):
+            raise exception.RunStateError(run=run['id'], state=run['state'],
+                                          reason='only a failed or cancelled run '
+                                                 'can be retried')
+        if not run['plans']:
+            raise exception.RunStateError(run=run['id'], state=run['state'],
+                                          reason='it failed before planning '
+                                                 'finished; start a new run')
+        run_id = run['id']
+        phases = results.MODE_PHASES[run['mode']]
+        phase = phases[run['phase_index']]
+        stage = run['stages'][run['stage_index']] if run['stages'] else []
+        summaries = self._summaries_for(run_id)
+        hosts = stage
+        if failed_nodes_only:
+            hosts = [h for h in stage
+                     if summaries.get((h, phase), (None,))[0] != results.OK]
+        self.db.delete_results(run_id, run['mode'], list(phases[run['phase_index']:]),
+                               hosts)
+        with self._cond:
+            self._cancelled.discard(run_id)
+            self._summaries.pop(run_id, None)
+        self.db.update_run(run_id, state='running', attempt=run['attempt'] + 1,
+                           pending_hosts=hosts if failed_nodes_only else None,
+                           error='')
+        LOG.info('Run %s: retry from %s on %s', run_id, phase, ', '.join(hosts))
+        self._spawn(run_id)
+        return self.db.get_run(run_id)
+
+    def cancel(self, run_id):
+        run = self.db.get_run(run_id)
+        run_id = run['id']
+        if run['state'] not in ACTIVE:
+            raise exception.RunStateError(run=run_id, state=run['state'],
+                                          reason='it is not running')
+        with self._cond:
+            self._cancelled.add(run_id)
+            self._cond.notify_all()
+        self.agents.cancel_run({}, run_id)
+        return run
+
+    def stop(self):
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        for thread in list(self._threads.values()):
+            thread.join(timeout=10)
+
+    # -- results -----------------------------------------------------------
+
+    def on_results(self, items):
+        stored = self.db.store_results(items)
+        with self._cond:
+            for r in stored:
+                if r['plugin'] == results.NODE:
+                    self._summaries.setdefault(r['run_id'], {})[
+                        (r['node'], r['phase'])] = (r['status'], r['attempt'])
+                self._bump(r['run_id'])
+            self._cond.notify_all()
+        for r in stored:
+            if r['plugin'] != results.NODE:
+                self.events.plugin_result(r)
+        return stored
+
+    def _bump(self, run_id):
+        self._versions[run_id] = self._versions.get(run_id, 0) + 1
+
+    def version(self, run_id):
+        return self._versions.get(run_id, 0)
+
+    def wait_change(self, run_id, seen, timeout):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._versions.get(run_id, 0) <= seen:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping.is_set():
+                    break
+                self._cond.wait(left)
+
+    def _summaries_for(self, run_id):
+        with self._cond:
+            if run_id not in self._summaries:
+                self._summaries[run_id] = {
+                    (r['node'], r['phase']): (r['status'], r['attempt'])
+                    for r in self.db.list_results(run_id, plugin=results.NODE)}
+            return dict(self._summaries[run_id])
+
+    def pending_work(self, host):
+        """Current phase events that ``host`` has not answered yet."""
+        work = []
+        for run in self.db.list_runs(states=('running',)):
+            event = self._current_event(run)
+            if event and host in event['targets']:
+                done = self._summaries_for(run['id']).get((host, event['phase']))
+                if not done or done[1] != run['attempt']:
+                    work.append(self.signer.sign(event))
+        return work
+
+    # -- driving -----------------------------------------------------------
+
+    def _spawn(self, run_id):
+        thread = threading.Thread(target=self._drive, args=(run_id,), daemon=True,
+                                  name=f'run-{run_id[:8]}')
+        self._threads[run_id] = thread
+        thread.start()
+
+    def _set(self, run_id, **values):
+        self.db.update_run(run_id, **values)
+        with self._cond:
+            self._bump(run_id)
+            self._cond.notify_all()
+
+    def _drive(self, run_id):
+        try:
+            run = self.db.get_run(run_id)
+            if run['state'] == 'planning':
+                run = self._plan(run)
+                self.events.run_start(run)
+            self._execute(run)
+        except _Stopping:
+            return
+        except _Cancelled as e:
+            LOG.info('Run %s cancelled', run_id)
+            self._set(run_id, state='cancelled', error=str(e))
+        except exception.PluginsdException as e:
+            LOG.error('Run %s failed: %s', run_id, e)
+            self._set(run_id, state='failed', error=str(e))
+        except Exception as e:
+            LOG.exception('Run %s: unexpected error', run_id)
+            self._set(run_id, state='failed', error=f'internal error: {e}')
+        finally:
+            self._threads.pop(run_id, None)
+            run = self.db.get_run(run_id)
+            if run['state'] not in ACTIVE and not self._stopping.is_set():
+                self.events.run_end(run)
+
+    def _make_plan(self, conf, workdir, role):
+        root = self.checkout_root
+        if root is not None:
+            root = os.path.join(root, 'default' if role == DEFAULT_ROLE else role)
+        return plan_mod.make_plan(conf, workdir, bash=self.conf.runner.bash,
+                                  checkout_root=root,
+                                  default_dest=self.conf.agent.dest)
+
+    def _plan(self, run):
+        run_id = run['id']
+        node_roles = self._wait_for_nodes(run_id)
+        targets = {}
+        for host, roles in node_roles.items():
+            role = next((r for r in roles if r in run['local_confs']), None)
+            role = role or (DEFAULT_ROLE if DEFAULT_ROLE in run['local_confs'] else None)
+            if role:
+                targets[host] = role
+        if not targets:
+            raise exception.PluginsdException(
+                f'no node matches the roles of the given local.conf files '
+                f'({", ".join(run["local_confs"])}); nodes: {node_roles}')
+        plans = {}
+        for role in sorted(set(targets.values())):
+            conf = localconf_mod.LocalConf.from_dict(run['local_confs'][role])
+            workdir = os.path.join(self.conf.state_path, 'runs', run_id, f'plan-{role}')
+            plans[role] = self._make_plan(conf, workdir, role).to_dict()
+        stages = stages_for(self.conf.daemon.role_order,
+                            {h: node_roles[h] for h in targets})
+        self.db.update_run(run_id, plans=plans, stages=stages, node_roles=targets,
+                           state='running')
+        LOG.info('Run %s: stages %s', run_id, stages)
+        return self.db.get_run(run_id)
+
+    def _wait_for_nodes(self, run_id):
+        deadline = time.monotonic() + self.conf.daemon.node_wait_timeout
+        while True:
+            alive = self.nodes.alive()
+            if alive:
+                return alive
+            if time.monotonic() > deadline or self._stopping.is_set():
+                raise exception.PluginsdException(
+                    f'no node registered within {self.conf.daemon.node_wait_timeout}'
+                    ' s: is pluginsd-agent running and on the same transport?')
+            if run_id in self._cancelled:
+                raise _Cancelled('cancelled while waiting for nodes')
+            time.sleep(0.1)
+
+    def _current_event(self, run):
+        phases = results.MODE_PHASES[run['mode']]
+        if run['stage_index'] >= len(run['stages']):
+            return None
+        hosts = run['pending_hosts'] or run['stages'][run['stage_index']]
+        return self._event(run, phases[run['phase_index']], hosts)
+
+    def _event(self, run, phase, hosts):
+        targets = {h: run['node_roles'][h] for h in hosts}
+        parts = {}
+        for role in set(targets.values()):
+            plan = run['plans'][role]
+            parts[role] = {'plugins': plan['plugins'],
+                           'localconf': run['local_confs'][role]}
+        return {'run_id': run['id'], 'mode': run['mode'], 'phase': phase,
+                'attempt': run['attempt'], 'targets': targets, 'parts': parts,
+                'deadline': self.conf.daemon.phase_timeout}
+
+    def _execute(self, run):
+        run_id, mode = run['id'], run['mode']
+        phases = results.MODE_PHASES[mode]
+        failures = []
+        for stage_index in range(run['stage_index'], len(run['stages'])):
+            first = stage_index == run['stage_index']
+            for phase_index in range(run['phase_index'] if first else 0, len(phases)):
+                run = self.db.get_run(run_id)
+                phase = phases[phase_index]
+                hosts = (run['pending_hosts'] if first and run['pending_hosts']
+                         else run['stages'][stage_index])
+                self.db.update_run(run_id, stage_index=stage_index,
+                                   phase_index=phase_index,
+                                   pending_hosts=hosts if run['pending_hosts'] else None)
+                self.events.phase_start(run, phase, hosts)
+                self.agents.run_phase({}, self.signer.sign(self._event(run, phase, hosts)))
+                failed = self._wait_phase(run, phase, hosts)
+                self.events.phase_end(run, phase, hosts, failed)
+                self.db.update_run(run_id, pending_hosts=None)
+                first = False
+                if failed and mode == 'stack':
+                    self._set(run_id, state='failed', error=failed[0])
+                    return
+                failures += failed
+        self._set(run_id, state='completed', stage_index=len(run['stages']),
+                  error='; '.join(failures))
+        LOG.info('Run %s: %s completed', run_id, mode)
+
+    def _wait_phase(self, run, phase, hosts):
+        """Wait until every host reported ``phase``; return failure messages."""
+        run_id, attempt = run['id'], run['attempt']
+        limit = time.monotonic() + self.conf.daemon.phase_timeout + \
+            self.conf.daemon.agent_down_time
+        while True:
+            if self._stopping.is_set():
+                raise _Stopping()
+            summaries = self._summaries_for(run_id)
+            waiting = [h for h in hosts
+                       if summaries.get((h, phase), (None, 0))[1] != attempt]
+            if not waiting:
+                break
+            if run_id in self._cancelled:
+                raise _Cancelled(f'cancelled during {run["mode"]} {phase}')
+            for host in waiting:
+                if self.nodes.is_lost(host):
+                    silent = self.nodes.silent_for(host)
+                    raise exception.PluginsdException(
+                        f'node {host} lost during {run["mode"]} {phase}: no '
+                        f'heartbeat for {silent or 0:.0f} s (agent_down_time '
+                        f'{self.conf.daemon.agent_down_time} s)')
+            if time.monotonic() > limit:
+                raise exception.PluginsdException(
+                    f'{", ".join(waiting)} did not report {run["mode"]} {phase} '
+                    'before the phase deadline')
+            with self._cond:
+                self._cond.wait(0.5)
+        failed = []
+        for row in self.db.list_results(run_id, plugin=results.NODE, phase=phase,
+                                        mode=run['mode']):
+            if row['node'] in hosts and row['status'] != results.OK:
+                message = row['message'] or f'node {row["node"]}: {phase} {row["status"]}'
+                if row['tail']:
+                    message += '\n--- output tail ---\n' + row['tail']
+                failed.append(message)
+        return failed
+
+
+class _Stopping(Exception):
+    """The daemon is stopping; the run stays active and resumes at restart."""
+
+
+class _Cancelled(Exception):
+    """Someone cancelled the run."""

@@ -1,0 +1,66 @@
+"""The pluginsd daemon service: database, RPC server, runs, node watch."""
+
+import logging
+import threading
+
+from pluginsd.agent import rpcapi as agent_rpcapi
+from pluginsd.daemon import manager
+from pluginsd.daemon import runs
+from pluginsd.db import api as db_api
+from pluginsd.extensions import dispatch
+from pluginsd import rpc
+from pluginsd.rpc import signing
+
+LOG = logging.getLogger(__name__)
+DEFAULT = object()
+
+
+class DaemonService:
+    def __init__(self, conf, transport, checkout_root=DEFAULT, extensions=()):
+        self.conf = conf
+        self.db = db_api.Database(conf.database.connection)
+        self.db.upgrade()
+        self.signer = signing.Signer(conf.security.shared_key, conf.host,
+                                     conf.security.max_message_age)
+        self.events = dispatch.EventDispatcher(extensions)
+        self.nodes = runs.NodeTracker(conf, self.db)
+        self.agents = agent_rpcapi.AgentAPI(conf, transport)
+        if checkout_root is DEFAULT:
+            checkout_root = conf.daemon.plugins_dir
+        self.runs = runs.RunManager(conf, self.db, self.agents, self.signer,
+                                    self.nodes, self.events, checkout_root)
+        self.manager = manager.DaemonManager(conf, self.db, self.runs, self.nodes,
+                                             self.agents, self.signer, self.events)
+        self.server = rpc.get_server(transport, rpc.DAEMON_TOPIC, conf.host,
+                                     [self.manager])
+        self._stop = threading.Event()
+        self._watch = threading.Thread(target=self._watch_nodes, daemon=True,
+                                       name='node-watch')
+
+    def start(self):
+        self.server.start()
+        self.runs.resume_all()
+        self._watch.start()
+        LOG.info('pluginsd daemon started on %s', self.conf.host)
+
+    def stop(self):
+        LOG.info('pluginsd daemon stopping')
+        self._stop.set()
+        self.server.stop()
+        self.runs.stop()
+        self.server.wait()
+        self._watch.join(timeout=5)
+        self.db.engine.dispose()
+
+    def _watch_nodes(self):
+        lost = set()
+        while not self._stop.wait(1.0):
+            for node in self.db.list_nodes():
+                host = node['host']
+                if self.nodes.is_lost(host) and host not in lost:
+                    lost.add(host)
+                    LOG.warning('Node %s lost: no heartbeat for %s s', host,
+                                self.conf.daemon.agent_down_time)
+                    self.events.node_lost(node)
+                elif not self.nodes.is_lost(host):
+                    lost.discard(host)

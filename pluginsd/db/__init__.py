@@ -1,0 +1,1 @@
+"""The daemon's state: runs, results and nodes, in SQL through SQLAlchemy."""

@@ -1,0 +1,166 @@
+"""Every database access of the daemon, in one place."""
+
+import os
+import threading
+import time
+
+from alembic import command as alembic_command
+from alembic import config as alembic_config
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from pluginsd import exception
+from pluginsd.db import models
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'migrations')
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute('PRAGMA journal_mode=WAL')
+    cursor.execute('PRAGMA synchronous=NORMAL')
+    cursor.execute('PRAGMA foreign_keys=ON')
+    cursor.close()
+
+
+def make_engine(url):
+    if url.startswith('sqlite:///'):
+        path = url[len('sqlite:///'):]
+        if path and path != ':memory:':
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    engine = sa.create_engine(url)
+    if engine.dialect.name == 'sqlite':
+        sa.event.listen(engine, 'connect', _sqlite_pragmas)
+    return engine
+
+
+def alembic_cfg(connection, extra_locations=()):
+    cfg = alembic_config.Config()
+    cfg.set_main_option('script_location', MIGRATIONS)
+    cfg.set_main_option('version_locations', ' '.join(
+        [os.path.join(MIGRATIONS, 'versions'), *extra_locations]))
+    cfg.attributes['connection'] = connection
+    return cfg
+
+
+def upgrade(engine, extra_locations=()):
+    """Apply every migration (pluginsd's and its extensions' branches)."""
+    with engine.begin() as connection:
+        alembic_command.upgrade(alembic_cfg(connection, extra_locations), 'heads')
+
+
+def _row(obj):
+    return {c.name: getattr(obj, c.name) for c in obj.__table__.columns}
+
+
+class Database:
+    def __init__(self, url):
+        self.engine = make_engine(url)
+        self._session = orm.sessionmaker(self.engine, expire_on_commit=False)
+        self._lock = threading.Lock()   # SQLite has one writer anyway
+
+    def upgrade(self, extra_locations=()):
+        upgrade(self.engine, extra_locations)
+
+    # -- runs --------------------------------------------------------------
+
+    def create_run(self, **values):
+        now = time.time()
+        values.setdefault('created_at', now)
+        values.setdefault('updated_at', now)
+        with self._lock, self._session.begin() as s:
+            run = models.Run(**values)
+            s.add(run)
+        return _row(run)
+
+    def get_run(self, run_id):
+        with self._session() as s:
+            run = s.get(models.Run, run_id)
+            if run is None:
+                matches = s.scalars(sa.select(models.Run).where(
+                    models.Run.id.startswith(run_id))).all()
+                if len(matches) != 1:
+                    raise exception.RunNotFound(run=run_id)
+                run = matches[0]
+            return _row(run)
+
+    def update_run(self, run_id, **values):
+        values['updated_at'] = time.time()
+        with self._lock, self._session.begin() as s:
+            s.execute(sa.update(models.Run).where(models.Run.id == run_id)
+                      .values(**values))
+
+    def list_runs(self, states=None):
+        with self._session() as s:
+            query = sa.select(models.Run).order_by(models.Run.created_at)
+            if states:
+                query = query.where(models.Run.state.in_(states))
+            return [_row(r) for r in s.scalars(query)]
+
+    def delete_run(self, run_id):
+        with self._lock, self._session.begin() as s:
+            s.execute(sa.delete(models.Result).where(models.Result.run_id == run_id))
+            s.execute(sa.delete(models.Run).where(models.Run.id == run_id))
+
+    # -- results -----------------------------------------------------------
+
+    def store_results(self, results):
+        """Store results idempotently; return the keys that were stored.
+
+        A result replaces the stored one with the same (run, node, plugin,
+        mode, phase) unless it belongs to an older attempt.
+        """
+        stored = []
+        with self._lock, self._session.begin() as s:
+            for r in results:
+                existing = s.scalars(sa.select(models.Result).where(
+                    models.Result.run_id == r['run_id'],
+                    models.Result.node == r['node'],
+                    models.Result.plugin == r['plugin'],
+                    models.Result.mode == r['mode'],
+                    models.Result.phase == r['phase'])).first()
+                if existing is None:
+                    s.add(models.Result(**r))
+                elif r.get('attempt', 1) >= existing.attempt:
+                    for key, value in r.items():
+                        setattr(existing, key, value)
+                stored.append(r)
+        return stored
+
+    def list_results(self, run_id, **filters):
+        with self._session() as s:
+            query = sa.select(models.Result).where(models.Result.run_id == run_id)
+            for key, value in filters.items():
+                query = query.where(getattr(models.Result, key) == value)
+            return [_row(r) for r in s.scalars(query.order_by(models.Result.id))]
+
+    def count_results(self, run_id):
+        with self._session() as s:
+            return s.scalar(sa.select(sa.func.count()).select_from(models.Result)
+                            .where(models.Result.run_id == run_id))
+
+    def delete_results(self, run_id, mode, phases, nodes):
+        with self._lock, self._session.begin() as s:
+            s.execute(sa.delete(models.Result).where(
+                models.Result.run_id == run_id, models.Result.mode == mode,
+                models.Result.phase.in_(phases), models.Result.node.in_(nodes)))
+
+    # -- nodes -------------------------------------------------------------
+
+    def upsert_node(self, host, roles, version, activity):
+        """Record a heartbeat; return (node row, whether it is new)."""
+        now = time.time()
+        with self._lock, self._session.begin() as s:
+            node = s.get(models.Node, host)
+            new = node is None
+            if new:
+                node = models.Node(host=host, registered_at=now)
+                s.add(node)
+            node.roles, node.version, node.activity = list(roles), version, activity
+            node.last_seen = now
+        return _row(node), new
+
+    def list_nodes(self):
+        with self._session() as s:
+            return [_row(n) for n in s.scalars(
+                sa.select(models.Node).order_by(models.Node.host))]

@@ -1,0 +1,63 @@
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    __tablename__ = 'runs'
+
+    id = sa.Column(sa.String(36), primary_key=True)
+    mode = sa.Column(sa.String(16), nullable=False)
+    state = sa.Column(sa.String(16), nullable=False)
+    created_at = sa.Column(sa.Float, nullable=False)
+    updated_at = sa.Column(sa.Float, nullable=False)
+    local_conf_path = sa.Column(sa.Text, nullable=False, default='')
+    # {role: LocalConf dict}, {role: Plan dict}, [[host, ...], ...]
+    local_confs = sa.Column(sa.JSON, nullable=False, default=dict)
+    plans = sa.Column(sa.JSON, nullable=False, default=dict)
+    stages = sa.Column(sa.JSON, nullable=False, default=list)
+    node_roles = sa.Column(sa.JSON, nullable=False, default=dict)
+    stage_index = sa.Column(sa.Integer, nullable=False, default=0)
+    phase_index = sa.Column(sa.Integer, nullable=False, default=0)
+    attempt = sa.Column(sa.Integer, nullable=False, default=1)
+    # hosts that must run the current phase (a retry of failed nodes only)
+    pending_hosts = sa.Column(sa.JSON, nullable=True)
+    error = sa.Column(sa.Text, nullable=False, default='')
+
+
+class Result(Base):
+    __tablename__ = 'results'
+    __table_args__ = (
+        sa.UniqueConstraint('run_id', 'node', 'plugin', 'mode', 'phase',
+                            name='uniq_result'),
+    )
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    run_id = sa.Column(sa.String(36), sa.ForeignKey('runs.id', ondelete='CASCADE'),
+                       nullable=False, index=True)
+    node = sa.Column(sa.String(255), nullable=False)
+    plugin = sa.Column(sa.String(255), nullable=False)
+    mode = sa.Column(sa.String(16), nullable=False)
+    phase = sa.Column(sa.String(16), nullable=False)
+    attempt = sa.Column(sa.Integer, nullable=False, default=1)
+    status = sa.Column(sa.String(16), nullable=False)
+    exit_code = sa.Column(sa.Integer, nullable=True)
+    started_at = sa.Column(sa.Float, nullable=True)
+    ended_at = sa.Column(sa.Float, nullable=True)
+    log_path = sa.Column(sa.Text, nullable=False, default='')
+    tail = sa.Column(sa.Text, nullable=False, default='')
+    message = sa.Column(sa.Text, nullable=False, default='')
+
+
+class Node(Base):
+    __tablename__ = 'nodes'
+
+    host = sa.Column(sa.String(255), primary_key=True)
+    roles = sa.Column(sa.JSON, nullable=False, default=list)
+    version = sa.Column(sa.String(64), nullable=False, default='')
+    activity = sa.Column(sa.Text, nullable=False, default='')
+    registered_at = sa.Column(sa.Float, nullable=False)
+    last_seen = sa.Column(sa.Float, nullable=False)

@@ -1,0 +1,43 @@
+"""pluginsd's exceptions. Each message names what is wrong and where."""
+
+
+class PluginsdException(Exception):
+    msg_fmt = 'An unknown error occurred.'
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if message is None:
+            message = self.msg_fmt % kwargs
+        super().__init__(message)
+
+
+class LocalConfError(PluginsdException):
+    msg_fmt = '%(path)s:%(line)s: %(reason)s'
+
+
+class FetchError(PluginsdException):
+    msg_fmt = 'plugin %(plugin)s (%(url)s %(ref)s): %(reason)s'
+
+
+class SettingsError(PluginsdException):
+    msg_fmt = '%(reason)s'
+
+
+class OrderError(PluginsdException):
+    msg_fmt = '%(reason)s'
+
+
+class ConfigError(PluginsdException):
+    msg_fmt = 'configuration: %(reason)s'
+
+
+class RunNotFound(PluginsdException):
+    msg_fmt = 'no run %(run)s'
+
+
+class RunStateError(PluginsdException):
+    msg_fmt = 'run %(run)s is %(state)s: %(reason)s'
+
+
+class SignatureError(PluginsdException):
+    msg_fmt = 'rejected message from %(sender)s: %(reason)s'

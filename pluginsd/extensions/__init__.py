@@ -1,0 +1,1 @@
+"""Extensions: Python classes found through stevedore that follow events."""

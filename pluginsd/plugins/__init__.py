@@ -1,0 +1,1 @@
+"""Plugins: fetching them, reading their settings, ordering them."""

@@ -1,0 +1,180 @@
+"""Plan a run: which plugins, at which commit, in which order.
+
+Everything DevStack learns by running shell is learnt here by running the
+same shell: localrc is sourced (so ``enable_plugin`` lines may use
+variables) and every plugin's ``settings`` is sourced in bash with
+``define_plugin``, ``plugin_requires`` and ``enable_service`` recording what
+they are given. Nothing is read with a regex.
+"""
+
+import dataclasses
+import os
+import tempfile
+
+from pluginsd import exception
+from pluginsd.plugins import fetch
+from pluginsd.plugins import order
+from pluginsd.runner import shell
+
+BOOL_VARS = ('RECLONE', 'ERROR_ON_CLONE', 'OFFLINE')
+TRUE_WORDS = ('1', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE')
+
+
+@dataclasses.dataclass
+class Plugin:
+    name: str
+    url: str
+    ref: str
+    sha: str = ''
+    path: str = ''            # checkout the daemon planned from
+    services: list = dataclasses.field(default_factory=list)
+    define_name: str = ''
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Plan:
+    plugins: list             # Plugin, in run order
+    declared: list            # names in enable_plugin order
+    reasons: list             # why a plugin moved
+
+    def to_dict(self):
+        return {'plugins': [p.to_dict() for p in self.plugins],
+                'declared': self.declared, 'reasons': self.reasons}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls([Plugin(**p) for p in data['plugins']], data['declared'],
+                   data['reasons'])
+
+
+def _is_true(value):
+    return value in TRUE_WORDS
+
+
+class LocalrcError(exception.LocalConfError):
+    pass
+
+
+def read_localrc(session, localconf, workdir):
+    """Source the padded localrc in ``session``; map errors to local.conf."""
+    path = os.path.join(workdir, 'localrc')
+    with open(path, 'w') as f:
+        f.write(localconf.localrc)
+    out = os.path.join(workdir, 'session.log')
+    try:
+        session.run(shell.command('__pluginsd_source_localrc', path))
+    except shell.ShellExited as e:
+        raise exception.LocalConfError(
+            path=localconf.path, line=_last_line_number(out, path),
+            reason=_last_message(out, path, localconf.path) or
+            f'sourcing localrc failed with status {e.returncode}')
+    return path
+
+
+def _session_output(out):
+    try:
+        with open(out, errors='replace') as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def _last_message(out, tmp_path, real_path):
+    lines = [ln for ln in _session_output(out) if ln.strip()
+             and not ln.startswith('+')]
+    return lines[-1].replace(tmp_path, real_path) if lines else ''
+
+
+def _last_line_number(out, tmp_path):
+    import re
+    for line in reversed(_session_output(out)):
+        match = re.search(r'(?:line |:)(\d+)', line.replace(tmp_path, ''))
+        if match and tmp_path in line:
+            return int(match.group(1))
+    return '?'
+
+
+def make_plan(localconf, workdir, bash='/bin/bash', checkout_root=None,
+              default_dest='/opt/stack'):
+    """Fetch and order the plugins that ``localconf`` enables.
+
+    With ``checkout_root`` the daemon clones into ``checkout_root/<name>``
+    (its cache); without it, into ``$DEST/<name>`` as DevStack does.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'session.log'), 'w') as out:
+        session = shell.BashSession(bash, env={'PLUGINSD_DEST': default_dest},
+                                    output=out)
+    try:
+        return _plan(session, localconf, workdir, checkout_root)
+    finally:
+        session.close()
+
+
+def _plan(session, localconf, workdir, checkout_root):
+    read_localrc(session, localconf, workdir)
+    values = {}
+    for _, name, value in session.run(
+            shell.command('__pluginsd_print_vars', *BOOL_VARS, 'GIT_DEPTH')):
+        values[name] = value
+    options = fetch.FetchOptions(
+        reclone=_is_true(values['RECLONE']),
+        error_on_clone=_is_true(values['ERROR_ON_CLONE']),
+        offline=_is_true(values['OFFLINE']),
+        git_depth=int(values['GIT_DEPTH'] or 0))
+
+    plugins = []
+    dir_events = session.run('__pluginsd_plugin_dirs')
+    for _, name, gitdir, url, ref in dir_events:
+        plugin = Plugin(name=name, url=url, ref=ref or 'master')
+        plugin.path = (os.path.join(checkout_root, name) if checkout_root
+                       else gitdir)
+        plugin.sha = fetch.fetch(plugin, plugin.path, options)
+        plugins.append(plugin)
+    if not plugins:
+        return Plan([], [], [])
+
+    # Point GITDIR at what was fetched, then read every settings file.
+    for plugin in plugins:
+        session.run(f'GITDIR[{plugin.name}]={shell.command(plugin.path)}')
+    requirements, aliases = [], {}
+    by_name = {p.name: p for p in plugins}
+
+    def on_event(fields):
+        kind = fields[0]
+        if kind == 'define':
+            _, owner, defined, _path, _line = fields
+            by_name[owner].define_name = defined
+            aliases[defined] = owner
+        elif kind == 'requires':
+            _, owner, _declared_by, needed, path, line = fields
+            requirements.append(order.Requirement(owner, needed, path, int(line)))
+        elif kind == 'enables' and fields[1] in by_name:
+            by_name[fields[1]].services.extend(fields[2:])
+
+    current = {}
+    try:
+        session.run('__pluginsd_record_metadata; set -e')
+        session.run('__pluginsd_override_defaults',
+                    on_event=lambda f: current.update(step=f))
+        session.run('__pluginsd_load_settings',
+                    on_event=lambda f: (current.update(step=f), on_event(f)))
+    except shell.ShellExited as e:
+        step = current.get('step', ['step', 'settings', '?'])
+        plugin = by_name.get(step[2])
+        path = os.path.join(plugin.path, 'devstack', step[1]) if plugin else step[2]
+        raise exception.SettingsError(
+            reason=f'plugin {step[2]}: sourcing {path} failed with status '
+                   f'{e.returncode}: '
+                   f'{_last_message(os.path.join(workdir, "session.log"), "", "")}')
+
+    names, reasons = order.order([p.name for p in plugins], requirements, aliases)
+    return Plan([by_name[n] for n in names], [p.name for p in plugins], reasons)
+
+
+def scratch_dir(base):
+    os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix='plan-', dir=base)

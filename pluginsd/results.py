@@ -1,0 +1,44 @@
+"""What a node reports for each plugin and phase."""
+
+import dataclasses
+
+STACK_PHASES = ('pre-install', 'install', 'post-config', 'extra', 'test-config')
+# clean.sh runs unstack.sh first, in its own process: so does pluginsd.
+MODE_PHASES = {'stack': STACK_PHASES, 'unstack': ('unstack',),
+               'clean': ('unstack', 'clean')}
+NODE = ''       # the plugin name of a node's whole-phase result
+
+OK, FAILED, TIMEOUT, CANCELLED, SKIPPED, KILLED = (
+    'ok', 'failed', 'timeout', 'cancelled', 'skipped', 'killed')
+
+
+@dataclasses.dataclass
+class Result:
+    run_id: str
+    node: str
+    plugin: str
+    mode: str
+    phase: str
+    status: str
+    exit_code: int = None
+    started_at: float = None
+    ended_at: float = None
+    log_path: str = ''
+    tail: str = ''
+    message: str = ''
+
+    @property
+    def key(self):
+        return (self.run_id, self.node, self.plugin, self.mode, self.phase)
+
+    @property
+    def key_str(self):
+        return '|'.join(self.key)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})

@@ -1,0 +1,44 @@
+"""oslo.messaging plumbing shared by the daemon, the agents and the CLI."""
+
+import warnings
+
+# Importing oslo.messaging pulls oslo.service, which loads eventlet (never
+# used here: every server runs the threading executor) and warns about it.
+warnings.filterwarnings('ignore', message='.*[Ee]ventlet.*')
+
+import oslo_messaging as messaging  # noqa: E402
+
+DAEMON_TOPIC = 'pluginsd'
+AGENT_TOPIC = 'pluginsd-agent'
+EMBEDDED_URL = 'kombu+memory:////'
+ALLOWED_EXMODS = ['pluginsd.exception']
+
+
+def set_defaults():
+    messaging.set_transport_defaults(control_exchange='pluginsd')
+
+
+def get_transport(conf):
+    set_defaults()
+    return messaging.get_rpc_transport(conf, allowed_remote_exmods=ALLOWED_EXMODS)
+
+
+def get_client(transport, topic, version, version_cap=None, timeout=None):
+    target = messaging.Target(topic=topic, version=version)
+    return messaging.get_rpc_client(transport, target, version_cap=version_cap,
+                                    timeout=timeout)
+
+
+def get_server(transport, topic, server, endpoints):
+    target = messaging.Target(topic=topic, server=server)
+    return messaging.get_rpc_server(
+        transport, target, endpoints, executor='threading',
+        access_policy=messaging.ExplicitRPCAccessPolicy)
+
+
+def get_notifier(conf, publisher_id):
+    transport = messaging.get_notification_transport(conf)
+    return messaging.Notifier(transport, publisher_id=publisher_id)
+
+
+expose = messaging.expose

@@ -1,0 +1,1 @@
+"""Running plugin phases on a node: the bash session, packages, results."""

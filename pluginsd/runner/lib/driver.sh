@@ -1,0 +1,157 @@
+# pluginsd's stand-in for stack.sh / unstack.sh / clean.sh.
+#
+# One bash process per run and node, as in DevStack: every plugin file is
+# sourced into it, so variables, functions, the working directory and shell
+# options carry over from plugin to plugin and phase to phase. Python sends
+# one command per line on fd $PLUGINSD_CMD_FD and reads events, one per
+# line, tab-separated, on fd $PLUGINSD_EVT_FD; "ok" ends each command.
+# stdin is /dev/null so a plugin can never read our commands.
+
+umask 022
+source "$PLUGINSD_LIB/stackrc"
+source "$PLUGINSD_LIB/functions"
+
+# Cheap trace prefix: parameter expansions only, no subshell per line
+# (DevStack's $(date) prefix forks once per traced command).
+PS4='+ ${EPOCHREALTIME} ${BASH_SOURCE[0]##*/}:${LINENO}: '
+
+function __pluginsd_evt {
+    local IFS=$'\t'
+    printf '%s\n' "$*" >&"$PLUGINSD_EVT_FD"
+}
+
+# Like stackrc: localrc is sourced before errexit is turned on.
+function __pluginsd_source_localrc {
+    source "$1"
+    disable_negated_services
+}
+
+function __pluginsd_plugin_dirs {
+    local plugin
+    for plugin in ${DEVSTACK_PLUGINS//,/ }; do
+        __pluginsd_evt dir "$plugin" "${GITDIR[$plugin]}" "${GITREPO[$plugin]}" "${GITBRANCH[$plugin]}"
+    done
+}
+
+function __pluginsd_print_vars {
+    local name
+    for name in "$@"; do
+        __pluginsd_evt var "$name" "${!name-}"
+    done
+}
+
+# The daemon pins the order (declared order corrected by plugin_requires);
+# plugins that read DEVSTACK_PLUGINS see the order they really run in.
+function __pluginsd_set_order {
+    local name
+    DEVSTACK_PLUGINS=""
+    for name in "$@"; do
+        DEVSTACK_PLUGINS+=",$name"
+    done
+}
+
+function __pluginsd_extras {
+    local i
+    [[ -n "${PLUGINSD_EXTRAS_DIR:-}" && -d "$PLUGINSD_EXTRAS_DIR" ]] || return 0
+    for i in "$PLUGINSD_EXTRAS_DIR"/[0-9][0-9]-*.sh; do
+        [[ -r "$i" ]] || continue
+        __pluginsd_evt step extras "$i"
+        source "$i" "$@"
+    done
+}
+
+function __pluginsd_override_defaults {
+    local plugin dir
+    __pluginsd_extras override_defaults
+    for plugin in ${DEVSTACK_PLUGINS//,/ }; do
+        dir=${GITDIR[$plugin]}
+        if [[ -f $dir/devstack/override-defaults ]]; then
+            __pluginsd_evt step override-defaults "$plugin"
+            echo "$plugin has overridden the defaults (devstack/override-defaults):"
+            echo "$(<"$dir/devstack/override-defaults")"
+            source "$dir/devstack/override-defaults"
+        fi
+    done
+}
+
+function __pluginsd_load_settings {
+    local plugin dir
+    __pluginsd_extras source
+    for plugin in ${DEVSTACK_PLUGINS//,/ }; do
+        dir=${GITDIR[$plugin]}
+        if [[ -f $dir/devstack/settings ]]; then
+            __pluginsd_evt step settings "$plugin"
+            source "$dir/devstack/settings"
+        fi
+    done
+}
+
+# Planning only: report what settings declare instead of ignoring it.
+function __pluginsd_record_metadata {
+    function define_plugin {
+        __pluginsd_evt define "$plugin" "${1:-}" "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}"
+    }
+    function plugin_requires {
+        __pluginsd_evt requires "$plugin" "${1:-}" "${2:-}" "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}"
+    }
+    eval "function __pluginsd_enable_service_impl $(declare -f enable_service | tail -n +2)"
+    function enable_service {
+        __pluginsd_evt enables "${plugin:-}" "$@"
+        __pluginsd_enable_service_impl "$@"
+    }
+}
+
+function __pluginsd_save_stackenv {
+    declare -p DEST DATA_DIR ENABLED_SERVICES HOST_IP SERVICE_HOST \
+        STACK_USER SERVICE_PROTOCOL > "$1"
+}
+
+function __pluginsd_load_stackenv {
+    if [[ -r "$1" ]]; then
+        source "$1"
+    fi
+}
+
+# DevStack's run_phase + run_plugins. The loop variables mode, phase,
+# plugin and dir are visible to plugin.sh, as in DevStack; $phase is left
+# unquoted so that unstack and clean get exactly one argument.
+function __pluginsd_run_phase {
+    local mode=$1
+    local phase=${2:-}
+    local logs=$3
+    local plugin dir
+    __pluginsd_extras $mode $phase
+    for plugin in ${DEVSTACK_PLUGINS//,/ }; do
+        dir=${GITDIR[$plugin]}
+        if [[ ! -f $dir/devstack/plugin.sh ]]; then
+            __pluginsd_evt skip "$plugin" "$EPOCHREALTIME"
+            continue
+        fi
+        __pluginsd_evt start "$plugin" "$EPOCHREALTIME"
+        { source "$dir/devstack/plugin.sh" $mode $phase; } >>"$logs/$plugin.log" 2>&1
+        __pluginsd_evt end "$plugin" "$?" "$EPOCHREALTIME"
+    done
+}
+
+# Expand a [[group|file]] file name with the session's variables.
+function __pluginsd_expand {
+    local __value
+    eval "__value=\"$1\""
+    __pluginsd_evt value "$__value"
+}
+
+function __pluginsd_merge_option {
+    local file=$1
+    mkdir -p "$(dirname "$file")"
+    if [[ $# -gt 4 ]]; then
+        iniset_multiline "$@"
+    else
+        iniset "$@"
+    fi
+}
+
+exec </dev/null
+while IFS= read -r -u "$PLUGINSD_CMD_FD" __pluginsd_line; do
+    eval "$__pluginsd_line"
+    __pluginsd_evt ok
+done

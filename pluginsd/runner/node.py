@@ -1,0 +1,384 @@
+"""Run the phases of one run on one node, as stack.sh would.
+
+A ``stack`` run keeps one bash session from its first phase to its last,
+so everything plugins define stays visible to later plugins and phases.
+``unstack`` and ``clean`` each get a fresh session, as unstack.sh and
+clean.sh are separate processes. Before the first phase a session sources
+localrc, every ``override-defaults`` and every ``settings``; after a daemon
+retry or an agent restart the same set-up is replayed in a new session.
+"""
+
+import collections
+import dataclasses
+import logging
+import os
+import threading
+import time
+
+from pluginsd import exception
+from pluginsd import localconf as localconf_mod
+from pluginsd.plugins import fetch
+from pluginsd import results
+from pluginsd.runner import packages
+from pluginsd.runner import shell
+
+LOG = logging.getLogger(__name__)
+STACKENV_VARS = 'stackenv'
+
+
+@dataclasses.dataclass
+class NodeSettings:
+    host: str
+    dest: str
+    log_dir: str
+    state_dir: str
+    bash: str = '/bin/bash'
+    installer: str = 'noop'
+    extras_dir: str = ''
+    xtrace: bool = True
+    tail_lines: int = 20
+    allowed_sources: tuple = ()
+
+
+class _Plugin:
+    def __init__(self, data):
+        self.name = data['name']
+        self.url = data['url']
+        self.ref = data['ref']
+        self.sha = data['sha']
+        self.source = data.get('path') or data['url']
+
+
+class _Session:
+    """One bash session and what is known about it."""
+
+    def __init__(self, bash_session, output, mode):
+        self.bash = bash_session
+        self.output = output
+        self.mode = mode
+        self.last_phase = None
+        self.dirs = {}
+
+    def close(self):
+        self.bash.close()
+        self.output.close()
+
+
+def tail(path, lines):
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(f.tell() - 16384, 0))
+            data = f.read().decode(errors='replace')
+    except OSError:
+        return ''
+    return '\n'.join(data.splitlines()[-lines:])
+
+
+class NodeRunner:
+    def __init__(self, settings):
+        self.settings = settings
+        self._sessions = {}
+        self._cancelled = set()
+        self._stopping = False
+        self._lock = threading.Lock()
+        self.distro, self.os_package = packages.os_facts()
+
+    # -- public API ---------------------------------------------------------
+
+    def run_phase(self, event, report):
+        """Run one phase of ``event`` here; ``report`` gets every result.
+
+        Returns the node's whole-phase result (plugin ``''``), also reported.
+        """
+        run_id, mode, phase = event['run_id'], event['mode'], event['phase']
+        started = time.time()
+        summary = results.Result(run_id, self.settings.host, results.NODE,
+                                 mode, phase, results.OK, 0, started)
+        phase_dir = os.path.join(self.settings.log_dir, run_id, phase)
+        os.makedirs(phase_dir, exist_ok=True)
+        deadline = time.monotonic() + event.get('deadline', 3600)
+        runner = _PhaseRun(self, event, phase_dir, deadline, report)
+        try:
+            runner.execute()
+        except _PhaseFailed as e:
+            summary.status, summary.exit_code = e.status, e.exit_code
+            summary.message = e.message
+            summary.tail = e.tail
+        except exception.PluginsdException as e:
+            summary.status, summary.exit_code = results.FAILED, None
+            summary.message = str(e)
+        summary.ended_at = time.time()
+        summary.log_path = phase_dir
+        if summary.status != results.OK or mode != 'stack' or \
+                phase == results.STACK_PHASES[-1]:
+            self.close_run(run_id)
+        report(summary)
+        return summary
+
+    def cancel(self, run_id):
+        with self._lock:
+            self._cancelled.add(run_id)
+            session = self._sessions.get(run_id)
+        if session:
+            session.bash.kill()
+
+    def close_run(self, run_id):
+        with self._lock:
+            session = self._sessions.pop(run_id, None)
+        if session:
+            session.close()
+
+    def close(self):
+        for run_id in list(self._sessions):
+            self.close_run(run_id)
+
+    def kill_all(self):
+        self._stopping = True
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.bash.kill()
+
+    def busy(self):
+        return bool(self._sessions)
+
+
+class _PhaseFailed(Exception):
+    def __init__(self, status, exit_code, message, tail=''):
+        super().__init__(message)
+        self.status, self.exit_code = status, exit_code
+        self.message, self.tail = message, tail
+
+
+class _PhaseRun:
+    """The work of one phase event on this node."""
+
+    def __init__(self, node, event, phase_dir, deadline, report):
+        self.node = node
+        self.s = node.settings
+        self.event = event
+        self.run_id, self.mode, self.phase = (
+            event['run_id'], event['mode'], event['phase'])
+        self.plugins = [_Plugin(p) for p in event['plugins']]
+        self.localconf = localconf_mod.LocalConf.from_dict(event['localconf'])
+        self.phase_dir = phase_dir
+        self.deadline = deadline
+        self.report = report
+        self.run_dir = os.path.dirname(phase_dir)
+        self.current = None         # [plugin, started_at] while one runs
+        self.step = 'start'
+
+    def execute(self):
+        self._check_sources()
+        session = self._session()
+        try:
+            if self.phase == 'pre-install':
+                self._install_packages(session)
+            if self.phase == 'extra':
+                self._merge(session, 'extra')
+            self._run(session, shell.command(
+                '__pluginsd_run_phase', self.mode,
+                self.phase if self.mode == 'stack' else '', self.phase_dir),
+                on_event=self._on_event)
+            if self.phase in ('post-config', 'test-config'):
+                self._merge(session, self.phase)
+            if self.phase == 'extra':
+                self._merge(session, 'post-extra')
+            session.last_phase = self.phase
+        except (shell.ShellExited, shell.ShellTimeout) as e:
+            self._fail(e, session)
+
+    # -- set-up ------------------------------------------------------------
+
+    def _check_sources(self):
+        allowed = self.s.allowed_sources
+        for plugin in self.plugins:
+            if allowed is not None and not any(
+                    plugin.url.startswith(prefix) for prefix in allowed):
+                raise _PhaseFailed(
+                    results.FAILED, None,
+                    f'node {self.s.host} refuses plugin {plugin.name}: source '
+                    f'{plugin.url} is not in [agent] allowed_sources')
+
+    def _session(self):
+        with self.node._lock:
+            session = self.node._sessions.get(self.run_id)
+        phases = results.MODE_PHASES[self.mode]
+        index = phases.index(self.phase)
+        if session and session.bash.alive and session.mode == self.mode and \
+                session.last_phase == (phases[index - 1] if index else None):
+            return session
+        if session:
+            self.node.close_run(self.run_id)
+        return self._new_session()
+
+    def _new_session(self):
+        output = open(os.path.join(self.run_dir, f'session-{self.phase}.log'), 'ab')
+        env = {'PLUGINSD_DEST': self.s.dest,
+               'PLUGINSD_EXTRAS_DIR': self.s.extras_dir or '',
+               'PLUGINSD_PACKAGE_INSTALLER': getattr(self.s.installer, 'name', 'noop'),
+               'PLUGINSD_HOST': self.s.host}
+        bash = shell.BashSession(self.s.bash, env=env, output=output,
+                                 cwd=self.run_dir)
+        session = _Session(bash, output, self.mode)
+        with self.node._lock:
+            self.node._sessions[self.run_id] = session
+        try:
+            self._setup(session)
+        except (shell.ShellExited, shell.ShellTimeout) as e:
+            self._fail(e, session)
+        return session
+
+    def _setup(self, session):
+        stack = self.mode == 'stack'
+        if self.s.xtrace and stack:
+            self._run(session, 'set -o xtrace')
+        localrc = os.path.join(self.run_dir, 'localrc')
+        with open(localrc, 'w') as f:
+            f.write(self.localconf.localrc)
+        self.step = 'sourcing localrc'
+        self._run(session, shell.command('__pluginsd_source_localrc', localrc))
+        stackenv = os.path.join(self.s.state_dir, 'stackenv')
+        if not stack:
+            self._run(session, shell.command('__pluginsd_load_stackenv', stackenv))
+        else:
+            self._run(session, 'set -o errexit')     # as stack.sh, before fetch
+        self._checkouts(session)
+        self._run(session, shell.command(
+            '__pluginsd_set_order', *[p.name for p in self.plugins]))
+        self.step = 'override-defaults'
+        self._run(session, '__pluginsd_override_defaults', on_event=self._on_step)
+        self.step = 'settings'
+        self._run(session, '__pluginsd_load_settings', on_event=self._on_step)
+        if stack:
+            self.step = 'verify_disabled_services'
+            self._run(session, 'verify_disabled_services')
+            os.makedirs(self.s.state_dir, exist_ok=True)
+            self._run(session, shell.command('__pluginsd_save_stackenv', stackenv))
+        if self.s.xtrace and not stack:
+            self._run(session, 'set -o xtrace')      # unstack.sh: after settings
+        self.step = 'running'
+
+    def _checkouts(self, session):
+        self.step = 'checking out plugins'
+        dirs = {e[1]: e[2] for e in self._run(session, '__pluginsd_plugin_dirs')}
+        wanted = [p.name for p in self.plugins]
+        if sorted(dirs) != sorted(wanted):
+            raise _PhaseFailed(
+                results.FAILED, None,
+                f'node {self.s.host}: localrc enables {sorted(dirs)} but the '
+                f'run pinned {sorted(wanted)}')
+        for plugin in self.plugins:
+            target = dirs[plugin.name]
+            session.dirs[plugin.name] = target
+            if self.mode != 'stack':
+                continue        # unstack and clean never fetch (contract 5.6)
+            source = plugin.source if os.path.isdir(plugin.source) else plugin.url
+            fetch.ensure_checkout(plugin, target, plugin.sha, source)
+
+    def _install_packages(self, session):
+        wanted = []
+        for plugin in self.plugins:
+            wanted += packages.plugin_packages(
+                session.dirs[plugin.name], plugin.name, self.node.distro,
+                self.node.os_package)
+        if not wanted:
+            return
+        log_path = os.path.join(self.phase_dir, 'packages.log')
+        with open(log_path, 'ab') as log:
+            status = self.s.installer.install(wanted, log)
+        if status:
+            raise _PhaseFailed(
+                results.FAILED, status,
+                f'node {self.s.host}: installing plugin packages failed '
+                f'(status {status}): {" ".join(wanted)}',
+                tail(log_path, self.s.tail_lines))
+
+    def _merge(self, session, group):
+        by_file = collections.OrderedDict()
+        for section in self.localconf.merge_sections(group):
+            [(_, path)] = self._run(
+                session, shell.command('__pluginsd_expand', section.file_spec))
+            if not path:
+                LOG.warning('%s:%s: [[%s|%s]] expands to nothing; the rest of '
+                            'the %s group is skipped, as DevStack does',
+                            self.localconf.path, section.line, group,
+                            section.file_spec, group)
+                break
+            options = by_file.setdefault(path, collections.OrderedDict())
+            for opt in section.options:
+                options.setdefault((opt.section, opt.key), []).append(opt.value)
+        for path, options in by_file.items():
+            for (section, key), values in options.items():
+                self._run(session, shell.command(
+                    '__pluginsd_merge_option', path, section, key, *values))
+
+    # -- running -----------------------------------------------------------
+
+    def _run(self, session, line, on_event=None):
+        return session.bash.run(line, on_event=on_event, deadline=self.deadline)
+
+    def _on_step(self, fields):
+        if fields[0] == 'step':
+            self.step = f'{fields[1]} of {fields[2]}'
+
+    def _on_event(self, fields):
+        kind = fields[0]
+        if kind == 'start':
+            self.current = [fields[1], float(fields[2])]
+        elif kind == 'end':
+            plugin, code, ended = fields[1], int(fields[2]), float(fields[3])
+            status = results.OK if code == 0 else results.FAILED
+            self._report_plugin(plugin, status, code, ended)
+            self.current = None
+        elif kind == 'skip':
+            now = float(fields[2])
+            self.report(self._result(fields[1], results.SKIPPED, None, now, now,
+                                     'no devstack/plugin.sh'))
+
+    def _result(self, plugin, status, code, started, ended, message=''):
+        log_path = os.path.join(self.phase_dir, f'{plugin}.log')
+        return results.Result(
+            self.run_id, self.s.host, plugin, self.mode, self.phase, status,
+            code, started, ended, log_path if status != results.SKIPPED else '',
+            tail(log_path, self.s.tail_lines) if status != results.SKIPPED else '',
+            message)
+
+    def _report_plugin(self, plugin, status, code, ended, message=''):
+        started = self.current[1] if self.current else ended
+        result = self._result(plugin, status, code, started, ended, message)
+        self.report(result)
+        return result
+
+    def _fail(self, error, session):
+        cancelled = self.run_id in self.node._cancelled
+        if isinstance(error, shell.ShellTimeout):
+            status, code = results.TIMEOUT, None
+            why = 'deadline passed; its process group was killed'
+        elif self.node._stopping:
+            status, code = results.KILLED, error.returncode
+            why = ('the agent stopped and killed its process group after '
+                   'graceful_shutdown_timeout')
+        elif cancelled:
+            status, code = results.CANCELLED, error.returncode
+            why = 'run cancelled; its process group was killed'
+        else:
+            status, code = results.FAILED, error.returncode
+            why = f'exit status {code}'
+            if code == 0:
+                # `exit 0` in a plugin ends stack.sh too; nothing after it runs.
+                status, why = results.FAILED, 'the plugin called exit; bash ended'
+        self.node.close_run(self.run_id)
+        if self.current:
+            plugin = self.current[0]
+            result = self._report_plugin(plugin, status, code, time.time(), why)
+            raise _PhaseFailed(
+                status, code,
+                f'node {self.s.host}: plugin {plugin} failed in {self.mode} '
+                f'{self.phase}: {why}', result.tail)
+        session_log = session.output.name
+        raise _PhaseFailed(
+            status, code,
+            f'node {self.s.host}: {self.step} failed in {self.mode} '
+            f'{self.phase}: {why}', tail(session_log, self.s.tail_lines))

@@ -1,0 +1,91 @@
+"""Process plumbing for the daemon and the agent: config, logs, signals.
+
+pluginsd runs its services on plain threads (no eventlet, no worker
+processes), so this replaces oslo.service's launcher with the few things it
+did for us: SIGTERM/SIGINT stop cleanly, SIGHUP reloads mutable options,
+systemd hears READY=1 / STOPPING=1 when it started us with Type=notify.
+"""
+
+import logging as py_logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from pluginsd import conf as pluginsd_conf
+from pluginsd import exception
+from pluginsd import rpc
+from pluginsd import version
+
+LOG = logging.getLogger(__name__)
+
+
+def prepare(argv, prog):
+    """Parse the command line and config files; set up logging."""
+    conf = cfg.ConfigOpts()
+    pluginsd_conf.register_all(conf)
+    logging.register_options(conf)
+    rpc.set_defaults()
+    conf(argv, project='pluginsd', prog=prog, version=version.VERSION)
+    logging.setup(conf, 'pluginsd')
+    py_logging.getLogger('oslo.messaging._drivers.impl_rabbit').setLevel(
+        py_logging.WARNING)
+    return conf
+
+
+def require_shared_key(conf):
+    if not conf.security.shared_key:
+        raise exception.ConfigError(
+            reason='[security] shared_key is empty: set the same secret on the '
+                   'daemon and every agent (messages are signed with it)')
+
+
+def sd_notify(state):
+    address = os.environ.get('NOTIFY_SOCKET')
+    if not address:
+        return
+    if address.startswith('@'):
+        address = '\0' + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(state.encode(), address)
+        except OSError as e:
+            LOG.warning('sd_notify %s failed: %s', state, e)
+
+
+def serve(conf, service):
+    """Run ``service`` until SIGTERM or SIGINT; SIGHUP reloads the config."""
+    stop = threading.Event()
+
+    def on_stop(signum, _frame):
+        LOG.info('Signal %s received: stopping', signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(_signum, _frame):
+        LOG.info('SIGHUP: reloading mutable options')
+        conf.mutate_config_files()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    service.start()
+    conf.log_opt_values(LOG, py_logging.DEBUG)
+    sd_notify('READY=1')
+    while not stop.wait(1.0):
+        pass
+    sd_notify('STOPPING=1')
+    service.stop()
+    return 0
+
+
+def run_main(main):
+    """Run a service main; bad configuration is one clear line, exit 2."""
+    try:
+        sys.exit(main())
+    except (exception.PluginsdException, cfg.Error) as e:
+        print(f'{os.path.basename(sys.argv[0])}: {e}', file=sys.stderr)
+        sys.exit(2)
