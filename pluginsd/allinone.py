@@ -15,14 +15,14 @@ from pluginsd import rpc
 
 class AllInOne:
     def __init__(self, conf):
-        conf.set_override('transport_url', rpc.EMBEDDED_URL)
-        # The in-memory transport has no heartbeats; silence its warning.
-        conf.set_override('heartbeat_timeout_threshold', 0,
-                          group='oslo_messaging_rabbit')
         if not conf.security.shared_key:
             # Both ends live in this process: a key of the moment will do.
             conf.set_override('shared_key', secrets.token_hex(32), group='security')
-        self.transport = rpc.get_transport(conf)
+        self.transport = rpc.get_transport(conf, url=rpc.EMBEDDED_URL)
+        # The in-memory transport has no heartbeats; silence its warning
+        # (the driver registered this option; no connection exists yet).
+        conf.set_override('heartbeat_timeout_threshold', 0,
+                          group='oslo_messaging_rabbit')
         self.daemon = daemon_service.DaemonService(conf, self.transport,
                                                    checkout_root=None)
         # The user runs their own local.conf on their own machine: every

@@ -106,7 +106,10 @@ def make_plan(localconf, workdir, bash='/bin/bash', checkout_root=None,
     """
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'session.log'), 'w') as out:
-        session = shell.BashSession(bash, env={'PLUGINSD_DEST': default_dest},
+        # Settings are sourced once more on every node; plugins that must
+        # tell the two apart can test PLUGINSD_PLANNING.
+        session = shell.BashSession(bash, env={'PLUGINSD_DEST': default_dest,
+                                               'PLUGINSD_PLANNING': 'True'},
                                     output=out)
     try:
         return _plan(session, localconf, workdir, checkout_root)

@@ -1,12 +1,6 @@
 """oslo.messaging plumbing shared by the daemon, the agents and the CLI."""
 
-import warnings
-
-# Importing oslo.messaging pulls oslo.service, which loads eventlet (never
-# used here: every server runs the threading executor) and warns about it.
-warnings.filterwarnings('ignore', message='.*[Ee]ventlet.*')
-
-import oslo_messaging as messaging  # noqa: E402
+import oslo_messaging as messaging
 
 DAEMON_TOPIC = 'pluginsd'
 AGENT_TOPIC = 'pluginsd-agent'
@@ -18,9 +12,10 @@ def set_defaults():
     messaging.set_transport_defaults(control_exchange='pluginsd')
 
 
-def get_transport(conf):
+def get_transport(conf, url=None):
     set_defaults()
-    return messaging.get_rpc_transport(conf, allowed_remote_exmods=ALLOWED_EXMODS)
+    return messaging.get_rpc_transport(conf, url=url,
+                                       allowed_remote_exmods=ALLOWED_EXMODS)
 
 
 def get_client(transport, topic, version, version_cap=None, timeout=None):

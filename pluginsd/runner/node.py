@@ -177,10 +177,13 @@ class _PhaseRun:
                 self._install_packages(session)
             if self.phase == 'extra':
                 self._merge(session, 'extra')
-            self._run(session, shell.command(
-                '__pluginsd_run_phase', self.mode,
-                self.phase if self.mode == 'stack' else '', self.phase_dir),
-                on_event=self._on_event)
+            # stack phases are `stack <phase>`; clean's first step is a
+            # plain `unstack`, as clean.sh runs unstack.sh first.
+            args = (('stack', self.phase) if self.mode == 'stack'
+                    else (self.phase, ''))
+            self._run(session, shell.command('__pluginsd_run_phase', *args,
+                                             self.phase_dir),
+                      on_event=self._on_event)
             if self.phase in ('post-config', 'test-config'):
                 self._merge(session, self.phase)
             if self.phase == 'extra':

@@ -1,0 +1,56 @@
+"""The all-in-one daemon and agent, in the test process, for engine tests."""
+
+import os
+import time
+
+from pluginsd import allinone
+from pluginsd import conf as pluginsd_conf
+from pluginsd.daemon import rpcapi
+
+FINAL = ('completed', 'failed', 'cancelled')
+
+
+def make_conf(state_path, **overrides):
+    conf = pluginsd_conf.new_conf()
+    conf(args=[], project='pluginsd', default_config_files=[])
+    conf.set_override('state_path', str(state_path))
+    conf.set_override('host', 'node-1')
+    conf.set_override('dest', os.path.join(str(state_path), 'dest'), group='agent')
+    conf.set_override('package_installer', 'noop', group='runner')
+    for key, value in overrides.items():
+        group, _, name = key.rpartition('.')
+        conf.set_override(name, value, group=group or None)
+    return conf
+
+
+class AllInOne:
+    def __init__(self, state_path, **overrides):
+        self.conf = make_conf(state_path, **overrides)
+        self.embedded = allinone.AllInOne(self.conf)
+        self.embedded.start()
+        self.api = rpcapi.DaemonAPI(self.conf, self.embedded.transport, timeout=30)
+
+    def start(self, mode, local_conf, path='local.conf', roles=None):
+        confs = {'*': local_conf, **(roles or {})}
+        return self.api.start_run({}, mode, confs, path)
+
+    def wait(self, run_id, timeout=60):
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            view = self.api.wait_run({}, run_id, seen, 5)
+            seen = view['version']
+            if view['state'] in FINAL:
+                return view
+        raise AssertionError(f'run {run_id} did not finish in {timeout} s')
+
+    def run(self, mode, local_conf, **kwargs):
+        return self.wait(self.start(mode, local_conf, **kwargs)['id'])
+
+    def close(self):
+        self.embedded.stop()
+
+
+def results_by(view, **match):
+    return [r for r in view['results']
+            if all(r[k] == v for k, v in match.items())]

@@ -1,0 +1,33 @@
+#!/bin/bash
+# The all-in-one demo: the daemon and one local agent in one process, on
+# the embedded transport, stack the example plugins of examples/ and print
+# the node x plugin x phase table.  State goes to ./state/demo.
+set -o errexit -o nounset -o pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$TOP"
+tools/install-deps.sh
+
+STATE=${PLUGINSD_DEMO_STATE:-$TOP/state/demo}
+export PLUGINSD_EXAMPLES_GIT=$STATE/examples-git
+mkdir -p "$STATE"
+
+# Plugins are git repositories: publish each example as one.
+for dir in examples/plugins/*/; do
+    name=$(basename "$dir")
+    repo=$PLUGINSD_EXAMPLES_GIT/$name
+    rm -rf "$repo"
+    mkdir -p "$repo"
+    cp -r "$dir/." "$repo/"
+    git -C "$repo" init -q -b main
+    git -C "$repo" add -A
+    git -C "$repo" -c user.name=pluginsd -c user.email=demo@pluginsd.invalid \
+        commit -q -m "$name example plugin"
+done
+
+ctl=(.venv/bin/pluginsctl --all-in-one --state-dir "$STATE" --dest "$STATE/dest"
+     --config-file etc/pluginsd/all-in-one.conf)
+echo "== pluginsctl plan examples/local.conf"
+"${ctl[@]}" plan examples/local.conf
+echo "== pluginsctl stack examples/local.conf"
+"${ctl[@]}" stack "${@}" examples/local.conf
