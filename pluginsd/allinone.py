@@ -6,6 +6,7 @@ with SQLite state under ``state_path``. The plugins are cloned straight
 into ``$DEST/<name>``, as DevStack does.
 """
 
+import logging
 import secrets
 
 from pluginsd.agent import service as agent_service
@@ -18,6 +19,8 @@ class AllInOne:
         if not conf.security.shared_key:
             # Both ends live in this process: a key of the moment will do.
             conf.set_override('shared_key', secrets.token_hex(32), group='security')
+        # kombu warns that memory:// names no host, once per connection.
+        logging.getLogger('kombu.connection').setLevel(logging.ERROR)
         self.transport = rpc.get_transport(conf, url=rpc.EMBEDDED_URL)
         # The in-memory transport has no heartbeats; silence its warning
         # (the driver registered this option; no connection exists yet).

@@ -27,6 +27,7 @@ class AgentManager:
         self.wake_outbox = outbox_wakeup
         self.log_dir = log_dir
         self.activity = 'idle'
+        self.stopping = False
         self._work = queue.Queue()
         self._queued = set()
         self._lock = threading.Lock()
@@ -77,7 +78,7 @@ class AgentManager:
         except exception.SignatureError as e:
             LOG.warning('%s: phase event rejected: %s', self.host, e)
             return False
-        if self.host not in event['targets']:
+        if self.host not in event['targets'] or self.stopping:
             return False
         key = (event['run_id'], event['mode'], event['phase'], event['attempt'])
         with self._lock:
@@ -130,4 +131,6 @@ class AgentManager:
             LOG.warning('%s: %s', self.host, summary.message)
 
     def stop(self):
+        """Let the worker finish what it runs, then end it."""
         self._work.put(None)
+        self._worker.join(timeout=30)

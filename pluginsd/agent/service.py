@@ -71,7 +71,7 @@ class AgentService:
         if graceful_timeout is None:
             graceful_timeout = self.conf.agent.graceful_shutdown_timeout
         LOG.info('Agent %s stopping', self.host)
-        self.server.stop()
+        self.manager.stopping = True        # accept no new phase
         deadline = time.monotonic() + graceful_timeout
         while self.runner.busy() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -79,11 +79,12 @@ class AgentService:
             LOG.warning('Agent %s: killing running plugins after %s s',
                         self.host, graceful_timeout)
             self.runner.kill_all()
-            time.sleep(0.5)
         self.manager.stop()
+        # The server keeps running meanwhile: acknowledgements come to it.
         self._flush_outbox(timeout=5)
         self._stop.set()
         self._outbox_event.set()
+        self.server.stop()
         self.server.wait()
         for thread in self._threads:
             thread.join(timeout=5)

@@ -9,6 +9,7 @@ they are given. Nothing is read with a regex.
 
 import dataclasses
 import os
+import re
 import tempfile
 
 from pluginsd import exception
@@ -63,14 +64,13 @@ def read_localrc(session, localconf, workdir):
     path = os.path.join(workdir, 'localrc')
     with open(path, 'w') as f:
         f.write(localconf.localrc)
-    out = os.path.join(workdir, 'session.log')
     try:
         session.run(shell.command('__pluginsd_source_localrc', path))
     except shell.ShellExited as e:
+        line, message = _localrc_error(os.path.join(workdir, 'session.log'), path)
         raise exception.LocalConfError(
-            path=localconf.path, line=_last_line_number(out, path),
-            reason=_last_message(out, path, localconf.path) or
-            f'sourcing localrc failed with status {e.returncode}')
+            path=localconf.path, line=line,
+            reason=message or f'sourcing localrc failed with status {e.returncode}')
     return path
 
 
@@ -82,19 +82,27 @@ def _session_output(out):
         return []
 
 
-def _last_message(out, tmp_path, real_path):
-    lines = [ln for ln in _session_output(out) if ln.strip()
-             and not ln.startswith('+')]
-    return lines[-1].replace(tmp_path, real_path) if lines else ''
+# `die` prints "[ERROR] file:line message"; bash prints "file: line N: message".
+_DIE = re.compile(r'^\[ERROR\] (.*?):(\d+) (.*)$')
+_BASH = re.compile(r'^(.*?): line (\d+): (.*)$')
 
 
-def _last_line_number(out, tmp_path):
-    import re
-    for line in reversed(_session_output(out)):
-        match = re.search(r'(?:line |:)(\d+)', line.replace(tmp_path, ''))
-        if match and tmp_path in line:
-            return int(match.group(1))
-    return '?'
+def error_message(lines):
+    """(file, line, message) of the last error in a session's output."""
+    for line in reversed(lines):
+        match = _DIE.match(line) or _BASH.match(line)
+        if match:
+            return match.group(1), int(match.group(2)), match.group(3)
+    lines = [ln for ln in lines if ln.strip() and not ln.startswith('+')]
+    return None, None, lines[-1] if lines else ''
+
+
+def _localrc_error(out, localrc_path):
+    path, line, message = error_message(_session_output(out))
+    if path == localrc_path:
+        return line, message
+    where = f' ({path}:{line})' if path else ''
+    return '?', message + where
 
 
 def make_plan(localconf, workdir, bash='/bin/bash', checkout_root=None,
@@ -169,10 +177,11 @@ def _plan(session, localconf, workdir, checkout_root):
         step = current.get('step', ['step', 'settings', '?'])
         plugin = by_name.get(step[2])
         path = os.path.join(plugin.path, 'devstack', step[1]) if plugin else step[2]
+        _, _, message = error_message(
+            _session_output(os.path.join(workdir, 'session.log')))
         raise exception.SettingsError(
             reason=f'plugin {step[2]}: sourcing {path} failed with status '
-                   f'{e.returncode}: '
-                   f'{_last_message(os.path.join(workdir, "session.log"), "", "")}')
+                   f'{e.returncode}: {message}')
 
     names, reasons = order.order([p.name for p in plugins], requirements, aliases)
     return Plan([by_name[n] for n in names], [p.name for p in plugins], reasons)

@@ -44,8 +44,8 @@ class AllInOne:
                 return view
         raise AssertionError(f'run {run_id} did not finish in {timeout} s')
 
-    def run(self, mode, local_conf, **kwargs):
-        return self.wait(self.start(mode, local_conf, **kwargs)['id'])
+    def run(self, mode, local_conf, timeout=60, **kwargs):
+        return self.wait(self.start(mode, local_conf, **kwargs)['id'], timeout)
 
     def close(self):
         self.embedded.stop()
