@@ -24,14 +24,15 @@ from pluginsd import version
 LOG = logging.getLogger(__name__)
 
 
-def prepare(argv, prog):
+def prepare(argv, prog, setup_logging=True):
     """Parse the command line and config files; set up logging."""
     conf = cfg.ConfigOpts()
     pluginsd_conf.register_all(conf)
     logging.register_options(conf)
     rpc.set_defaults()
     conf(argv, project='pluginsd', prog=prog, version=version.VERSION)
-    logging.setup(conf, 'pluginsd')
+    if setup_logging:
+        logging.setup(conf, 'pluginsd')
     py_logging.getLogger('oslo.messaging._drivers.impl_rabbit').setLevel(
         py_logging.WARNING)
     return conf

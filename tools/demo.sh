@@ -19,7 +19,7 @@ for dir in examples/plugins/*/; do
     rm -rf "$repo"
     mkdir -p "$repo"
     cp -r "$dir/." "$repo/"
-    git -C "$repo" init -q -b main
+    git -C "$repo" init -q -b master
     git -C "$repo" add -A
     git -C "$repo" -c user.name=pluginsd -c user.email=demo@pluginsd.invalid \
         commit -q -m "$name example plugin"

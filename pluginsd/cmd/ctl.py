@@ -5,7 +5,7 @@ the daemon and one local agent are started inside this process first, on
 the embedded transport, so the same commands work without RabbitMQ.
 """
 
-import argparse
+import logging
 import os
 import sys
 import time
@@ -101,6 +101,13 @@ class PluginsCtl(app.App):
                             help='default DEST of the local agent ([agent] dest)')
         return parser
 
+    def configure_logging(self):
+        super().configure_logging()
+        # cliff shows INFO by default; a CLI should say only what matters.
+        if self.options.verbose_level <= 1 and not self.options.debug:
+            for handler in logging.getLogger('').handlers:
+                handler.setLevel(logging.WARNING)
+
     def conf(self):
         from pluginsd import service
         argv = []
@@ -108,7 +115,7 @@ class PluginsCtl(app.App):
             argv += ['--config-file', path]
         for path in self.options.config_dir:
             argv += ['--config-dir', path]
-        conf = service.prepare(argv, 'pluginsctl')
+        conf = service.prepare(argv, 'pluginsctl', setup_logging=False)
         if self.options.state_dir:
             conf.set_override('state_path', os.path.abspath(self.options.state_dir))
         if self.options.dest:
@@ -254,11 +261,13 @@ class Plan(_Base, lister.Lister):
         for reason in plan['reasons']:
             print(f'moved: {reason}', file=sys.stderr)
         rows = []
-        for phase in results.MODE_PHASES[args.mode]:
+        phases = results.MODE_PHASES[args.mode]
+        for phase in phases:
             for index, p in enumerate(plan['plugins'], start=1):
                 moved = [r for r in plan['reasons'] if r.startswith(p['name'] + ' ')]
-                rows.append([phase, index, p['name'], p['ref'], p['sha'][:12],
-                             moved[0] if moved else ''])
+                # The order is the same at every phase: explain it once.
+                why = moved[0] if moved and phase == phases[0] else ''
+                rows.append([phase, index, p['name'], p['ref'], p['sha'][:12], why])
         return ['Phase', '#', 'Plugin', 'Ref', 'Commit', 'Moved because'], rows
 
 

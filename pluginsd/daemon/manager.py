@@ -8,6 +8,10 @@ from pluginsd import exception
 from pluginsd import rpc
 
 LOG = logging.getLogger(__name__)
+# A user error raised here is the caller's answer, not a server fault: no
+# traceback in the daemon log.
+user_error = messaging.expected_exceptions(exception.PluginsdException)
+
 RUN_FIELDS = ('id', 'mode', 'state', 'created_at', 'updated_at', 'local_conf_path',
               'stages', 'node_roles', 'stage_index', 'phase_index', 'attempt',
               'pending_hosts', 'error')
@@ -69,18 +73,22 @@ class DaemonManager:
     # -- from the CLI ------------------------------------------------------
 
     @rpc.expose
+    @user_error
     def start_run(self, ctxt, mode, local_confs, local_conf_path):
         return self._run_view(self.runs.start_run(mode, local_confs, local_conf_path))
 
     @rpc.expose
+    @user_error
     def plan(self, ctxt, local_conf, local_conf_path):
         return self.runs.plan_only(local_conf, local_conf_path)
 
     @rpc.expose
+    @user_error
     def get_run(self, ctxt, run_id):
         return self._full_view(self.db.get_run(run_id))
 
     @rpc.expose
+    @user_error
     def wait_run(self, ctxt, run_id, seen, timeout):
         run_id = self.db.get_run(run_id)['id']
         self.runs.wait_change(run_id, seen, min(timeout, 60))
@@ -101,14 +109,17 @@ class DaemonManager:
         return nodes
 
     @rpc.expose
+    @user_error
     def retry_run(self, ctxt, run_id, failed_nodes_only=False):
         return self._run_view(self.runs.retry(run_id, failed_nodes_only))
 
     @rpc.expose
+    @user_error
     def cancel_run(self, ctxt, run_id):
         return self._run_view(self.runs.cancel(run_id))
 
     @rpc.expose
+    @user_error
     def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
         run_id = self.db.get_run(run_id)['id']
         return self.agents.fetch_log({}, node, run_id, phase, plugin, offset)

@@ -187,6 +187,11 @@ class RabbitBroker:
         """Start the node and wait until its AMQP port accepts connections."""
         if self.running:
             raise RuntimeError(f'broker {self.node} is already running')
+        # Readiness is "the port accepts connections", which someone else's
+        # listener would fake. (Our own epmd may legitimately still be up.)
+        for port in (self.port, self.dist_port):
+            if not _free(port):
+                raise RuntimeError(f'port {port} of {self.node} is in use')
         self._write_files()
         if os.path.exists(self.pid_file):  # stale after a kill(); pid reads it
             os.unlink(self.pid_file)

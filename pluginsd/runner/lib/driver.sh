@@ -22,7 +22,14 @@ function __pluginsd_evt {
 
 # Like stackrc: localrc is sourced before errexit is turned on.
 function __pluginsd_source_localrc {
+    local dest=$DEST data_dir=$DATA_DIR files=$FILES
     source "$1"
+    # DevStack derives these from DEST after localrc: follow a moved DEST
+    # unless localrc set them itself.
+    if [[ $DEST != "$dest" ]]; then
+        [[ $DATA_DIR == "$data_dir" ]] && DATA_DIR=$DEST/data
+        [[ $FILES == "$files" && -z ${TOP_DIR:-} ]] && FILES=$DEST/files
+    fi
     disable_negated_services
 }
 

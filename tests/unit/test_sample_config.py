@@ -1,0 +1,70 @@
+"""The committed sample configuration matches the option definitions."""
+
+import difflib
+import logging
+import os
+import re
+
+from oslo_config import generator
+
+import pluginsd.conf
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+GENERATOR_CONF = os.path.join(TOP, 'etc', 'oslo-config-generator',
+                              'pluginsd.conf')
+SAMPLE = os.path.join(TOP, 'etc', 'pluginsd', 'pluginsd.conf.sample')
+
+
+def test_sample_config_is_up_to_date(tmp_path):
+    fresh = tmp_path / 'pluginsd.conf.sample'
+    generator.main(['--config-file', GENERATOR_CONF,
+                    '--output-file', str(fresh)])
+    with open(SAMPLE) as f:
+        committed = f.read()
+    generated = fresh.read_text()
+    diff = ''.join(difflib.unified_diff(
+        committed.splitlines(keepends=True), generated.splitlines(keepends=True),
+        'etc/pluginsd/pluginsd.conf.sample (committed)', '(generated)', n=1))
+    assert generated == committed, (
+        'etc/pluginsd/pluginsd.conf.sample is stale: run tools/genconfig.sh '
+        'and commit the result.\n' + diff)
+
+
+def test_sample_lists_pluginsd_groups(tmp_path):
+    with open(SAMPLE) as f:
+        sample = f.read()
+    for header in ('[DEFAULT]', '[agent]', '[daemon]', '[database]',
+                   '[runner]', '[security]', '[upgrade_levels]'):
+        assert f'\n{header}\n' in '\n' + sample, header
+    # The host default depends on the machine: the sample shows a placeholder.
+    assert '\n#host = <hostname>\n' in sample
+
+
+def _opt(conf, name, group):
+    return conf._get_opt_info(name, group)['opt']
+
+
+def test_secret_options():
+    conf = pluginsd.conf.new_conf()
+    assert _opt(conf, 'shared_key', 'security').secret is True
+    assert _opt(conf, 'connection', 'database').secret is True
+    assert _opt(conf, 'max_message_age', 'security').secret is False
+    assert _opt(conf, 'state_path', None).secret is False
+
+
+def test_secret_options_are_masked_in_logs(caplog):
+    conf = pluginsd.conf.new_conf()
+    conf([], default_config_files=[])
+    conf.set_override('shared_key', 'hunter2-key', group='security')
+    conf.set_override('connection', 'mysql+pymysql://u:pw-s3cret@db/pd',
+                      group='database')
+    logger = logging.getLogger('test_sample_config')
+    with caplog.at_level(logging.INFO, logger='test_sample_config'):
+        conf.log_opt_values(logger, logging.INFO)
+    text = '\n'.join(r.getMessage() for r in caplog.records)
+    assert re.search(r'^security\.shared_key += \*\*\*\*$', text, re.M)
+    assert re.search(r'^database\.connection += \*\*\*\*$', text, re.M)
+    assert 'hunter2-key' not in text
+    assert 'pw-s3cret' not in text
+    conf.reset()
