@@ -1,5 +1,6 @@
 """pluginsd-agent's service: RPC server, heartbeats and the result outbox."""
 
+import base64
 import logging
 import os
 import random
@@ -40,7 +41,9 @@ class AgentService:
                                              os_package),
             extras_dir=conf.runner.extras_dir, xtrace=conf.runner.xtrace,
             tail_lines=conf.runner.output_tail_lines,
-            allowed_sources=allowed_sources)
+            allowed_sources=allowed_sources,
+            source_provider=(self._bundle_from_daemon
+                             if conf.agent.plugin_source == 'daemon' else None))
         self.runner = node_mod.NodeRunner(settings)
         self.journal = journal_mod.Journal(os.path.join(self.state_dir, 'journal.sqlite'))
         self.signer = signing.Signer(conf.security.shared_key, self.host,
@@ -89,6 +92,15 @@ class AgentService:
         for thread in self._threads:
             thread.join(timeout=5)
         self.runner.close()
+
+    def _bundle_from_daemon(self, run_id, plugin):
+        """Fetch a pinned commit from the daemon: no access to origin needed."""
+        reply = self.daemon.get_bundle({}, run_id, plugin.name, plugin.sha)
+        path = os.path.join(self.state_dir, 'bundles', f'{plugin.sha}.bundle')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(base64.b64decode(reply['data']))
+        return path, reply['ref']
 
     # -- threads -----------------------------------------------------------
 

@@ -19,6 +19,11 @@ OPTS = [
     cfg.IntOpt('graceful_shutdown_timeout', default=30, min=0,
                help='On SIGTERM, seconds to let a running plugin finish '
                     'before its process group is killed.'),
+    cfg.StrOpt('plugin_source', default='daemon', choices=['daemon', 'origin'],
+               help='Where a node gets plugin code at the pinned commit: '
+                    '"daemon" asks the daemon for a git bundle of its cache '
+                    '(nodes need no access to the plugin origin); "origin" '
+                    'fetches the commit from the plugin URL.'),
     cfg.IntOpt('result_resend_interval', default=5, min=1,
                help='Seconds before an unacknowledged result is sent again.'),
 ]

@@ -16,6 +16,10 @@ OPTS = [
     cfg.IntOpt('agent_down_time', default=30, min=2, mutable=True,
                help='Seconds without a heartbeat after which a node is '
                     'declared lost; a run waiting on it fails.'),
+    cfg.IntOpt('republish_interval', default=15, min=1, mutable=True,
+               help='Seconds between two publishes of a phase event that some '
+                    'node has not answered yet (fanout messages are lost when '
+                    'the broker restarts; agents ignore duplicates).'),
     cfg.IntOpt('node_wait_timeout', default=60, min=1, mutable=True,
                help='Seconds a run waits for its nodes to register before '
                     'it fails naming the missing roles.'),

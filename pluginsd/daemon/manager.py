@@ -1,10 +1,14 @@
 """Server side of the daemon RPC API."""
 
+import base64
 import logging
+import os
+import tempfile
 
 import oslo_messaging as messaging
 
 from pluginsd import exception
+from pluginsd.plugins import fetch
 from pluginsd import rpc
 
 LOG = logging.getLogger(__name__)
@@ -65,6 +69,23 @@ class DaemonManager:
         elif was_lost:
             LOG.info('Node %s is back', node['host'])
             self.events.node_update(node)
+
+    @rpc.expose
+    @user_error
+    def get_bundle(self, ctxt, run_id, plugin, sha):
+        """A git bundle of a pinned plugin commit from the daemon's cache."""
+        run = self.db.get_run(run_id)
+        for plan in run['plans'].values():
+            for p in plan['plugins']:
+                if p['name'] == plugin and p['sha'] == sha:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        path = os.path.join(tmp, 'plugin.bundle')
+                        ref = fetch.bundle(p['path'], sha, path)
+                        with open(path, 'rb') as f:
+                            data = base64.b64encode(f.read()).decode()
+                    return {'ref': ref, 'data': data}
+        raise exception.PluginsdException(
+            f'run {run_id} pins no plugin {plugin} at {sha}')
 
     @rpc.expose
     def pending_work(self, ctxt, host):

@@ -6,8 +6,9 @@ from pluginsd import rpc
 class DaemonAPI:
     """Client side of the daemon RPC API.
 
-    1.0 - report_results, heartbeat, pending_work, start_run, plan, get_run,
-          wait_run, list_runs, list_nodes, retry_run, cancel_run, get_log
+    1.0 - report_results, heartbeat, pending_work, get_bundle, start_run,
+          plan, get_run, wait_run, list_runs, list_nodes, retry_run,
+          cancel_run, get_log
     """
 
     RPC_API_VERSION = '1.0'
@@ -23,6 +24,10 @@ class DaemonAPI:
 
     def heartbeat(self, ctxt, envelope):
         self.client.cast(ctxt, 'heartbeat', envelope=envelope)
+
+    def get_bundle(self, ctxt, run_id, plugin, sha):
+        return self.client.prepare(timeout=120).call(
+            ctxt, 'get_bundle', run_id=run_id, plugin=plugin, sha=sha)
 
     def pending_work(self, ctxt, host):
         return self.client.prepare(timeout=10).call(ctxt, 'pending_work', host=host)

@@ -333,8 +333,9 @@ class RunManager:
                                    phase_index=phase_index,
                                    pending_hosts=hosts if run['pending_hosts'] else None)
                 self.events.phase_start(run, phase, hosts)
-                self.agents.run_phase({}, self.signer.sign(self._event(run, phase, hosts)))
-                failed = self._wait_phase(run, phase, hosts)
+                event = self._event(run, phase, hosts)
+                self._publish(event)
+                failed = self._wait_phase(run, phase, hosts, event)
                 self.events.phase_end(run, phase, hosts, failed)
                 self.db.update_run(run_id, pending_hosts=None)
                 first = False
@@ -346,11 +347,29 @@ class RunManager:
                   error='; '.join(failures))
         LOG.info('Run %s: %s completed', run_id, mode)
 
-    def _wait_phase(self, run, phase, hosts):
-        """Wait until every host reported ``phase``; return failure messages."""
+    def _publish(self, event):
+        """One fanout publish; retried while the broker cannot take it."""
+        while not self._stopping.is_set():
+            try:
+                self.agents.run_phase({}, self.signer.sign(event))
+                return
+            except Exception as e:
+                LOG.warning('Run %s: publishing %s failed (%s); retrying',
+                            event['run_id'], event['phase'], e)
+                time.sleep(1)
+        raise _Stopping()
+
+    def _wait_phase(self, run, phase, hosts, event):
+        """Wait until every host reported ``phase``; return failure messages.
+
+        The event is published again now and then: fanout queues do not
+        survive a broker restart, and agents ignore a phase they already
+        run or ran (they re-send its results instead).
+        """
         run_id, attempt = run['id'], run['attempt']
         limit = time.monotonic() + self.conf.daemon.phase_timeout + \
             self.conf.daemon.agent_down_time
+        republish_at = time.monotonic() + self.conf.daemon.republish_interval
         while True:
             if self._stopping.is_set():
                 raise _Stopping()
@@ -368,6 +387,12 @@ class RunManager:
                         f'node {host} lost during {run["mode"]} {phase}: no '
                         f'heartbeat for {silent or 0:.0f} s (agent_down_time '
                         f'{self.conf.daemon.agent_down_time} s)')
+            if time.monotonic() > republish_at:
+                LOG.info('Run %s: still waiting for %s in %s; publishing again',
+                         run_id, ', '.join(waiting), phase)
+                self._publish(dict(event, targets={h: event['targets'][h]
+                                                   for h in waiting}))
+                republish_at = time.monotonic() + self.conf.daemon.republish_interval
             if time.monotonic() > limit:
                 raise exception.PluginsdException(
                     f'{", ".join(waiting)} did not report {run["mode"]} {phase} '

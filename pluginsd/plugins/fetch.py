@@ -44,9 +44,26 @@ def _git_env():
 
 
 def head(path):
-    proc = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path,
-                          capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    """The commit checked out at ``path``, or None (read without forking git)."""
+    git_dir = os.path.join(path, '.git')
+    try:
+        with open(os.path.join(git_dir, 'HEAD')) as f:
+            value = f.read().strip()
+        if not value.startswith('ref: '):
+            return value
+        ref = value[5:]
+        try:
+            with open(os.path.join(git_dir, ref)) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            with open(os.path.join(git_dir, 'packed-refs')) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 2 and parts[1] == ref:
+                        return parts[0]
+    except OSError:
+        pass
+    return None
 
 
 def fetch(plugin, target, options):
@@ -141,16 +158,18 @@ def _has_ref(path, ref):
                           cwd=path).returncode == 0
 
 
-def ensure_checkout(plugin, target, sha, source):
+def ensure_checkout(plugin, target, sha, source, ref=None):
     """On a node: make ``target`` a checkout of exactly ``sha``.
 
-    ``source`` is where the commit can be fetched from: the daemon's cache
-    or the plugin's URL. An existing checkout at ``sha`` is left alone.
+    ``source`` is where the commit can be fetched from (the plugin's URL, or
+    a git bundle the daemon sent) and ``ref`` what to fetch there (the SHA
+    itself by default). An existing checkout at ``sha`` is left alone.
     """
+    ref = ref or sha
     if os.path.isdir(os.path.join(target, '.git')):
         if head(target) == sha:
             return
-        _git(['fetch', '--quiet', source, sha], cwd=target, plugin=plugin)
+        _git(['fetch', '--quiet', source, ref], cwd=target, plugin=plugin)
         _git(['checkout', '--quiet', '--detach', sha], cwd=target,
              plugin=plugin)
         return
@@ -161,9 +180,26 @@ def ensure_checkout(plugin, target, sha, source):
     try:
         _git(['init', '--quiet', tmp], plugin=plugin)
         _git(['remote', 'add', 'origin', plugin.url], cwd=tmp, plugin=plugin)
-        _git(['fetch', '--quiet', source, sha], cwd=tmp, plugin=plugin)
+        _git(['fetch', '--quiet', source, ref], cwd=tmp, plugin=plugin)
         _git(['checkout', '--quiet', '--detach', sha], cwd=tmp, plugin=plugin)
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def bundle(path, sha, output):
+    """Write a git bundle of commit ``sha`` of the checkout at ``path``.
+
+    Returns the ref to fetch from it. A bundle carries refs, not bare
+    commits, so the commit gets a ref of its own first.
+    """
+    ref = f'refs/pluginsd/{sha}'
+    subprocess.run(['git', 'update-ref', ref, sha], cwd=path, check=True,
+                   capture_output=True)
+    proc = subprocess.run(['git', 'bundle', 'create', '--quiet', output, ref],
+                          cwd=path, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f'git bundle of {path} at {sha} failed: '
+                           f'{proc.stderr.strip()}')
+    return ref

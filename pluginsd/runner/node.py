@@ -38,6 +38,8 @@ class NodeSettings:
     xtrace: bool = True
     tail_lines: int = 20
     allowed_sources: tuple = ()
+    # (plugin) -> (git source, ref to fetch there); None: the plugin's URL
+    source_provider: object = None
 
 
 class _Plugin:
@@ -46,7 +48,6 @@ class _Plugin:
         self.url = data['url']
         self.ref = data['ref']
         self.sha = data['sha']
-        self.source = data.get('path') or data['url']
 
 
 class _Session:
@@ -83,6 +84,37 @@ class NodeRunner:
         self._stopping = False
         self._lock = threading.Lock()
         self.distro, self.os_package = packages.os_facts()
+        self._sessions_dir = os.path.join(settings.state_dir, 'sessions')
+        self._kill_leftovers()
+
+    def _kill_leftovers(self):
+        """Kill bash sessions a previous agent left running (it was killed)."""
+        if not os.path.isdir(self._sessions_dir):
+            os.makedirs(self._sessions_dir, exist_ok=True)
+            return
+        for name in os.listdir(self._sessions_dir):
+            try:
+                with open(f'/proc/{name}/cmdline', 'rb') as f:
+                    ours = b'driver.sh' in f.read()
+            except OSError:
+                ours = False
+            if ours:
+                LOG.warning('%s: killing leftover plugin session %s',
+                            self.settings.host, name)
+                try:
+                    os.killpg(int(name), 9)
+                except OSError:
+                    pass
+            os.unlink(os.path.join(self._sessions_dir, name))
+
+    def session_started(self, pid):
+        open(os.path.join(self._sessions_dir, str(pid)), 'w').close()
+
+    def session_ended(self, pid):
+        try:
+            os.unlink(os.path.join(self._sessions_dir, str(pid)))
+        except FileNotFoundError:
+            pass
 
     # -- public API ---------------------------------------------------------
 
@@ -128,6 +160,7 @@ class NodeRunner:
             session = self._sessions.pop(run_id, None)
         if session:
             session.close()
+            self.session_ended(session.bash.proc.pid)
 
     def close(self):
         for run_id in list(self._sessions):
@@ -225,6 +258,7 @@ class _PhaseRun:
         bash = shell.BashSession(self.s.bash, env=env, output=output,
                                  cwd=self.run_dir)
         session = _Session(bash, output, self.mode)
+        self.node.session_started(bash.proc.pid)
         with self.node._lock:
             self.node._sessions[self.run_id] = session
         try:
@@ -277,8 +311,12 @@ class _PhaseRun:
             session.dirs[plugin.name] = target
             if self.mode != 'stack':
                 continue        # unstack and clean never fetch (contract 5.6)
-            source = plugin.source if os.path.isdir(plugin.source) else plugin.url
-            fetch.ensure_checkout(plugin, target, plugin.sha, source)
+            if fetch.head(target) == plugin.sha:
+                continue
+            source, ref = plugin.url, plugin.sha
+            if self.s.source_provider:
+                source, ref = self.s.source_provider(self.run_id, plugin)
+            fetch.ensure_checkout(plugin, target, plugin.sha, source, ref)
 
     def _install_packages(self, session):
         wanted = []

@@ -208,7 +208,7 @@ class TestCloneFailures:
             'not a git checkout')
         assert os.listdir(target) == ['precious']
 
-    def test_existing_checkout_without_devstack(self, tmp_path, dest):
+    def test_existing_checkout_without_devstack(self, dest):
         target = make_repo(os.path.join(dest, 'alpha'), {'README': 'x\n'})
         with pytest.raises(exception.FetchError) as err:
             fetch.fetch(plugin('https://example.invalid/alpha'), target,
@@ -365,3 +365,50 @@ class TestEnsureCheckout:
             f'{upstream.path} {missing}" failed: '), message
         assert not os.path.exists(target)
         assert_nothing_left(dest)
+
+
+class TestHead:
+    def test_detached(self, upstream, dest):
+        target = os.path.join(dest, 'alpha')
+        fetch.fetch(plugin(upstream, 'v1'), target, FetchOptions())
+        assert fetch.head(target) == upstream.first
+
+    def test_on_a_branch(self, upstream):
+        assert fetch.head(upstream.path) == upstream.master
+        git(upstream.path, 'checkout', '-q', 'stable')
+        assert fetch.head(upstream.path) == upstream.first
+
+    def test_on_a_packed_branch(self, upstream):
+        git(upstream.path, 'pack-refs', '--all')
+        assert not os.path.exists(
+            os.path.join(upstream.path, '.git', 'refs', 'heads', 'master'))
+        assert fetch.head(upstream.path) == upstream.master
+
+    def test_not_a_checkout(self, tmp_path):
+        assert fetch.head(str(tmp_path)) is None
+        assert fetch.head(str(tmp_path / 'missing')) is None
+
+    def test_unborn_branch(self, tmp_path):
+        path = str(tmp_path / 'empty')
+        os.mkdir(path)
+        git(path, 'init', '-q', '-b', 'main')
+        assert fetch.head(path) is None
+
+
+class TestBundle:
+    URL = 'https://example.invalid/alpha'
+
+    def test_checkout_from_bundle(self, upstream, dest, tmp_path):
+        out = str(tmp_path / 'alpha.bundle')
+        ref = fetch.bundle(upstream.path, upstream.first, out)
+        assert ref == f'refs/pluginsd/{upstream.first}'
+        target = os.path.join(dest, 'alpha')
+        p = Plugin(name='alpha', url=self.URL, ref='master')
+        fetch.ensure_checkout(p, target, upstream.first, out, ref)
+        assert head(target) == upstream.first
+        assert git(target, 'remote', 'get-url', 'origin') == self.URL
+        # An existing checkout moves to another commit from a bundle.
+        ref = fetch.bundle(upstream.path, upstream.master, out)
+        fetch.ensure_checkout(p, target, upstream.master, out, ref)
+        assert head(target) == upstream.master
+        assert sorted(os.listdir(dest)) == ['alpha']

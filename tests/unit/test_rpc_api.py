@@ -138,6 +138,14 @@ class TestDaemonAPIRecorded:
             ('prepare', {'timeout': 10}),
             ('call', CTXT, 'pending_work', {'host': 'h1'})]
 
+    def test_get_bundle(self, daemon_api):
+        assert daemon_api.get_bundle(CTXT, 'r1', 'alpha', 'abc') == (
+            'reply-to-get_bundle')
+        assert daemon_api.client.log == [
+            ('prepare', {'timeout': 120}),
+            ('call', CTXT, 'get_bundle', {'run_id': 'r1', 'plugin': 'alpha',
+                                          'sha': 'abc'})]
+
     def test_wait_run_timeout_exceeds_the_wait(self, daemon_api):
         daemon_api.wait_run(CTXT, 'r1', 7, 60)
         assert daemon_api.client.log == [

@@ -1,7 +1,6 @@
 """pluginsd.rpc.signing: HMAC envelopes."""
 
 import copy
-import time
 
 import pytest
 

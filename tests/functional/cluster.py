@@ -1,0 +1,162 @@
+"""Real pluginsd processes on a real broker: one daemon, several agents."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from pluginsd import conf as pluginsd_conf
+from pluginsd.daemon import rpcapi
+from pluginsd import rpc
+
+BIN = os.path.dirname(sys.executable)
+KEY = 'functional-test-shared-key'
+FINAL = ('completed', 'failed', 'cancelled')
+
+
+def write_conf(path, groups):
+    with open(path, 'w') as f:
+        for group, options in groups.items():
+            f.write(f'[{group}]\n')
+            for key, value in options.items():
+                if isinstance(value, (list, tuple)):
+                    value = ','.join(value)
+                f.write(f'{key} = {value}\n')
+            f.write('\n')
+    return path
+
+
+def base_groups(url, state, host, **extra):
+    groups = {
+        'DEFAULT': {'transport_url': url, 'state_path': state, 'host': host,
+                    'log_file': os.path.join(state, 'service.log'), 'debug': 'True'},
+        'oslo_messaging_rabbit': {
+            # Measured (docs/rabbitmq-and-oslo-messaging.md): durable queues
+            # keep results across a broker restart; short reconnects.
+            'amqp_durable_queues': 'True', 'rabbit_retry_interval': 1,
+            'rabbit_retry_backoff': 0, 'rabbit_interval_max': 2,
+            'kombu_reconnect_delay': 0.5, 'heartbeat_timeout_threshold': 10},
+        'security': {'shared_key': KEY},
+        'runner': {'package_installer': 'noop'},
+        'agent': {'heartbeat_interval': 1, 'result_resend_interval': 2},
+        'daemon': {'agent_down_time': 6, 'republish_interval': 3,
+                   'node_wait_timeout': 30},
+    }
+    for group, options in extra.items():
+        groups.setdefault(group, {}).update(options)
+    return groups
+
+
+class Process:
+    def __init__(self, command, conf_path, state, env=None):
+        self.command = command
+        self.conf_path = conf_path
+        self.state = state
+        self.env = env
+        self.proc = None
+
+    @property
+    def log(self):
+        return os.path.join(self.state, 'service.log')
+
+    def start(self):
+        os.makedirs(self.state, exist_ok=True)
+        out = open(os.path.join(self.state, 'stdout.log'), 'ab')
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, self.command), '--config-file', self.conf_path],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **(self.env or {})), start_new_session=True)
+        return self
+
+    def stop(self, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log_text(self):
+        try:
+            with open(self.log, errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+
+class Cluster:
+    """A daemon and agents, each with its own config, state dir and DEST."""
+
+    def __init__(self, base, url, allowed, env=None, **daemon_extra):
+        self.base = str(base)
+        self.url = url
+        self.allowed = allowed
+        self.env = env or {}
+        self.agents = {}
+        state = os.path.join(self.base, 'daemon')
+        os.makedirs(state, exist_ok=True)
+        self.daemon_conf = write_conf(os.path.join(self.base, 'daemon.conf'),
+                                      base_groups(url, state, 'daemon', **daemon_extra))
+        self.daemon = Process('pluginsd', self.daemon_conf, state, self.env)
+        self.conf = pluginsd_conf.new_conf()
+        self.conf(['--config-file', self.daemon_conf], project='pluginsd')
+        self.transport = rpc.get_transport(self.conf)
+        self.api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=30)
+
+    def add_agent(self, host, roles, **extra):
+        state = os.path.join(self.base, host)
+        os.makedirs(state, exist_ok=True)
+        groups = base_groups(self.url, state, host, **extra)
+        groups['agent'].update(roles=roles, dest=os.path.join(state, 'dest'),
+                               allowed_sources=self.allowed)
+        path = write_conf(os.path.join(self.base, f'{host}.conf'), groups)
+        self.agents[host] = Process('pluginsd-agent', path, state, self.env)
+        return self.agents[host]
+
+    def start(self, timeout=60):
+        self.daemon.start()
+        for agent in self.agents.values():
+            agent.start()
+        self.wait_nodes(set(self.agents), timeout)
+
+    def wait_nodes(self, hosts, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                up = {n['host'] for n in self.api.list_nodes({}) if n['state'] == 'up'}
+                if hosts <= up:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f'nodes {hosts} not up in {timeout} s; daemon log:\n'
+                             + self.daemon.log_text()[-3000:])
+
+    def ctl(self, *args, timeout=300):
+        return subprocess.run(
+            [os.path.join(BIN, 'pluginsctl'), '--config-file', self.daemon_conf, *args],
+            capture_output=True, text=True, timeout=timeout,
+            env=dict(os.environ, **self.env))
+
+    def wait_run(self, run_id, timeout=120):
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            view = self.api.wait_run({}, run_id, seen, 5)
+            seen = view['version']
+            if view['state'] in FINAL:
+                return view
+        raise AssertionError(f'run {run_id} not finished in {timeout} s')
+
+    def stop(self):
+        for agent in self.agents.values():
+            agent.stop()
+        self.daemon.stop()
+        self.transport.cleanup()
