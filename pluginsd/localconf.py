@@ -66,22 +66,26 @@ class LocalConf:
 
 def load(path):
     """Read and parse the local.conf at ``path``."""
+    conf = parse(_read(path), path)
+    legacy = os.path.join(os.path.dirname(os.path.abspath(path)), 'localrc')
+    if os.path.isfile(legacy):
+        # DevStack prefers a localrc file beside local.conf over the blocks;
+        # its errors then name that file.
+        conf.localrc = _read(legacy)
+        conf.path = legacy
+    return conf
+
+
+def _read(path):
     try:
         with open(path, encoding='utf-8') as f:
-            text = f.read()
+            return f.read()
     except OSError as e:
         raise exception.LocalConfError(path=path, line=0,
                                        reason=f'cannot read: {e.strerror}')
     except UnicodeDecodeError:
         raise exception.LocalConfError(path=path, line=0,
                                        reason='not a UTF-8 text file')
-    conf = parse(text, path)
-    legacy = os.path.join(os.path.dirname(os.path.abspath(path)), 'localrc')
-    if os.path.isfile(legacy):
-        # DevStack prefers a localrc file beside local.conf over the blocks.
-        with open(legacy, encoding='utf-8') as f:
-            conf.localrc = f.read()
-    return conf
 
 
 def parse(text, path='local.conf'):
@@ -92,7 +96,8 @@ def parse(text, path='local.conf'):
     section = None          # current INI [section] inside a merge block
 
     for number, line in enumerate(lines, start=1):
-        if line.startswith('[['):
+        if line.startswith('[[') and line[2:3].strip():
+            # A header attempt; `[[ -n $X ]] && ...` (bash) has a space.
             match = _HEADER.match(line.split()[0])
             if not match:
                 raise exception.LocalConfError(

@@ -46,9 +46,10 @@ class DaemonManager:
         items = [r for r in payload['results'] if r.get('node') == host]
         if len(items) != len(payload['results']):
             LOG.warning('Results from %s about other nodes were dropped', host)
-        stored = self.runs.on_results(items)
+        self.runs.on_results(items)
+        # Acknowledge all of them, stale ones too, or the agent resends forever.
         keys = ['|'.join([r['run_id'], r['node'], r['plugin'], r['mode'],
-                          r['phase'], str(r['attempt'])]) for r in stored]
+                          r['phase'], str(r['attempt'])]) for r in items]
         self.agents.ack_results({}, host, keys)
 
     @rpc.expose

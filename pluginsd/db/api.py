@@ -78,7 +78,7 @@ class Database:
             run = s.get(models.Run, run_id)
             if run is None:
                 matches = s.scalars(sa.select(models.Run).where(
-                    models.Run.id.startswith(run_id))).all()
+                    models.Run.id.startswith(run_id, autoescape=True))).all()
                 if len(matches) != 1:
                     raise exception.RunNotFound(run=run_id)
                 run = matches[0]
@@ -124,6 +124,8 @@ class Database:
                 elif r.get('attempt', 1) >= existing.attempt:
                     for key, value in r.items():
                         setattr(existing, key, value)
+                else:
+                    continue        # a late result of an older attempt
                 stored.append(r)
         return stored
 

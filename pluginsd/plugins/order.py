@@ -45,7 +45,7 @@ def order(declared, requirements, aliases=None):
 
     result, reasons, state = [], [], {}
 
-    def visit(name, path):
+    def visit(name, path, chain):
         if state.get(name) == 'done':
             return
         if state.get(name) == 'visiting':
@@ -58,14 +58,15 @@ def order(declared, requirements, aliases=None):
                 reason=f'dependency cycle: {" -> ".join(cycle)} ({where})')
         state[name] = 'visiting'
         for dep, req in needs[name]:
-            if state.get(dep) != 'done' and declared.index(dep) > declared.index(name):
-                reasons.append(
-                    f'{dep} moved before {name}: {name} requires {dep} '
-                    f'(plugin_requires at {req.where()})')
-            visit(dep, path + [name])
+            link = chain + [f'{name} requires {dep} (plugin_requires at {req.where()})']
+            root = path[0] if path else name
+            if state.get(dep) != 'done' and declared.index(dep) > declared.index(root):
+                # Pulled ahead of the plugin being placed, maybe through others.
+                reasons.append(f'{dep} moved before {root}: {", ".join(link)}')
+            visit(dep, path + [name], link)
         state[name] = 'done'
         result.append(name)
 
     for name in declared:
-        visit(name, [])
+        visit(name, [], [])
     return result, reasons

@@ -55,7 +55,8 @@ class Signer:
             raise exception.SignatureError(sender=sender,
                                            reason='malformed envelope')
         expected = _digest(self.key, sender, timestamp, nonce, payload)
-        if not hmac.compare_digest(expected, str(envelope['signature'])):
+        if not hmac.compare_digest(expected.encode(),
+                                   str(envelope['signature']).encode()):
             raise exception.SignatureError(
                 sender=sender, reason='bad signature (wrong key or altered)')
         now = time.time()

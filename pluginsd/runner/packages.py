@@ -67,8 +67,11 @@ def os_facts(path='/etc/os-release'):
     like = (facts.get('ID', '') + ' ' + facts.get('ID_LIKE', '')).split()
     if 'debian' in like or 'ubuntu' in like:
         return facts.get('VERSION_CODENAME', ''), 'deb'
+    major = facts.get('VERSION_ID', '').split('.')[0]
+    if facts.get('ID') == 'fedora':
+        return f'f{major}', 'rpm'               # DevStack's name: f40
     if {'rhel', 'fedora', 'centos'} & set(like):
-        return facts.get('ID', '') + facts.get('VERSION_ID', '').split('.')[0], 'rpm'
+        return f'rhel{major}', 'rpm'            # Rocky, Alma, CentOS: rhel9
     if 'suse' in ' '.join(like):
         return facts.get('ID', ''), 'rpm'
     return facts.get('VERSION_CODENAME', ''), 'deb'

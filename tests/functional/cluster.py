@@ -109,6 +109,9 @@ class Cluster:
         self.conf(['--config-file', self.daemon_conf], project='pluginsd')
         self.transport = rpc.get_transport(self.conf)
         self.api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=30)
+        # Polls while the daemon may not be up yet: a call to a queue that
+        # does not exist is dropped and only times out.
+        self.poll_api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=2)
 
     def add_agent(self, host, roles, **extra):
         state = os.path.join(self.base, host)
@@ -130,7 +133,8 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                up = {n['host'] for n in self.api.list_nodes({}) if n['state'] == 'up'}
+                up = {n['host'] for n in self.poll_api.list_nodes({})
+                      if n['state'] == 'up'}
                 if hosts <= up:
                     return
             except Exception:

@@ -317,7 +317,8 @@ def test_plugin_requires_reorders_and_reports_why(env):
     assert calls(env.trace())[:4] == [(n, 'stack pre-install') for n in order]
     reasons = view['plans']['*']['reasons']
     assert any(r.startswith('web moved before app: app requires web') for r in reasons)
-    assert any('core moved before web' in r and '/web/devstack/settings:2' in r
+    assert any(r.startswith('core moved before app: app requires web') and
+               'web requires core' in r and '/web/devstack/settings:2' in r
                for r in reasons)
 
 

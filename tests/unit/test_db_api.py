@@ -108,10 +108,6 @@ class TestRuns:
             db.get_run('ab')
         assert str(err.value) == 'no run ab'
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "BUG: get_run's prefix lookup uses an unescaped LIKE, so '%' and "
-        "'_' are wildcards: with one run stored, get_run('%') or "
-        "get_run('_') returns it instead of raising RunNotFound"))
     @pytest.mark.parametrize('query', ['%', '_', 'a_c', 'a%'])
     def test_like_wildcards_are_not_prefixes(self, db, query):
         db.create_run(id='abc123', mode='stack', state='pending')
@@ -181,11 +177,6 @@ class TestResults:
             ('ok', 2, 'new')]
         assert db.count_results('run-1') == 1
 
-    @pytest.mark.xfail(strict=True, reason=(
-        'BUG: store_results() returns every result it was given, also an '
-        'older attempt it did not store (its docstring: "return the keys '
-        'that were stored"); DaemonRuns.on_results then records that stale '
-        'summary in _summaries and emits it as a plugin_result event'))
     def test_older_attempt_not_reported_as_stored(self, db):
         newer = result(status='ok', attempt=2)
         assert db.store_results([newer]) == [newer]

@@ -137,12 +137,6 @@ class TestParse:
             "lc:1: malformed meta-section header '[[post-config]]': expected "
             "[[group|file]] with no spaces inside")
 
-    @pytest.mark.xfail(strict=True, reason=(
-        'BUG: every localrc line starting with "[[" is taken for a '
-        'meta-section header, so a bash test such as `[[ -n "$X" ]] && '
-        'B=2` in [[local|localrc]] raises LocalConfError; DevStack only '
-        'treats lines matching ^\\[\\[.+\\|.*\\]\\] as headers (contract '
-        '11.1: a header is a line beginning [[<group>|<file>]])'))
     def test_bash_test_line_in_localrc_is_shell_not_a_header(self):
         conf = _parse('''
             [[local|localrc]]
@@ -325,11 +319,6 @@ class TestLoad:
         assert conf.sections == [
             MetaSection('post-config', '/f', 3, [Option('s', 'k', 'v', 5)])]
 
-    @pytest.mark.xfail(strict=True, reason=(
-        'BUG: load() reads a localrc file beside local.conf without the '
-        'error handling it gives local.conf: a non-UTF-8 (or unreadable) '
-        'localrc raises a bare UnicodeDecodeError/OSError, not '
-        'LocalConfError'))
     def test_localrc_file_beside_not_utf8(self, tmp_path):
         path = tmp_path / 'local.conf'
         path.write_text('[[local|localrc]]\nA=1\n')

@@ -202,11 +202,6 @@ class TestOsFacts:
     def test_os_facts(self, tmp_path, name, expected):
         assert packages.os_facts(_os_release(tmp_path, name)) == expected
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "BUG: os_facts() builds DISTRO as ID+major version ('rocky9', "
-        "'centos9', 'fedora40'); DevStack's DISTRO, which package lists "
-        "name in dist:/not: (contract 10.2), is rhel<major> for every "
-        "RHEL-family distribution and f<version> on Fedora"))
     @pytest.mark.parametrize('name, expected', [
         ('rocky-9', ('rhel9', 'rpm')),
         ('centos-stream-9', ('rhel9', 'rpm')),

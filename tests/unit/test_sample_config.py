@@ -67,11 +67,6 @@ def test_sample_lists_pluginsd_groups(tmp_path):
     assert '\n#host = <hostname>\n' in sample
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'BUG: pluginsd runs with control_exchange = pluginsd '
-    '(pluginsd.rpc.set_defaults) but the generator is not told so (no '
-    '"oslo.config.opts.defaults" entry point), so the sample documents '
-    '"#control_exchange = openstack"'))
 def test_sample_shows_pluginsd_control_exchange():
     with open(SAMPLE) as f:
         sample = f.read()

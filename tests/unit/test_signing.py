@@ -87,11 +87,6 @@ class TestSigner:
         assert str(err.value) == (
             'rejected message from daemon: malformed envelope')
 
-    @pytest.mark.xfail(strict=True, reason=(
-        'BUG: Signer.verify raises TypeError instead of SignatureError when '
-        'the signature field holds non-ASCII text (hmac.compare_digest '
-        'refuses non-ASCII str), so a garbage message escapes the callers\' '
-        '"except SignatureError"'))
     def test_non_ascii_signature_is_rejected_not_crashing(self):
         s = signing.Signer('key', 'daemon')
         envelope = s.sign(PAYLOAD)
