@@ -47,6 +47,11 @@ class AgentManager:
         self.runner.cancel(run_id)
 
     @rpc.expose
+    def end_run(self, ctxt, run_id):
+        """The run is over (e.g. another node failed): drop its session."""
+        self.runner.close_run(run_id)
+
+    @rpc.expose
     def ack_results(self, ctxt, keys):
         self.journal.ack(keys)
 

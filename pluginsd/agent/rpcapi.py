@@ -6,7 +6,7 @@ from pluginsd import rpc
 class AgentAPI:
     """Client side of the agent RPC API.
 
-    1.0 - run_phase, cancel_run, ack_results, ping, fetch_log
+    1.0 - run_phase, cancel_run, end_run, ack_results, ping, fetch_log
     """
 
     RPC_API_VERSION = '1.0'
@@ -22,6 +22,9 @@ class AgentAPI:
 
     def cancel_run(self, ctxt, run_id):
         self.client.prepare(fanout=True).cast(ctxt, 'cancel_run', run_id=run_id)
+
+    def end_run(self, ctxt, run_id):
+        self.client.prepare(fanout=True).cast(ctxt, 'end_run', run_id=run_id)
 
     def ack_results(self, ctxt, host, keys):
         self.client.prepare(server=host).cast(ctxt, 'ack_results', keys=keys)

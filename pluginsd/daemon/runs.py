@@ -168,7 +168,16 @@ class RunManager:
     # -- results -----------------------------------------------------------
 
     def on_results(self, items):
-        stored = self.db.store_results(items)
+        known = {}
+        for r in items:
+            if r['run_id'] not in known:
+                try:
+                    known[r['run_id']] = bool(self.db.get_run(r['run_id']))
+                except exception.RunNotFound:
+                    known[r['run_id']] = False
+                    LOG.warning('Results for unknown run %s from %s dropped',
+                                r['run_id'], r['node'])
+        stored = self.db.store_results([r for r in items if known[r['run_id']]])
         with self._cond:
             for r in stored:
                 if r['plugin'] == results.NODE:
@@ -180,6 +189,13 @@ class RunManager:
             if r['plugin'] != results.NODE:
                 self.events.plugin_result(r)
         return stored
+
+    def _end_on_agents(self, run_id):
+        """Let agents drop a finished run's shell (a failed stack leaves some)."""
+        try:
+            self.agents.end_run({}, run_id)
+        except Exception as e:
+            LOG.warning('Run %s: telling agents it ended failed: %s', run_id, e)
 
     def _bump(self, run_id):
         self._versions[run_id] = self._versions.get(run_id, 0) + 1
@@ -251,6 +267,7 @@ class RunManager:
             self._threads.pop(run_id, None)
             run = self.db.get_run(run_id)
             if run['state'] not in ACTIVE and not self._stopping.is_set():
+                self._end_on_agents(run_id)
                 self.events.run_end(run)
 
     def _make_plan(self, conf, workdir, role):

@@ -82,6 +82,7 @@ class NodeRunner:
         self._sessions = {}
         self._cancelled = set()
         self._stopping = False
+        self._running = 0               # phases being run right now
         self._lock = threading.Lock()
         self.distro, self.os_package = packages.os_facts()
         self._sessions_dir = os.path.join(settings.state_dir, 'sessions')
@@ -131,6 +132,8 @@ class NodeRunner:
         os.makedirs(phase_dir, exist_ok=True)
         deadline = time.monotonic() + event.get('deadline', 3600)
         runner = _PhaseRun(self, event, phase_dir, deadline, report)
+        with self._lock:
+            self._running += 1
         try:
             runner.execute()
         except _PhaseFailed as e:
@@ -140,6 +143,9 @@ class NodeRunner:
         except exception.PluginsdException as e:
             summary.status, summary.exit_code = results.FAILED, None
             summary.message = str(e)
+        finally:
+            with self._lock:
+                self._running -= 1
         summary.ended_at = time.time()
         summary.log_path = phase_dir
         if summary.status != results.OK or mode != 'stack' or \
@@ -174,7 +180,8 @@ class NodeRunner:
             session.bash.kill()
 
     def busy(self):
-        return bool(self._sessions)
+        """Whether a phase is running (an idle stack session is not busy)."""
+        return self._running > 0
 
 
 class _PhaseFailed(Exception):

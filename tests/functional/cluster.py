@@ -69,9 +69,13 @@ class Process:
             env=dict(os.environ, **(self.env or {})), start_new_session=True)
         return self
 
-    def stop(self, timeout=60):
+    def terminate(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -160,6 +164,8 @@ class Cluster:
         raise AssertionError(f'run {run_id} not finished in {timeout} s')
 
     def stop(self):
+        for agent in self.agents.values():      # in parallel: each may wait
+            agent.terminate()
         for agent in self.agents.values():
             agent.stop()
         self.daemon.stop()

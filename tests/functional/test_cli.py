@@ -77,7 +77,7 @@ def test_plan_shows_order_and_reasons(tmp_path):
     install = [r['Plugin'] for r in rows if r['Phase'] == 'install']
     assert install == ['base', 'app']
     [moved] = [r['Moved because'] for r in rows
-               if r['Phase'] == 'install' and r['Plugin'] == 'base']
+               if r['Phase'] == 'pre-install' and r['Plugin'] == 'base']
     assert moved.startswith('base moved before app: app requires base')
     assert 'moved: base moved before app' in proc.stderr
 

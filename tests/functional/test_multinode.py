@@ -1,0 +1,216 @@
+"""Many nodes over a real RabbitMQ: a daemon and agent processes.
+
+Every test starts real `pluginsd` and `pluginsd-agent` processes, each with
+its own config, state directory and DEST, on a private broker on 127.0.0.1,
+and drives them with `pluginsctl` or the daemon RPC API.
+"""
+
+import os
+import time
+
+import pytest
+
+from pluginsd.agent import rpcapi as agent_rpcapi
+from pluginsd import localconf
+from pluginsd.rpc import signing
+from tests.functional import cluster as cluster_mod
+from tests import gitrepos
+
+PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
+
+
+def traced(name, body=''):
+    """A plugin that logs host, plugin, arguments and time at every call."""
+    return {'devstack/settings': f'define_plugin {name}\n',
+            'devstack/plugin.sh':
+                f'echo "$PLUGINSD_HOST|{name}|$*|$EPOCHREALTIME" >> "$TEST_TRACE"\n'
+                f'{body}\ntrue\n'}
+
+
+def read(path):
+    return gitrepos.read_trace(path)
+
+
+@pytest.fixture
+def cluster(tmp_path, rabbit_vhost):
+    made = []
+
+    def make(hosts, **daemon_extra):
+        trace = str(tmp_path / 'trace')
+        c = cluster_mod.Cluster(tmp_path / 'cluster', rabbit_vhost,
+                                [str(tmp_path / 'repos') + '/'],
+                                env={'TEST_TRACE': trace}, **daemon_extra)
+        c.trace = trace
+        for host, roles, extra in hosts:
+            c.add_agent(host, roles, **extra)
+        made.append(c)
+        c.start()
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+def conf_file(tmp_path, name, *lines):
+    path = tmp_path / name
+    path.write_text('[[local|localrc]]\n' + '\n'.join(lines) + '\n')
+    return str(path)
+
+
+def run_id_of(proc):
+    for line in proc.stderr.splitlines():
+        if line.startswith('run ') and ':' in line:
+            return line.split()[1].rstrip(':')
+    raise AssertionError(proc.stderr)
+
+
+@pytest.mark.timeout(600)
+def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
+    shared = gitrepos.make_repo(str(tmp_path / 'repos' / 'shared'), traced('shared'))
+    only = gitrepos.make_repo(str(tmp_path / 'repos' / 'computeonly'), traced('computeonly'))
+    c = cluster([('ctl', 'controller', {}), ('cmp1', 'compute', {}),
+                 ('cmp2', 'compute', {})])
+    default = conf_file(tmp_path, 'local.conf', f'enable_plugin shared {shared}')
+    compute = conf_file(tmp_path, 'compute.conf', f'enable_plugin shared {shared}',
+                        f'enable_plugin computeonly {only}')
+
+    proc = c.ctl('stack', default, '--role', f'compute={compute}')
+    assert proc.returncode == 0, proc.stderr
+    view = c.api.get_run({}, run_id_of(proc))
+    assert view['stages'] == [['ctl'], ['cmp1', 'cmp2']]
+    node = {(r['node'], r['phase']): r for r in view['results'] if r['plugin'] == ''}
+    # The controller finished every phase before any compute started.
+    ctl_end = max(node[('ctl', p)]['ended_at'] for p in PHASES)
+    assert ctl_end <= min(node[(h, 'pre-install')]['started_at'] for h in ('cmp1', 'cmp2'))
+    # The computes move in lock-step: phase N starts after both ended N-1.
+    for before, after in zip(PHASES, PHASES[1:]):
+        assert max(node[(h, before)]['ended_at'] for h in ('cmp1', 'cmp2')) <= \
+            min(node[(h, after)]['started_at'] for h in ('cmp1', 'cmp2'))
+    trace = read(c.trace)
+    ran = {(t[0], t[1]) for t in trace}
+    assert ran == {('ctl', 'shared'), ('cmp1', 'shared'), ('cmp2', 'shared'),
+                   ('cmp1', 'computeonly'), ('cmp2', 'computeonly')}
+    # Every node runs the pinned commit, fetched from the daemon's cache.
+    sha = gitrepos.git(shared, 'rev-parse', 'HEAD')
+    for host in ('ctl', 'cmp1', 'cmp2'):
+        dest = os.path.join(c.base, host, 'dest', 'shared')
+        assert gitrepos.git(dest, 'rev-parse', 'HEAD') == sha
+        assert os.path.exists(os.path.join(c.base, host, 'agent', 'bundles',
+                                           f'{sha}.bundle'))
+
+    for mode in ('unstack', 'clean'):
+        proc = c.ctl(mode, default, '--role', f'compute={compute}')
+        assert proc.returncode == 0, proc.stderr
+    calls = [(t[0], t[1], t[2]) for t in read(c.trace)]
+    assert ('cmp1', 'computeonly', 'clean') in calls
+    assert ('ctl', 'computeonly', 'unstack') not in calls
+    nodes = c.ctl('nodes', '-f', 'value', '-c', 'Host', '-c', 'State')
+    assert sorted(nodes.stdout.split('\n')[:3]) == ['cmp1 up', 'cmp2 up', 'ctl up']
+
+
+@pytest.mark.timeout(600)
+def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
+    mark, pidfile = tmp_path / 'slept', tmp_path / 'sleep.pid'
+    body = (f'if [[ $2 == install && $PLUGINSD_HOST == cmp1 && ! -e {mark} ]]; then\n'
+            f'  touch {mark}; sleep 300 & echo $! > {pidfile}; wait\nfi')
+    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
+    c = cluster([('ctl', 'controller', {}), ('cmp1', 'compute', {}),
+                 ('cmp2', 'compute', {})])
+    conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
+    proc = c.ctl('stack', '--no-wait', conf)
+    run_id = run_id_of(proc)
+    deadline = time.monotonic() + 60
+    while not pidfile.exists():
+        assert time.monotonic() < deadline, 'cmp1 never reached install'
+        time.sleep(0.2)
+    c.agents['cmp1'].kill()
+    killed_at = time.monotonic()
+    view = c.wait_run(run_id, timeout=60)
+    assert view['state'] == 'failed'
+    assert 'node cmp1 lost during stack install' in view['error']
+    assert time.monotonic() - killed_at < 6 + 10     # agent_down_time + slack
+
+    c.agents['cmp1'].start()
+    c.wait_nodes({'cmp1'})
+    sleeper = int(pidfile.read_text())
+    # The new agent killed the plugin session its predecessor left behind.
+    assert not os.path.exists(f'/proc/{sleeper}') or \
+        open(f'/proc/{sleeper}/stat').read().split()[2] == 'Z'
+    proc = c.ctl('retry', run_id)
+    assert proc.returncode == 0, proc.stderr
+    view = c.api.get_run({}, run_id)
+    assert view['state'] == 'completed' and view['attempt'] == 2
+    installs = [t[0] for t in read(c.trace) if t[2] == 'stack install']
+    assert installs.count('cmp1') == 2 and installs.count('ctl') == 1
+
+
+@pytest.mark.timeout(900)
+def test_broker_restart_mid_run_loses_no_result(tmp_path, rabbit, cluster):
+    started = tmp_path / 'install-started'
+    body = (f'if [[ $2 == install ]]; then touch {started}; sleep 4; fi')
+    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
+    quick = gitrepos.make_repo(str(tmp_path / 'repos' / 'quick'), traced('quick'))
+    long_wait = {'daemon': {'agent_down_time': 120}}
+    c = cluster([('ctl', 'controller', long_wait), ('cmp1', 'compute', long_wait)],
+                **long_wait)
+    conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}',
+                     f'enable_plugin quick {quick}')
+    run_id = run_id_of(c.ctl('stack', '--no-wait', conf))
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    rabbit.restart()
+    view = c.wait_run(run_id, timeout=600)
+    assert view['state'] == 'completed', view['error']
+    keys = [(r['node'], r['plugin'], r['phase']) for r in view['results']]
+    assert len(keys) == len(set(keys))
+    # 2 nodes x 5 phases x (2 plugins + the node's own phase result)
+    assert len(keys) == 2 * 5 * 3
+    per_node = [t[0] for t in read(c.trace) if t[1] == 'slow' and t[2] == 'stack install']
+    assert sorted(per_node) == ['cmp1', 'ctl']
+
+
+@pytest.mark.timeout(600)
+def test_forged_and_replayed_events_run_nothing(tmp_path, cluster):
+    plugin = gitrepos.make_repo(str(tmp_path / 'repos' / 'shared'), traced('shared'))
+    c = cluster([('cmp1', 'compute', {'agent': {'plugin_source': 'origin'}})])
+    sha = gitrepos.git(plugin, 'rev-parse', 'HEAD')
+    text = f'[[local|localrc]]\nenable_plugin shared {plugin}\n'
+    event = {'run_id': 'forged', 'mode': 'stack', 'phase': 'pre-install',
+             'attempt': 1, 'deadline': 60, 'targets': {'cmp1': '*'},
+             'parts': {'*': {'plugins': [{'name': 'shared', 'url': plugin,
+                                          'ref': 'master', 'sha': sha}],
+                             'localconf': localconf.parse(text).to_dict()}}}
+    agents = agent_rpcapi.AgentAPI(c.conf, c.transport)
+    log = c.agents['cmp1']
+
+    def wait_log(text, timeout=30):
+        deadline = time.monotonic() + timeout
+        while text not in log.log_text():
+            assert time.monotonic() < deadline, f'{text!r} not in agent log'
+            time.sleep(0.2)
+
+    agents.run_phase({}, signing.Signer('not-the-key', 'daemon').sign(event))
+    wait_log('bad signature (wrong key or altered)')
+    assert read(c.trace) == []
+
+    valid = signing.Signer(cluster_mod.KEY, 'daemon').sign(event)
+    agents.run_phase({}, valid)
+    deadline = time.monotonic() + 30
+    while not read(c.trace):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    agents.run_phase({}, valid)
+    wait_log('replayed message')
+    time.sleep(1)
+    assert [t[:3] for t in read(c.trace)] == [['cmp1', 'shared', 'stack pre-install']]
+
+    # A source outside [agent] allowed_sources: the node refuses it.
+    outside = gitrepos.make_repo(str(tmp_path / 'elsewhere' / 'rogue'), traced('rogue'))
+    proc = c.ctl('stack', conf_file(tmp_path, 'rogue.conf', f'enable_plugin rogue {outside}'))
+    assert proc.returncode == 1
+    assert f'node cmp1 refuses plugin rogue: source {outside} is not in ' \
+           '[agent] allowed_sources' in proc.stderr
+    assert not any(t[1] == 'rogue' for t in read(c.trace))
