@@ -12,6 +12,7 @@ import secrets
 from pluginsd.agent import service as agent_service
 from pluginsd.daemon import service as daemon_service
 from pluginsd import rpc
+from pluginsd.rpc import memory
 
 
 class AllInOne:
@@ -21,6 +22,7 @@ class AllInOne:
             conf.set_override('shared_key', secrets.token_hex(32), group='security')
         # kombu warns that memory:// names no host, once per connection.
         logging.getLogger('kombu.connection').setLevel(logging.ERROR)
+        memory.install()
         self.transport = rpc.get_transport(conf, url=rpc.EMBEDDED_URL)
         # The in-memory transport has no heartbeats; silence its warning
         # (the driver registered this option; no connection exists yet).

@@ -52,8 +52,10 @@ class AgentManager:
         self.runner.close_run(run_id)
 
     @rpc.expose
-    def ack_results(self, ctxt, keys):
-        self.journal.ack(keys)
+    def ack_results(self, ctxt, acks):
+        keys = acks.get(self.host)
+        if keys:
+            self.journal.ack(keys)
 
     @rpc.expose
     def ping(self, ctxt):

@@ -26,8 +26,9 @@ class AgentAPI:
     def end_run(self, ctxt, run_id):
         self.client.prepare(fanout=True).cast(ctxt, 'end_run', run_id=run_id)
 
-    def ack_results(self, ctxt, host, keys):
-        self.client.prepare(server=host).cast(ctxt, 'ack_results', keys=keys)
+    def ack_results(self, ctxt, acks):
+        """{host: [result key, ...]}: one publish for every node at once."""
+        self.client.prepare(fanout=True).cast(ctxt, 'ack_results', acks=acks)
 
     def ping(self, ctxt, host, timeout=5):
         return self.client.prepare(server=host, timeout=timeout).call(ctxt, 'ping')

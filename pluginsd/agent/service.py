@@ -17,6 +17,7 @@ from pluginsd.runner import packages
 from pluginsd import version
 
 LOG = logging.getLogger(__name__)
+OUTBOX_COALESCE = 0.005
 
 
 class AgentService:
@@ -121,7 +122,10 @@ class AgentService:
 
     def _outbox_loop(self):
         while not self._stop.is_set():
-            self._outbox_event.wait(timeout=1.0)
+            if self._outbox_event.wait(timeout=1.0):
+                # Results come in bursts (a plugin a few ms): one message
+                # for the burst instead of one per result.
+                time.sleep(OUTBOX_COALESCE)
             self._outbox_event.clear()
             while self._send_due() > 0:
                 pass

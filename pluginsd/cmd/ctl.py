@@ -212,22 +212,17 @@ class RunMode(_Base, lister.Lister):
 
 def follow(cmd, run_id, out=sys.stderr):
     """Print results as they arrive until the run ends; return its view."""
-    seen, printed = -1, set()
+    seen, cursor = -1, 0
     while True:
-        view = cmd.call('wait_run', run_id, seen, 20)
-        seen = view['version']
+        view = cmd.call('wait_run', run_id, seen, 20, cursor)
+        seen, cursor = view['version'], view['last_result_id']
         for r in view['results']:
-            key = (r['node'], r['plugin'], r['phase'], r['attempt'], r['status'])
-            if key in printed:
-                continue
-            printed.add(key)
             what = r['plugin'] or '(node)'
             print(f'  {r["node"]:<16} {r["phase"]:<12} {what:<24} {cell(r)}',
                   file=out)
+        out.flush()
         if view['state'] in FINAL_STATES:
-            return view
-        if view['waiting_on']:
-            out.flush()
+            return cmd.call('get_run', run_id)
 
 
 class Stack(RunMode):

@@ -46,11 +46,7 @@ class DaemonManager:
         items = [r for r in payload['results'] if r.get('node') == host]
         if len(items) != len(payload['results']):
             LOG.warning('Results from %s about other nodes were dropped', host)
-        self.runs.on_results(items)
-        # Acknowledge all of them, stale ones too, or the agent resends forever.
-        keys = ['|'.join([r['run_id'], r['node'], r['plugin'], r['mode'],
-                          r['phase'], str(r['attempt'])]) for r in items]
-        self.agents.ack_results({}, host, keys)
+        self.runs.ingest(host, items)
 
     @rpc.expose
     def heartbeat(self, ctxt, envelope):
@@ -111,10 +107,18 @@ class DaemonManager:
 
     @rpc.expose
     @user_error
-    def wait_run(self, ctxt, run_id, seen, timeout):
+    def wait_run(self, ctxt, run_id, seen, timeout, results_since=None):
+        """Block until the run changes past version ``seen`` (or timeout).
+
+        With ``results_since`` (a result id), only newer results come back:
+        a client following a run does not reload it whole at every change.
+        """
         run_id = self.db.get_run(run_id)['id']
         self.runs.wait_change(run_id, seen, min(timeout, 60))
-        return self._full_view(self.db.get_run(run_id))
+        # The version is read before the row: a change racing with this
+        # read then shows as a newer version, and the caller asks again.
+        version = self.runs.version(run_id)
+        return self._full_view(self.db.get_run(run_id), results_since, version)
 
     @rpc.expose
     def list_runs(self, ctxt):
@@ -151,22 +155,27 @@ class DaemonManager:
     def _run_view(self, run):
         return {k: run[k] for k in RUN_FIELDS}
 
-    def _full_view(self, run):
+    def _full_view(self, run, results_since=None, version=None):
         view = self._run_view(run)
-        view['version'] = self.runs.version(run['id'])
-        view['plans'] = {role: {'order': [p['name'] for p in plan['plugins']],
+        view['version'] = self.runs.version(run['id']) if version is None else version
+        if results_since is not None:       # a follower: it has the plans
+            view['plans'] = {}
+        else:
+            view['plans'] = {role: {'order': [p['name'] for p in plan['plugins']],
                                 'plugins': plan['plugins'],
                                 'reasons': plan['reasons']}
-                         for role, plan in run['plans'].items()}
-        view['results'] = self.db.list_results(run['id'])
+                             for role, plan in run['plans'].items()}
+        view['results'] = self.db.list_results(run['id'], since=results_since)
+        view['last_result_id'] = max([r['id'] for r in view['results']],
+                                     default=results_since or 0)
         view['waiting_on'] = []
         if run['state'] == 'running' and run['stages']:
             from pluginsd import results as results_mod
             phase = results_mod.MODE_PHASES[run['mode']][run['phase_index']]
             hosts = run['pending_hosts'] or run['stages'][run['stage_index']]
-            done = {(r['node']) for r in view['results']
-                    if r['plugin'] == '' and r['phase'] == phase
-                    and r['attempt'] == run['attempt']}
+            done = {r['node'] for r in self.db.list_results(
+                        run['id'], plugin='', phase=phase, mode=run['mode'])
+                    if r['attempt'] == run['attempt']}
             view['waiting_on'] = [h for h in hosts if h not in done]
             view['phase'] = phase
         return view

@@ -45,9 +45,10 @@ class DaemonAPI:
     def get_run(self, ctxt, run_id):
         return self.client.call(ctxt, 'get_run', run_id=run_id)
 
-    def wait_run(self, ctxt, run_id, seen, timeout):
+    def wait_run(self, ctxt, run_id, seen, timeout, results_since=None):
         return self.client.prepare(timeout=timeout + 30).call(
-            ctxt, 'wait_run', run_id=run_id, seen=seen, timeout=timeout)
+            ctxt, 'wait_run', run_id=run_id, seen=seen, timeout=timeout,
+            results_since=results_since)
 
     def list_runs(self, ctxt):
         return self.client.call(ctxt, 'list_runs')

@@ -9,6 +9,7 @@ every phase, so a restarted daemon picks the run up where it was.
 
 import logging
 import os
+import queue
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from pluginsd import results
 LOG = logging.getLogger(__name__)
 
 ACTIVE = ('planning', 'running')
+ACK_INTERVAL = 0.5      # seconds; well under [agent] result_resend_interval
 DEFAULT_ROLE = '*'
 
 
@@ -85,6 +87,14 @@ class RunManager:
         self._threads = {}
         self._cancelled = set()
         self._stopping = threading.Event()
+        self._incoming = queue.Queue()
+        self._acks, self._acks_lock = {}, threading.Lock()
+        self._ingest = threading.Thread(target=self._ingest_loop, daemon=True,
+                                        name='results-ingest')
+        self._ingest.start()
+        self._acker = threading.Thread(target=self._ack_loop, daemon=True,
+                                       name='results-ack')
+        self._acker.start()
 
     # -- entry points --------------------------------------------------------
 
@@ -164,19 +174,80 @@ class RunManager:
             self._cond.notify_all()
         for thread in list(self._threads.values()):
             thread.join(timeout=10)
+        self._incoming.put(None)
+        self._ingest.join(timeout=10)
+        self._acker.join(timeout=10)
 
     # -- results -----------------------------------------------------------
 
-    def on_results(self, items):
-        known = {}
-        for r in items:
-            if r['run_id'] not in known:
+    # -- ingest ------------------------------------------------------------
+
+    def ingest(self, host, items):
+        """Queue results from ``host``; the ingest thread stores and acks them."""
+        self._incoming.put((host, items))
+
+    def _ingest_loop(self):
+        # Many nodes report at once at the end of a phase: store whatever
+        # has arrived in one transaction, then acknowledge each node once.
+        while True:
+            batch = [self._incoming.get()]
+            if batch[0] is None:
+                return
+            while True:
                 try:
-                    known[r['run_id']] = bool(self.db.get_run(r['run_id']))
-                except exception.RunNotFound:
-                    known[r['run_id']] = False
-                    LOG.warning('Results for unknown run %s from %s dropped',
-                                r['run_id'], r['node'])
+                    batch.append(self._incoming.get_nowait())
+                except queue.Empty:
+                    break
+            stop = batch[-1] is None
+            batch = [b for b in batch if b is not None]
+            try:
+                self.on_results([r for _, items in batch for r in items])
+            except Exception:
+                LOG.exception('Storing %d results failed; agents will resend',
+                              sum(len(items) for _, items in batch))
+            else:
+                with self._acks_lock:
+                    for host, items in batch:
+                        # Stale attempts too, or the agent resends them forever.
+                        self._acks.setdefault(host, []).extend(
+                            '|'.join([r['run_id'], r['node'], r['plugin'],
+                                      r['mode'], r['phase'], str(r['attempt'])])
+                            for r in items)
+            if stop:
+                return
+
+    def _ack_loop(self):
+        # Agents only need to hear "stored" before they would resend: one
+        # fanout now and then carries the acknowledgements of every node.
+        while not self._stopping.wait(ACK_INTERVAL):
+            self._flush_acks()
+        self._flush_acks()
+
+    def _flush_acks(self):
+        with self._acks_lock:
+            acks, self._acks = self._acks, {}
+        if acks:
+            try:
+                self.agents.ack_results({}, acks)
+            except Exception as e:
+                LOG.warning('Acknowledging results failed (%s); agents will '
+                            'resend and be acknowledged then', e)
+
+    def _run_exists(self, run_id):
+        if run_id in self._versions:        # seen in this process
+            return True
+        try:
+            self.db.get_run(run_id)
+            return True
+        except exception.RunNotFound:
+            return False
+
+    def on_results(self, items):
+        known = {run_id: self._run_exists(run_id)
+                 for run_id in {r['run_id'] for r in items}}
+        for run_id, exists in known.items():
+            if not exists:
+                LOG.warning('Results for unknown run %s dropped', run_id)
         stored = self.db.store_results([r for r in items if known[r['run_id']]])
         with self._cond:
             for r in stored:
@@ -352,7 +423,10 @@ class RunManager:
                 self.events.phase_start(run, phase, hosts)
                 event = self._event(run, phase, hosts)
                 self._publish(event)
+                LOG.debug('Run %s: %s published to %d nodes', run_id, phase,
+                          len(hosts))
                 failed = self._wait_phase(run, phase, hosts, event)
+                LOG.debug('Run %s: %s done on every node', run_id, phase)
                 self.events.phase_end(run, phase, hosts, failed)
                 self.db.update_run(run_id, pending_hosts=None)
                 first = False

@@ -105,33 +105,48 @@ class Database:
     # -- results -----------------------------------------------------------
 
     def store_results(self, results):
-        """Store results idempotently; return the keys that were stored.
+        """Store results idempotently; return the ones that were stored.
 
         A result replaces the stored one with the same (run, node, plugin,
-        mode, phase) unless it belongs to an older attempt.
+        mode, phase) unless it belongs to an older attempt. One query reads
+        what a batch's nodes already have; new rows go in as one insert.
         """
-        stored = []
+        R = models.Result
+        stored, inserts, updates = [], {}, []
         with self._lock, self._session.begin() as s:
+            known = {}
+            for run_id, node in {(r['run_id'], r['node']) for r in results}:
+                for row in s.execute(sa.select(R.id, R.plugin, R.mode, R.phase,
+                                               R.attempt).where(R.run_id == run_id,
+                                                                R.node == node)):
+                    known[(run_id, node, row.plugin, row.mode, row.phase)] = (
+                        row.attempt, row.id)
             for r in results:
-                existing = s.scalars(sa.select(models.Result).where(
-                    models.Result.run_id == r['run_id'],
-                    models.Result.node == r['node'],
-                    models.Result.plugin == r['plugin'],
-                    models.Result.mode == r['mode'],
-                    models.Result.phase == r['phase'])).first()
-                if existing is None:
-                    s.add(models.Result(**r))
-                elif r.get('attempt', 1) >= existing.attempt:
-                    for key, value in r.items():
-                        setattr(existing, key, value)
-                else:
-                    continue        # a late result of an older attempt
-                stored.append(r)
+                key = (r['run_id'], r['node'], r['plugin'], r['mode'], r['phase'])
+                attempt = r.get('attempt', 1)
+                if key in inserts:                       # twice in one batch
+                    if attempt >= inserts[key].get('attempt', 1):
+                        inserts[key] = r
+                        stored.append(r)
+                elif key not in known:
+                    inserts[key] = r
+                    stored.append(r)
+                elif attempt >= known[key][0]:
+                    updates.append((known[key][1], r))
+                    stored.append(r)
+                # else: a late result of an older attempt
+            if inserts:
+                s.execute(sa.insert(R), list(inserts.values()))
+            for row_id, r in updates:
+                s.execute(sa.update(R).where(R.id == row_id).values(**r))
         return stored
 
-    def list_results(self, run_id, **filters):
+    def list_results(self, run_id, since=None, **filters):
+        """Results of a run in arrival order; ``since``: only ids above it."""
         with self._session() as s:
             query = sa.select(models.Result).where(models.Result.run_id == run_id)
+            if since is not None:
+                query = query.where(models.Result.id > since)
             for key, value in filters.items():
                 query = query.where(getattr(models.Result, key) == value)
             return [_row(r) for r in s.scalars(query.order_by(models.Result.id))]

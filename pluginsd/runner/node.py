@@ -275,38 +275,40 @@ class _PhaseRun:
         return session
 
     def _setup(self, session):
+        """stack.sh's start, in two round trips to bash (they add up on a
+        busy node): localrc and the plugin directories, then - once the
+        checkouts are in place - override-defaults and settings."""
         stack = self.mode == 'stack'
-        if self.s.xtrace and stack:
-            self._run(session, 'set -o xtrace')
         localrc = os.path.join(self.run_dir, 'localrc')
         with open(localrc, 'w') as f:
             f.write(self.localconf.localrc)
-        self.step = 'sourcing localrc'
-        self._run(session, shell.command('__pluginsd_source_localrc', localrc))
         stackenv = os.path.join(self.s.state_dir, 'stackenv')
-        if not stack:
-            self._run(session, shell.command('__pluginsd_load_stackenv', stackenv))
-        else:
-            self._run(session, 'set -o errexit')     # as stack.sh, before fetch
-        self._checkouts(session)
-        self._run(session, shell.command(
-            '__pluginsd_set_order', *[p.name for p in self.plugins]))
-        self.step = 'override-defaults'
-        self._run(session, '__pluginsd_override_defaults', on_event=self._on_step)
-        self.step = 'settings'
-        self._run(session, '__pluginsd_load_settings', on_event=self._on_step)
+        first = []
+        if self.s.xtrace and stack:
+            first.append('set -o xtrace')
+        first.append("__pluginsd_evt step 'sourcing localrc'")
+        first.append(shell.command('__pluginsd_source_localrc', localrc))
         if stack:
-            self.step = 'verify_disabled_services'
-            self._run(session, 'verify_disabled_services')
+            first.append('set -o errexit')      # as stack.sh, before fetching
+        else:
+            first.append(shell.command('__pluginsd_load_stackenv', stackenv))
+        first.append('__pluginsd_plugin_dirs')
+        events = self._run(session, '; '.join(first), on_event=self._on_step)
+        self._checkouts(session, {e[1]: e[2] for e in events if e[0] == 'dir'})
+        second = [shell.command('__pluginsd_set_order', *[p.name for p in self.plugins]),
+                  '__pluginsd_override_defaults', '__pluginsd_load_settings']
+        if stack:
             os.makedirs(self.s.state_dir, exist_ok=True)
-            self._run(session, shell.command('__pluginsd_save_stackenv', stackenv))
-        if self.s.xtrace and not stack:
-            self._run(session, 'set -o xtrace')      # unstack.sh: after settings
+            second += ['__pluginsd_evt step verify_disabled_services',
+                       'verify_disabled_services',
+                       shell.command('__pluginsd_save_stackenv', stackenv)]
+        elif self.s.xtrace:
+            second.append('set -o xtrace')      # unstack.sh: after settings
+        self._run(session, '; '.join(second), on_event=self._on_step)
         self.step = 'running'
 
-    def _checkouts(self, session):
+    def _checkouts(self, session, dirs):
         self.step = 'checking out plugins'
-        dirs = {e[1]: e[2] for e in self._run(session, '__pluginsd_plugin_dirs')}
         wanted = [p.name for p in self.plugins]
         if sorted(dirs) != sorted(wanted):
             raise _PhaseFailed(
@@ -369,7 +371,7 @@ class _PhaseRun:
 
     def _on_step(self, fields):
         if fields[0] == 'step':
-            self.step = f'{fields[1]} of {fields[2]}'
+            self.step = ' of '.join(fields[1:])
 
     def _on_event(self, fields):
         kind = fields[0]

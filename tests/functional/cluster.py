@@ -157,10 +157,10 @@ class Cluster:
         deadline = time.monotonic() + timeout
         seen = -1
         while time.monotonic() < deadline:
-            view = self.api.wait_run({}, run_id, seen, 5)
+            view = self.api.wait_run({}, run_id, seen, 5, results_since=0)
             seen = view['version']
             if view['state'] in FINAL:
-                return view
+                return self.api.get_run({}, run_id)
         raise AssertionError(f'run {run_id} not finished in {timeout} s')
 
     def stop(self):

@@ -83,11 +83,12 @@ class TestAgentAPIRecorded:
             ('cast', CTXT, 'cancel_run', {'run_id': 'run-1'}),
         ]
 
-    def test_ack_results_cast_to_the_host(self, agent_api):
-        agent_api.ack_results(CTXT, 'node-3', ['k1', 'k2'])
+    def test_ack_results_one_fanout_for_every_node(self, agent_api):
+        acks = {'node-3': ['k1', 'k2'], 'node-4': ['k3']}
+        agent_api.ack_results(CTXT, acks)
         assert agent_api.client.log == [
-            ('prepare', {'server': 'node-3'}),
-            ('cast', CTXT, 'ack_results', {'keys': ['k1', 'k2']}),
+            ('prepare', {'fanout': True}),
+            ('cast', CTXT, 'ack_results', {'acks': acks}),
         ]
 
     def test_ping_calls_the_host(self, agent_api):
@@ -151,7 +152,7 @@ class TestDaemonAPIRecorded:
         assert daemon_api.client.log == [
             ('prepare', {'timeout': 90}),
             ('call', CTXT, 'wait_run', {'run_id': 'r1', 'seen': 7,
-                                        'timeout': 60})]
+                                        'timeout': 60, 'results_since': None})]
 
     @pytest.mark.parametrize('method, args, kwargs, wire', [
         ('start_run', ('stack', {'controller': {}}, '/etc/local.conf'), {},
@@ -205,7 +206,7 @@ class TestOnTheWire:
         api = AgentAPI(conf, transport)
         api.run_phase(CTXT, ENVELOPE)
         api.cancel_run(CTXT, 'run-1')
-        api.ack_results(CTXT, 'node-3', ['k'])
+        api.ack_results(CTXT, {'node-3': ['k']})
         assert wire == [
             {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
              'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
@@ -217,10 +218,11 @@ class TestOnTheWire:
              'timeout': None,
              'message': {'method': 'cancel_run', 'args': {'run_id': 'run-1'},
                          'version': '1.0'}},
-            {'topic': 'pluginsd-agent', 'server': 'node-3', 'fanout': None,
+            {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
              'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
              'timeout': None,
-             'message': {'method': 'ack_results', 'args': {'keys': ['k']},
+             'message': {'method': 'ack_results',
+                         'args': {'acks': {'node-3': ['k']}},
                          'version': '1.0'}},
         ]
 

@@ -1,0 +1,41 @@
+"""Several simulated nodes in one process, for the benchmark.
+
+Each node is a full AgentService: its own host name, RPC queue, DEST,
+state directory and bash sessions; they only share the process.
+Usage: agent_host.py CONFIG_FILE PREFIX COUNT BASE_DIR
+"""
+
+import os
+import signal
+import sys
+import threading
+
+from pluginsd.agent import service as agent_service
+from pluginsd import conf as pluginsd_conf
+from pluginsd import rpc
+
+
+def main():
+    conf_file, prefix, count, base = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    conf = pluginsd_conf.new_conf()
+    conf(['--config-file', conf_file], project='pluginsd')
+    transport = rpc.get_transport(conf)
+    agents = []
+    for i in range(count):
+        host = f'{prefix}{i:02d}'
+        state = os.path.join(base, host)
+        agents.append(agent_service.AgentService(
+            conf, transport, host=host, roles=['compute'],
+            dest=os.path.join(state, 'dest'), state_dir=state))
+    for agent in agents:
+        agent.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print('READY', flush=True)
+    stop.wait()
+    for agent in agents:
+        agent.stop(graceful_timeout=0)
+
+
+if __name__ == '__main__':
+    main()
