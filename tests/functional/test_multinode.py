@@ -35,11 +35,12 @@ def read(path):
 def cluster(tmp_path, rabbit_vhost):
     made = []
 
-    def make(hosts, **daemon_extra):
+    def make(hosts, _env=None, **daemon_extra):
         trace = str(tmp_path / 'trace')
         c = cluster_mod.Cluster(tmp_path / 'cluster', rabbit_vhost,
                                 [str(tmp_path / 'repos') + '/'],
-                                env={'TEST_TRACE': trace}, **daemon_extra)
+                                env={'TEST_TRACE': trace, **(_env or {})},
+                                **daemon_extra)
         c.trace = trace
         for host, roles, extra in hosts:
             c.add_agent(host, roles, **extra)
@@ -214,3 +215,58 @@ def test_forged_and_replayed_events_run_nothing(tmp_path, cluster):
     assert f'node cmp1 refuses plugin rogue: source {outside} is not in ' \
            '[agent] allowed_sources' in proc.stderr
     assert not any(t[1] == 'rogue' for t in read(c.trace))
+
+
+@pytest.mark.timeout(600)
+def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
+    import socket
+    notify = tmp_path / 'notify.sock'
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(60)
+    body = ('if [[ $2 == install ]]; then echo "hello from install"; '
+            f'touch {tmp_path}/in-install; sleep 120; fi')
+    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
+    c = cluster([('cmp1', 'compute', {'agent': {'graceful_shutdown_timeout': 1}})],
+          _env={'NOTIFY_SOCKET': str(notify)})
+    # systemd's Type=notify: both services said READY=1 once they served.
+    ready = sorted(sock.recv(100) for _ in range(2))
+    assert ready == [b'READY=1', b'READY=1']
+    conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
+
+    def start_and_reach_install():
+        (tmp_path / 'in-install').unlink(missing_ok=True)
+        run_id = run_id_of(c.ctl('stack', '--no-wait', conf))
+        deadline = time.monotonic() + 60
+        while not (tmp_path / 'in-install').exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        return run_id
+
+    run_id = start_and_reach_install()
+    logs = c.ctl('logs', run_id, '--node', 'cmp1', '--plugin', 'slow',
+                 '--phase', 'install')
+    assert logs.returncode == 0, logs.stderr
+    assert 'hello from install' in logs.stdout
+    assert '+ ' in logs.stdout                      # the xtrace of the plugin
+    show = c.ctl('show', run_id[:8])
+    assert 'waiting on: cmp1 (install)' in show.stderr
+    assert c.ctl('cancel', run_id).returncode == 0
+    view = c.wait_run(run_id, timeout=60)
+    assert view['state'] == 'cancelled'
+    [install] = [r for r in view['results']
+                 if r['plugin'] == 'slow' and r['phase'] == 'install']
+    assert install['status'] == 'cancelled'
+
+    run_id = start_and_reach_install()
+    agent = c.agents['cmp1']
+    agent.terminate()
+    assert agent.proc.wait(30) == 0
+    assert sock.recv(100) == b'STOPPING=1'
+    view = c.wait_run(run_id, timeout=60)
+    assert view['state'] == 'failed'
+    [install] = [r for r in view['results']
+                 if r['plugin'] == 'slow' and r['phase'] == 'install']
+    assert install['status'] == 'killed'
+    assert 'graceful_shutdown_timeout' in install['message']
+    sock.close()
