@@ -28,8 +28,9 @@ class AllInOne:
         # (the driver registered this option; no connection exists yet).
         conf.set_override('heartbeat_timeout_threshold', 0,
                           group='oslo_messaging_rabbit')
-        self.daemon = daemon_service.DaemonService(conf, self.transport,
-                                                   checkout_root=None)
+        self.daemon = daemon_service.DaemonService(
+            conf, self.transport, checkout_root=None,
+            notification_url=rpc.EMBEDDED_URL)
         # The user runs their own local.conf on their own machine: every
         # source it names is allowed.
         self.agent = agent_service.AgentService(conf, self.transport,

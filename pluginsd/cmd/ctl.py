@@ -392,10 +392,35 @@ class Cancel(_Base, command.Command):
         return EXIT_OK
 
 
+class ExtensionList(_Base, lister.Lister):
+    """List the daemon's extensions: loaded, or failed and why."""
+
+    def take_action(self, args):
+        rows = [[e['name'], e['version'], e['description'], e['state'],
+                 e['reason'].splitlines()[-1] if e['reason'] else '']
+                for e in self.call('list_extensions')]
+        return ['Name', 'Version', 'Description', 'State', 'Reason'], rows
+
+
+class Delete(_Base, command.Command):
+    """Delete a finished run and its results from the database."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('run')
+        return parser
+
+    def take_action(self, args):
+        run = self.call('delete_run', args.run)
+        print(f'run {run["id"]}: deleted', file=sys.stderr)
+        return EXIT_OK
+
+
 COMMANDS = {
     'stack': Stack, 'unstack': Unstack, 'clean': Clean, 'plan': Plan,
     'runs': Runs, 'show': Show, 'status': Status, 'nodes': Nodes,
-    'logs': Logs, 'retry': Retry, 'cancel': Cancel,
+    'logs': Logs, 'retry': Retry, 'cancel': Cancel, 'delete': Delete,
+    'extension list': ExtensionList,
 }
 
 

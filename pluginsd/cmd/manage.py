@@ -5,6 +5,7 @@ import sys
 from oslo_config import cfg
 
 from pluginsd.db import api as db_api
+from pluginsd.extensions import manager as ext_manager
 from pluginsd import service
 
 
@@ -21,7 +22,9 @@ def _main():
     conf = _prepare(conf)
     db = db_api.Database(conf.database.connection)
     if conf.command.db_action == 'upgrade':
-        db.upgrade()
+        # Extensions may bring their own migration branches.
+        extensions, _ = ext_manager.load(conf)
+        db.upgrade(ext_manager.migration_locations(extensions))
         print('database is up to date')
     else:
         from alembic.runtime import migration

@@ -10,11 +10,13 @@ from pluginsd.conf import agent
 from pluginsd.conf import daemon
 from pluginsd.conf import database
 from pluginsd.conf import default
+from pluginsd.conf import extensions
 from pluginsd.conf import runner
 from pluginsd.conf import security
 from pluginsd.conf import upgrade_levels
 
-MODULES = (default, daemon, agent, runner, security, database, upgrade_levels)
+MODULES = (default, daemon, agent, runner, security, database, upgrade_levels,
+           extensions)
 
 
 def register_all(conf):

@@ -24,8 +24,10 @@ RUN_FIELDS = ('id', 'mode', 'state', 'created_at', 'updated_at', 'local_conf_pat
 class DaemonManager:
     target = messaging.Target(version='1.0')
 
-    def __init__(self, conf, db, runs, nodes, agent_api, signer, events):
+    def __init__(self, conf, db, runs, nodes, agent_api, signer, events,
+                 extension_records=()):
         self.conf = conf
+        self.extension_records = list(extension_records)
         self.db = db
         self.runs = runs
         self.nodes = nodes
@@ -143,6 +145,21 @@ class DaemonManager:
     @user_error
     def cancel_run(self, ctxt, run_id):
         return self._run_view(self.runs.cancel(run_id))
+
+    @rpc.expose
+    def list_extensions(self, ctxt):
+        return self.extension_records
+
+    @rpc.expose
+    @user_error
+    def delete_run(self, ctxt, run_id):
+        run = self.db.get_run(run_id)
+        if run['state'] in ('planning', 'running'):
+            raise exception.RunStateError(run=run['id'], state=run['state'],
+                                          reason='cancel it first')
+        self.db.delete_run(run['id'])
+        self.events.run_delete(run)
+        return self._run_view(run)
 
     @rpc.expose
     @user_error

@@ -8,7 +8,7 @@ class DaemonAPI:
 
     1.0 - report_results, heartbeat, pending_work, get_bundle, start_run,
           plan, get_run, wait_run, list_runs, list_nodes, retry_run,
-          cancel_run, get_log
+          cancel_run, delete_run, get_log, list_extensions
     """
 
     RPC_API_VERSION = '1.0'
@@ -62,6 +62,12 @@ class DaemonAPI:
 
     def cancel_run(self, ctxt, run_id):
         return self.client.call(ctxt, 'cancel_run', run_id=run_id)
+
+    def delete_run(self, ctxt, run_id):
+        return self.client.call(ctxt, 'delete_run', run_id=run_id)
+
+    def list_extensions(self, ctxt):
+        return self.client.call(ctxt, 'list_extensions')
 
     def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
         return self.client.call(ctxt, 'get_log', run_id=run_id, node=node,

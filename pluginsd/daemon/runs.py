@@ -249,6 +249,11 @@ class RunManager:
             if not exists:
                 LOG.warning('Results for unknown run %s dropped', run_id)
         stored = self.db.store_results([r for r in items if known[r['run_id']]])
+        # Before the run thread hears of them: extensions see every plugin
+        # result of a phase before that phase's end.
+        for r in stored:
+            if r['plugin'] != results.NODE:
+                self.events.plugin_result(r)
         with self._cond:
             for r in stored:
                 if r['plugin'] == results.NODE:
@@ -256,9 +261,6 @@ class RunManager:
                         (r['node'], r['phase'])] = (r['status'], r['attempt'])
                 self._bump(r['run_id'])
             self._cond.notify_all()
-        for r in stored:
-            if r['plugin'] != results.NODE:
-                self.events.plugin_result(r)
         return stored
 
     def _end_on_agents(self, run_id):

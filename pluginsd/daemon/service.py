@@ -8,6 +8,7 @@ from pluginsd.daemon import manager
 from pluginsd.daemon import runs
 from pluginsd.db import api as db_api
 from pluginsd.extensions import dispatch
+from pluginsd.extensions import manager as ext_manager
 from pluginsd import rpc
 from pluginsd.rpc import signing
 
@@ -16,13 +17,16 @@ DEFAULT = object()
 
 
 class DaemonService:
-    def __init__(self, conf, transport, checkout_root=DEFAULT, extensions=()):
+    def __init__(self, conf, transport, checkout_root=DEFAULT,
+                 notification_url=None):
         self.conf = conf
+        self.extensions, self.extension_records = ext_manager.load(conf)
         self.db = db_api.Database(conf.database.connection)
-        self.db.upgrade()
+        self.db.upgrade(ext_manager.migration_locations(self.extensions))
         self.signer = signing.Signer(conf.security.shared_key, conf.host,
                                      conf.security.max_message_age)
-        self.events = dispatch.EventDispatcher(extensions)
+        self.events = dispatch.EventDispatcher(
+            self.extensions, dispatch.Notifications(conf, notification_url))
         self.nodes = runs.NodeTracker(conf, self.db)
         self.agents = agent_rpcapi.AgentAPI(conf, transport)
         if checkout_root is DEFAULT:
@@ -30,7 +34,8 @@ class DaemonService:
         self.runs = runs.RunManager(conf, self.db, self.agents, self.signer,
                                     self.nodes, self.events, checkout_root)
         self.manager = manager.DaemonManager(conf, self.db, self.runs, self.nodes,
-                                             self.agents, self.signer, self.events)
+                                             self.agents, self.signer, self.events,
+                                             self.extension_records)
         self.server = rpc.get_server(transport, rpc.DAEMON_TOPIC, conf.host,
                                      [self.manager])
         self._stop = threading.Event()

@@ -1,44 +1,79 @@
-"""Turn what happens in the daemon into extension events."""
+"""Turn what happens in the daemon into extension events and notifications.
 
+Extensions get plain event objects (:mod:`pluginsd.extensions.events`);
+services that are not extensions can follow the same events as
+oslo.messaging notifications (``pluginsd.run.start``, ``pluginsd.phase.end``
+...), switched on by the standard ``[oslo_messaging_notifications]`` options.
+"""
+
+import dataclasses
 import logging
 
+import oslo_messaging as messaging
+
+from pluginsd.extensions import events
+
 LOG = logging.getLogger(__name__)
+
+
+class Notifications:
+    def __init__(self, conf, url=None):
+        transport = messaging.get_notification_transport(conf, url=url)
+        self.notifier = messaging.Notifier(transport,
+                                           publisher_id=f'pluginsd.{conf.host}')
+        self.enabled = self.notifier.is_enabled()
+
+    def send(self, event_type, payload, error=False):
+        if self.enabled:
+            # Notifier never raises: it logs what it could not send.
+            send = self.notifier.error if error else self.notifier.info
+            send({}, f'pluginsd.{event_type}', dataclasses.asdict(payload))
 
 
 class EventDispatcher:
     """Calls ``on_<event>`` on every extension; one failing never stops others."""
 
-    def __init__(self, extensions=()):
+    def __init__(self, extensions=(), notifications=None):
         self.extensions = list(extensions)
+        self.notifications = notifications
 
-    def _fire(self, method, *args):
+    def _fire(self, method, event_type, payload, error=False):
         for ext in self.extensions:
             try:
-                getattr(ext, method)(*args)
+                getattr(ext, method)(payload)
             except Exception:
                 LOG.exception('Extension %s failed in %s',
                               getattr(ext, 'name', type(ext).__name__), method)
+        if self.notifications:
+            self.notifications.send(event_type, payload, error)
 
     def node_register(self, node):
-        self._fire('on_node_register', node)
+        self._fire('on_node_register', 'node.register', events.node(node))
 
     def node_update(self, node):
-        self._fire('on_node_update', node)
+        self._fire('on_node_update', 'node.update', events.node(node))
 
     def node_lost(self, node):
-        self._fire('on_node_lost', node)
+        self._fire('on_node_lost', 'node.lost', events.node(node), error=True)
 
     def run_start(self, run):
-        self._fire('on_run_start', run)
+        self._fire('on_run_start', 'run.start', events.run(run))
 
     def phase_start(self, run, phase, hosts):
-        self._fire('on_phase_start', run, phase, hosts)
+        self._fire('on_phase_start', 'phase.start', events.phase(run, phase, hosts))
 
     def plugin_result(self, result):
-        self._fire('on_plugin_result', result)
+        payload = events.result(result)
+        self._fire('on_plugin_result', 'plugin.result', payload,
+                   error=payload.status not in ('ok', 'skipped'))
 
     def phase_end(self, run, phase, hosts, failures):
-        self._fire('on_phase_end', run, phase, hosts, failures)
+        self._fire('on_phase_end', 'phase.end',
+                   events.phase(run, phase, hosts, failures), error=bool(failures))
 
     def run_end(self, run):
-        self._fire('on_run_end', run)
+        self._fire('on_run_end', 'run.end', events.run(run),
+                   error=run['state'] != 'completed')
+
+    def run_delete(self, run):
+        self._fire('on_run_delete', 'run.delete', events.run(run))

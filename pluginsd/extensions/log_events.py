@@ -1,0 +1,43 @@
+"""The built-in ``logging`` extension: logs every event. The minimal example."""
+
+import logging
+
+from pluginsd.extensions import base
+
+LOG = logging.getLogger(__name__)
+
+
+class LoggingExtension(base.Extension):
+    name = 'logging'
+    version = '1.0.0'
+    description = 'Logs every pluginsd event at INFO level.'
+
+    def on_node_register(self, node):
+        LOG.info('node %s registered (roles %s)', node.host, ','.join(node.roles))
+
+    def on_node_update(self, node):
+        LOG.info('node %s is back', node.host)
+
+    def on_node_lost(self, node):
+        LOG.info('node %s lost', node.host)
+
+    def on_run_start(self, run):
+        LOG.info('run %s: %s starts on %s', run.id, run.mode, run.stages)
+
+    def on_phase_start(self, phase):
+        LOG.info('run %s: %s starts on %s', phase.run_id, phase.phase,
+                 ', '.join(phase.hosts))
+
+    def on_plugin_result(self, result):
+        LOG.info('run %s: %s %s on %s: %s', result.run_id, result.plugin,
+                 result.phase, result.node, result.status)
+
+    def on_phase_end(self, phase):
+        LOG.info('run %s: %s ended (%d failures)', phase.run_id, phase.phase,
+                 len(phase.failures))
+
+    def on_run_end(self, run):
+        LOG.info('run %s: %s', run.id, run.state)
+
+    def on_run_delete(self, run):
+        LOG.info('run %s deleted', run.id)

@@ -1,0 +1,189 @@
+"""Extensions found through stevedore, and notifications on a real broker."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+
+import oslo_messaging as messaging
+import pytest
+
+from pluginsd import conf as pluginsd_conf
+from tests.functional import cluster as cluster_mod
+from tests import gitrepos
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+EXAMPLE = os.path.join(TOP, 'examples', 'extensions', 'pluginsd-audit')
+PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
+
+
+def pip(*args):
+    subprocess.run([sys.executable, '-m', 'pip', '-q', '--disable-pip-version-check',
+                    *args], check=True, capture_output=True, timeout=300)
+
+
+def ctl(state, *args, env=None, config=None):
+    cmd = [os.path.join(BIN, 'pluginsctl'), '--all-in-one', '--state-dir', str(state),
+           '--dest', str(state / 'dest')]
+    if config:
+        cmd += ['--config-file', str(config)]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, **(env or {})))
+
+
+def two_plugins(tmp_path):
+    a = gitrepos.make_repo(str(tmp_path / 'repos' / 'alpha'), gitrepos.tracing_plugin('alpha'))
+    b = gitrepos.make_repo(str(tmp_path / 'repos' / 'beta'), gitrepos.tracing_plugin('beta'))
+    conf = tmp_path / 'local.conf'
+    conf.write_text(f'[[local|localrc]]\nenable_plugin alpha {a}\nenable_plugin beta {b}\n')
+    return conf
+
+
+@pytest.fixture
+def audit_installed():
+    pip('install', '--no-deps', EXAMPLE)
+    try:
+        yield
+    finally:
+        pip('uninstall', '-y', 'pluginsd-audit')
+
+
+@pytest.mark.timeout(600)
+def test_pip_installed_extension_is_found_and_sees_every_event(tmp_path, audit_installed):
+    state = tmp_path / 'state'
+    env = {'TEST_TRACE': str(tmp_path / 'trace')}
+    # A new pluginsctl --all-in-one process is a daemon restart.
+    listing = ctl(state, 'extension', 'list', '-f', 'json')
+    assert listing.returncode == 0, listing.stderr
+    rows = {e['Name']: e for e in json.loads(listing.stdout)}
+    assert rows['audit']['State'] == 'loaded'
+    assert rows['audit']['Version'] == '1.0.0'
+    assert rows['audit']['Description'].startswith('Audit trail')
+    assert rows['logging']['State'] == 'loaded'
+
+    proc = ctl(state, 'stack', str(two_plugins(tmp_path)), env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in (state / 'audit-events.jsonl').read_text().splitlines()]
+    run_events = [e for e in lines if e['event'] != 'node_register']
+    expected = ['run_start']
+    for phase in PHASES:
+        expected += ['phase_start', 'plugin_result', 'plugin_result', 'phase_end']
+    expected.append('run_end')
+    assert [e['event'] for e in run_events] == expected
+    assert [e['phase'] for e in run_events if e['event'] == 'phase_start'] == PHASES
+    assert [e['plugin'] for e in run_events if e['event'] == 'plugin_result'][:2] == \
+        ['alpha', 'beta']
+    assert run_events[-1]['state'] == 'completed'
+    assert {e['event'] for e in lines} >= {'node_register'}
+    # Its own Alembic branch made its own table, in the daemon's database.
+    db = sqlite3.connect(state / 'pluginsd.sqlite')
+    assert db.execute('select count(*) from audit_events').fetchone()[0] == len(lines)
+    heads = {r[0] for r in db.execute('select version_num from alembic_version')}
+    assert heads == {'0001', 'audit_0001'}
+    # Its option shows up in the generated sample configuration.
+    sample = subprocess.run([os.path.join(BIN, 'oslo-config-generator'), '--namespace',
+                             'pluginsd'], capture_output=True, text=True, check=True)
+    assert '[audit]' in sample.stdout and 'events_file' in sample.stdout
+
+
+def broken_extensions(base):
+    """Two installed distributions: one that cannot import, one that raises."""
+    site = base / 'site'
+    for dist, name, module, code in [
+            ('broken_import', 'broken', 'broken_mod', 'import no_such_module_here\n'),
+            ('raising', 'raising', 'raising_mod', textwrap.dedent('''
+                from pluginsd.extensions import base
+                class Raising(base.Extension):
+                    version = '0.1'
+                    description = 'raises in every handler'
+                    def on_run_start(self, run):
+                        raise RuntimeError('raising on purpose')
+                    on_phase_start = on_plugin_result = on_run_start
+                ''')),
+    ]:
+        info = site / f'{dist}-0.1.dist-info'
+        info.mkdir(parents=True)
+        (info / 'METADATA').write_text(f'Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n')
+        attr = ':Raising' if dist == 'raising' else ':Thing'
+        (info / 'entry_points.txt').write_text(
+            f'[pluginsd.extensions]\n{name} = {module}{attr}\n')
+        (site / f'{module}.py').write_text(code)
+    return site
+
+
+@pytest.mark.timeout(600)
+def test_broken_extensions_are_listed_and_the_run_succeeds(tmp_path):
+    site = broken_extensions(tmp_path)
+    env = {'PYTHONPATH': str(site), 'TEST_TRACE': str(tmp_path / 'trace')}
+    state = tmp_path / 'state'
+    listing = ctl(state, 'extension', 'list', '-f', 'json', env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {e['Name']: e for e in json.loads(listing.stdout)}
+    assert rows['broken']['State'] == 'failed'
+    assert "No module named 'no_such_module_here'" in rows['broken']['Reason']
+    assert rows['raising']['State'] == 'loaded'
+    proc = ctl(state, '-v', 'stack', str(two_plugins(tmp_path)), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Extension raising failed in on_run_start' in proc.stderr
+    assert 'raising on purpose' in proc.stderr
+
+    strict = tmp_path / 'strict.conf'
+    strict.write_text('[extensions]\nfail_on_error = True\n')
+    proc = ctl(state, 'runs', env=env, config=strict)
+    assert proc.returncode == 1
+    # The load failure is logged with its traceback; the verdict is one line.
+    assert 'Traceback' in proc.stderr and 'broken_mod:Thing' in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        'configuration: extensions failed to load: broken '
+        '([extensions] fail_on_error is set)')
+
+
+@pytest.mark.timeout(600)
+def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
+    conf_file = two_plugins(tmp_path)
+    c = cluster_mod.Cluster(tmp_path / 'cluster', rabbit_vhost,
+                            [str(tmp_path / 'repos') + '/'],
+                            env={'TEST_TRACE': str(tmp_path / 'trace')},
+                            oslo_messaging_notifications={'driver': 'messagingv2',
+                                                          'topics': 'notifications'})
+    c.add_agent('node-1', 'controller')
+    received, done = [], threading.Event()
+
+    class Endpoint:
+        def info(self, ctxt, publisher_id, event_type, payload, metadata):
+            received.append((event_type, payload))
+            if event_type == 'pluginsd.run.end':
+                done.set()
+        error = info
+
+    # The daemon's own settings: durable queues must match on one exchange.
+    conf = pluginsd_conf.new_conf()
+    conf(['--config-file', c.daemon_conf], project='pluginsd')
+    transport = messaging.get_notification_transport(conf)
+    listener = messaging.get_notification_listener(
+        transport, [messaging.Target(topic='notifications')], [Endpoint()],
+        executor='threading')
+    listener.start()            # its queue must exist before anything is sent
+    try:
+        c.start()
+        proc = c.ctl('stack', str(conf_file))
+        assert proc.returncode == 0, proc.stderr
+        assert done.wait(30), [e for e, _ in received]
+    finally:
+        listener.stop()
+        listener.wait()
+        c.stop()
+        transport.cleanup()
+    types = [e for e, _ in received]
+    assert types[0] == 'pluginsd.node.register'
+    run_types = types[types.index('pluginsd.run.start'):]
+    assert run_types[:2] == ['pluginsd.run.start', 'pluginsd.phase.start']
+    assert run_types.count('pluginsd.phase.end') == 5
+    assert run_types.count('pluginsd.plugin.result') == 10
+    assert run_types[-1] == 'pluginsd.run.end'
+    end = dict(received)['pluginsd.run.end']
+    assert end['state'] == 'completed' and end['mode'] == 'stack'
