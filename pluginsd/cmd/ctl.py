@@ -64,7 +64,11 @@ def matrix(view):
     hosts = [h for stage in view['stages'] for h in stage]
     for host in hosts:
         role = view['node_roles'].get(host)
-        order = view['plans'].get(role, {}).get('order', [])
+        order = list(view['plans'].get(role, {}).get('order', []))
+        # Results of things that are not plugins (a hypervisor driver).
+        order += sorted({r['plugin'] for r in view['results']
+                         if r['node'] == host and r['plugin'] and
+                         r['plugin'] not in order})
         for plugin in order:
             rows.append([host, plugin] + [cell(by_key.get((host, plugin, p)))
                                           for p in phases])

@@ -296,7 +296,8 @@ class _PhaseRun:
         events = self._run(session, '; '.join(first), on_event=self._on_step)
         self._checkouts(session, {e[1]: e[2] for e in events if e[0] == 'dir'})
         second = [shell.command('__pluginsd_set_order', *[p.name for p in self.plugins]),
-                  '__pluginsd_override_defaults', '__pluginsd_load_settings']
+                  '__pluginsd_override_defaults', '__pluginsd_load_settings',
+                  '__pluginsd_load_hypervisor']
         if stack:
             os.makedirs(self.s.state_dir, exist_ok=True)
             second += ['__pluginsd_evt step verify_disabled_services',

@@ -397,3 +397,43 @@ def test_deadline_kills_the_process_group(env, tmp_path):
     child = int(pidfile.read_text())
     assert not os.path.exists(f'/proc/{child}') or \
         open(f'/proc/{child}/stat').read().split()[2] == 'Z'
+
+
+def test_hypervisor_plugin_functions_run_at_devstack_points(env):
+    """Seed 003: hypervisor-$VIRT_DRIVER on n-cpu nodes, at DevStack's points."""
+    functions = ''.join(
+        f'function {f}_nova_hypervisor {{ echo "hv|{f}|$VIRT_DRIVER" >> "$TEST_TRACE"; }}\n'
+        for f in ('install', 'configure', 'start', 'stop', 'cleanup'))
+    a = repo(env, 'alpha', settings='enable_service n-cpu', extra_files={
+        'devstack/lib/nova_plugins/hypervisor-traced': functions})
+    conf = localrc('VIRT_DRIVER=traced', f'enable_plugin alpha {a}')
+    for mode in ('stack', 'unstack', 'clean'):
+        view = env.run(mode, conf)
+        assert view['state'] == 'completed', view['error']
+    seq = [f'{t[0]}:{t[1]}:{t[2]}' if t[0] == 'hv' else f'{t[0]}:{t[2]}'
+           for t in env.trace() if t[0] == 'hv' or t[1] == 'plugin.sh']
+    assert seq == [
+        'alpha:stack pre-install',
+        'hv:install:traced', 'alpha:stack install',
+        'hv:configure:traced', 'alpha:stack post-config',
+        'hv:start:traced', 'alpha:stack extra',
+        'alpha:stack test-config',
+        'alpha:unstack', 'hv:stop:traced',          # unstack of clean.sh
+        'alpha:unstack', 'hv:stop:traced',
+        'alpha:clean', 'hv:cleanup:traced']
+    [result] = aio.results_by(view, plugin='hypervisor-traced', phase='clean')
+    assert result['status'] == 'ok'
+
+
+def test_fake_hypervisor_ships_with_pluginsd_and_needs_n_cpu(env):
+    nova_conf = env.tmp / 'nova.conf'
+    a = repo(env, 'alpha', settings=f'NOVA_CONF={nova_conf}')
+    view = env.run('stack', localrc('VIRT_DRIVER=fake', f'enable_plugin alpha {a}'))
+    assert view['state'] == 'completed', view['error']
+    assert not aio.results_by(view, plugin='hypervisor-fake')       # no n-cpu
+    view = env.run('stack', localrc('VIRT_DRIVER=fake', 'enable_service n-cpu',
+                                    f'enable_plugin alpha {a}'))
+    assert view['state'] == 'completed', view['error']
+    assert [r['phase'] for r in aio.results_by(view, plugin='hypervisor-fake')] == \
+        ['install', 'post-config', 'extra']
+    assert 'compute_driver = fake.FakeDriver' in nova_conf.read_text()

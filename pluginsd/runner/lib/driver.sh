@@ -93,6 +93,43 @@ function __pluginsd_load_settings {
     done
 }
 
+# Hypervisor plugins (seed 003): on a node where n-cpu is enabled, the file
+# hypervisor-$VIRT_DRIVER - from an enabled plugin's devstack/lib/nova_plugins
+# or devstack/nova_plugins, else from pluginsd's own nova_plugins - is sourced
+# after the settings, and its functions are called where DevStack calls them.
+__PLUGINSD_HYPERVISOR=""
+
+function __pluginsd_load_hypervisor {
+    local plugin file
+    is_service_enabled n-cpu || return 0
+    [[ -n "${VIRT_DRIVER:-}" ]] || return 0
+    for plugin in ${DEVSTACK_PLUGINS//,/ }; do
+        for file in "${GITDIR[$plugin]}/devstack/lib/nova_plugins/hypervisor-$VIRT_DRIVER" \
+                "${GITDIR[$plugin]}/devstack/nova_plugins/hypervisor-$VIRT_DRIVER"; do
+            if [[ -r $file ]]; then
+                __PLUGINSD_HYPERVISOR=$file
+                break 2
+            fi
+        done
+    done
+    if [[ -z $__PLUGINSD_HYPERVISOR && -r $PLUGINSD_LIB/nova_plugins/hypervisor-$VIRT_DRIVER ]]; then
+        __PLUGINSD_HYPERVISOR=$PLUGINSD_LIB/nova_plugins/hypervisor-$VIRT_DRIVER
+    fi
+    if [[ -n $__PLUGINSD_HYPERVISOR ]]; then
+        __pluginsd_evt step hypervisor "$__PLUGINSD_HYPERVISOR"
+        source "$__PLUGINSD_HYPERVISOR"
+    fi
+}
+
+# Run one hypervisor function as its own result, named hypervisor-<driver>.
+function __pluginsd_hypervisor_call {
+    local name=hypervisor-$VIRT_DRIVER
+    [[ -n $__PLUGINSD_HYPERVISOR ]] || return 0
+    __pluginsd_evt start "$name" "$EPOCHREALTIME"
+    { "$1"; } >>"$2/$name.log" 2>&1
+    __pluginsd_evt end "$name" "$?" "$EPOCHREALTIME"
+}
+
 # Planning only: report what settings declare instead of ignoring it.
 function __pluginsd_record_metadata {
     function define_plugin {
@@ -127,6 +164,14 @@ function __pluginsd_run_phase {
     local phase=${2:-}
     local logs=$3
     local plugin dir
+    # DevStack installs, configures and starts nova-compute (and so the
+    # hypervisor) before the plugins of install, post-config and extra, and
+    # stops and cleans it after the plugins of unstack and clean.
+    case "$mode $phase" in
+        "stack install") __pluginsd_hypervisor_call install_nova_hypervisor "$logs" ;;
+        "stack post-config") __pluginsd_hypervisor_call configure_nova_hypervisor "$logs" ;;
+        "stack extra") __pluginsd_hypervisor_call start_nova_hypervisor "$logs" ;;
+    esac
     __pluginsd_extras $mode $phase
     for plugin in ${DEVSTACK_PLUGINS//,/ }; do
         dir=${GITDIR[$plugin]}
@@ -138,6 +183,10 @@ function __pluginsd_run_phase {
         { source "$dir/devstack/plugin.sh" $mode $phase; } >>"$logs/$plugin.log" 2>&1
         __pluginsd_evt end "$plugin" "$?" "$EPOCHREALTIME"
     done
+    case $mode in
+        unstack) __pluginsd_hypervisor_call stop_nova_hypervisor "$logs" ;;
+        clean) __pluginsd_hypervisor_call cleanup_nova_hypervisor "$logs" ;;
+    esac
 }
 
 # Expand a [[group|file]] file name with the session's variables.
