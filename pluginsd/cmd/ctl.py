@@ -396,6 +396,25 @@ class Cancel(_Base, command.Command):
         return EXIT_OK
 
 
+class Report(_Base, command.Command):
+    """Write a self-contained HTML picture of a run (timeline, failures)."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('run')
+        parser.add_argument('--output', '-o', required=True,
+                            help='the HTML file to write')
+        return parser
+
+    def take_action(self, args):
+        from pluginsd import report
+        view = self.call('get_run', args.run)
+        with open(args.output, 'w', encoding='utf-8') as f:
+            f.write(report.render(view))
+        print(f'run {view["id"]}: report written to {args.output}', file=sys.stderr)
+        return EXIT_OK
+
+
 class ExtensionList(_Base, lister.Lister):
     """List the daemon's extensions: loaded, or failed and why."""
 
@@ -424,6 +443,7 @@ COMMANDS = {
     'stack': Stack, 'unstack': Unstack, 'clean': Clean, 'plan': Plan,
     'runs': Runs, 'show': Show, 'status': Status, 'nodes': Nodes,
     'logs': Logs, 'retry': Retry, 'cancel': Cancel, 'delete': Delete,
+    'report': Report,
     'extension list': ExtensionList,
 }
 
