@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from tests.functional import postgres as postgres_mod
 from tests.functional import rabbit as rabbit_mod
 
 
@@ -33,3 +34,32 @@ def rabbit_vhost(rabbit):
     if rabbit.running:  # a failed test may have left the broker down
         rabbit.ctl('delete_vhost', vhost)
         rabbit.ctl('delete_user', user)
+
+
+# PLUGINSD_TEST_DB=postgresql runs the functional suite against a private
+# PostgreSQL server (one database per test) instead of SQLite. The URL goes
+# through oslo.config's environment source ([database] connection), so every
+# daemon of the test - in this process or not - uses it.
+DATABASE_ENV = 'OS_DATABASE__CONNECTION'
+
+
+@pytest.fixture(scope='session')
+def postgres():
+    if not postgres_mod.available():
+        pytest.fail('PLUGINSD_TEST_DB=postgresql but PostgreSQL is not installed')
+    server = postgres_mod.PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def database_url(request, monkeypatch):
+    """The daemon database of this test: SQLite (default) or PostgreSQL."""
+    if os.environ.get('PLUGINSD_TEST_DB') != 'postgresql':
+        yield None
+        return
+    url = request.getfixturevalue('postgres').create_database()
+    monkeypatch.setenv(DATABASE_ENV, url)
+    yield url

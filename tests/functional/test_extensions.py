@@ -2,7 +2,6 @@
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -10,6 +9,7 @@ import threading
 
 import oslo_messaging as messaging
 import pytest
+import sqlalchemy as sa
 
 from pluginsd import conf as pluginsd_conf
 from tests.functional import cluster as cluster_mod
@@ -53,7 +53,8 @@ def audit_installed():
 
 
 @pytest.mark.timeout(600)
-def test_pip_installed_extension_is_found_and_sees_every_event(tmp_path, audit_installed):
+def test_pip_installed_extension_is_found_and_sees_every_event(tmp_path, audit_installed,
+                                                               database_url):
     state = tmp_path / 'state'
     env = {'TEST_TRACE': str(tmp_path / 'trace')}
     # A new pluginsctl --all-in-one process is a daemon restart.
@@ -80,9 +81,12 @@ def test_pip_installed_extension_is_found_and_sees_every_event(tmp_path, audit_i
     assert run_events[-1]['state'] == 'completed'
     assert {e['event'] for e in lines} >= {'node_register'}
     # Its own Alembic branch made its own table, in the daemon's database.
-    db = sqlite3.connect(state / 'pluginsd.sqlite')
-    assert db.execute('select count(*) from audit_events').fetchone()[0] == len(lines)
-    heads = {r[0] for r in db.execute('select version_num from alembic_version')}
+    url = database_url or f'sqlite:///{state}/pluginsd.sqlite'
+    with sa.create_engine(url).connect() as db:
+        count = db.execute(sa.text('select count(*) from audit_events')).scalar()
+        heads = {r[0] for r in db.execute(sa.text('select version_num from '
+                                                  'alembic_version'))}
+    assert count == len(lines)
     assert heads == {'0001', 'audit_0001'}
     # Its option shows up in the generated sample configuration.
     sample = subprocess.run([os.path.join(BIN, 'oslo-config-generator'), '--namespace',
