@@ -1,13 +1,15 @@
 #!/bin/bash
 # Install what pluginsd needs on a fresh Debian/Ubuntu machine:
-#   system packages (git, bash, gawk; rabbitmq-server with --with-rabbitmq)
+#   system packages (git, bash, gawk; with --for-tests also rabbitmq-server,
+#   postgresql and chromium for the functional tests)
 #   and a virtualenv at .venv with pluginsd and its Python dependencies.
 # Safe to run again: it only installs what is missing.
 set -o errexit -o nounset -o pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-WITH_RABBITMQ=False
-[[ "${1:-}" == "--with-rabbitmq" ]] && WITH_RABBITMQ=True
+# --for-tests: also the servers the functional tests start privately.
+FOR_TESTS=False
+[[ "${1:-}" == "--for-tests" ]] && FOR_TESTS=True
 
 SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO=sudo
@@ -16,18 +18,20 @@ missing=()
 command -v git >/dev/null || missing+=(git)
 command -v gawk >/dev/null || missing+=(gawk)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-if [[ $WITH_RABBITMQ == True && ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
-    missing+=(rabbitmq-server)
+if [[ $FOR_TESTS == True ]]; then
+    [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+    command -v chromium >/dev/null || missing+=(chromium)
 fi
 if [[ ${#missing[@]} -gt 0 ]]; then
     echo "install-deps: installing ${missing[*]} from Debian's packages"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if [[ $WITH_RABBITMQ == True ]]; then
-    # The package starts a system broker where systemd runs; the tests
-    # start their own private brokers and need none.
-    $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+if [[ $FOR_TESTS == True ]]; then
+    # The packages start system servers where systemd runs; the tests start
+    # their own private ones on free ports and need none.
+    $SUDO systemctl disable --now rabbitmq-server postgresql >/dev/null 2>&1 || true
 fi
 
 VENV=$TOP/.venv

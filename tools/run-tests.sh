@@ -1,11 +1,22 @@
 #!/bin/bash
 # The test command: installs everything it needs, then runs the whole suite
-# (unit and functional: real bash, real git, a private RabbitMQ on loopback).
-# Extra arguments go to pytest, e.g. tools/run-tests.sh tests/unit -x
+# (unit and functional: real bash, real git, a private RabbitMQ on loopback)
+# on SQLite, then the functional tests that use the daemon's database again
+# on a private PostgreSQL server.
+# Arguments go to a single pytest run instead, e.g. tools/run-tests.sh tests/unit -x
 set -o errexit -o nounset -o pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$TOP"
-tools/install-deps.sh --with-rabbitmq
+tools/install-deps.sh --for-tests
 export PYTHONWARNINGS=ignore::DeprecationWarning
-exec .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"
+pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
+if [[ $# -gt 0 ]]; then
+    exec "${pytest[@]}" "$@"
+fi
+"${pytest[@]}" tests
+echo "== the functional tests again, on PostgreSQL"
+PLUGINSD_TEST_DB=postgresql "${pytest[@]}" \
+    tests/functional/test_contract.py tests/functional/test_cli.py \
+    tests/functional/test_multinode.py tests/functional/test_extensions.py \
+    tests/functional/test_devstack_plugin.py

@@ -103,6 +103,9 @@ class PluginsCtl(app.App):
                             help='state_path to use (database, logs, journal)')
         parser.add_argument('--dest',
                             help='default DEST of the local agent ([agent] dest)')
+        parser.add_argument('--timeout', type=int, default=60,
+                            help='seconds to wait for the daemon to answer '
+                                 '(a daemon that is not running never does)')
         return parser
 
     def configure_logging(self):
@@ -138,7 +141,8 @@ class PluginsCtl(app.App):
                 transport = self._embedded.transport
             else:
                 transport = rpc.get_transport(conf)
-            self._client = rpcapi.DaemonAPI(conf, transport, timeout=60)
+            self._client = rpcapi.DaemonAPI(conf, transport,
+                                            timeout=self.options.timeout)
         return self._client
 
     def clean_up(self, cmd, result, err):

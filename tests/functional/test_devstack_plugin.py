@@ -17,6 +17,7 @@ import sys
 import time
 
 import pytest
+import sqlalchemy
 
 from tests import gitrepos
 from tests.functional import aio
@@ -46,6 +47,22 @@ def local_conf(repo, settings):
             '[[post-config|$PLUGINSD_CONF]]\n'
             '[agent]\n'
             'heartbeat_interval = 1\n')
+
+
+def daemon_tables(state_dir):
+    """Tables of the daemon database: SQLite in the state dir, or the
+    PostgreSQL database the suite runs on (PLUGINSD_TEST_DB=postgresql)."""
+    url = os.environ.get('OS_DATABASE__CONNECTION')
+    if not url:
+        path = state_dir / 'pluginsd.sqlite'
+        if not path.exists():
+            return []
+        url = f'sqlite:///{path}'
+    engine = sqlalchemy.create_engine(url)
+    try:
+        return sqlalchemy.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
 
 
 def read_pid(path):
@@ -139,7 +156,7 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
         assert conf['daemon']['role_order'] == 'controller,*'
         assert conf['oslo_messaging_rabbit']['amqp_durable_queues'] == 'True'
         # pluginsd-manage db upgrade made the daemon's database.
-        assert (state_dir / 'pluginsd.sqlite').exists()
+        assert 'runs' in daemon_tables(state_dir)
 
         for service in SERVICES:
             pids[service] = read_pid(service_dir / f'{service}.pid')
@@ -212,7 +229,9 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(tmp_path, rabbit_v
         assert conf['agent']['roles'] == 'compute'
         assert conf['DEFAULT']['host'] == 'cmp-1'
         # No daemon here: no database, no daemon process.
-        assert not (state_dir / 'pluginsd.sqlite').exists()
+        if not os.environ.get('OS_DATABASE__CONNECTION'):
+            # (On PostgreSQL the test harness's own daemon shares the database.)
+            assert not (state_dir / 'pluginsd.sqlite').exists()
         assert not (service_dir / 'pluginsd.pid').exists()
         pid = read_pid(service_dir / 'pluginsd-agent.pid')
         assert pid and alive(pid)
