@@ -28,7 +28,8 @@ from pluginsd import allinone  # noqa: E402
 from pluginsd import conf as pluginsd_conf  # noqa: E402
 from pluginsd.daemon import rpcapi  # noqa: E402
 from pluginsd.daemon import service as daemon_service  # noqa: E402
-from pluginsd import rpc  # noqa: E402
+from pluginsd import rpc
+from pluginsd.rpc import signing  # noqa: E402
 from pluginsd.runner import shell  # noqa: E402
 from tests import gitrepos  # noqa: E402
 from tests.functional import cluster  # noqa: E402
@@ -121,7 +122,8 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat):
             hosts.append(proc)
         for proc in hosts:
             assert proc.stdout.readline().strip() == b'READY'
-        api = rpcapi.DaemonAPI(conf, transport, timeout=60)
+        api = rpcapi.DaemonAPI(conf, transport, timeout=60,
+                               signer=signing.signer_for(conf, 'bench'))
         deadline = time.monotonic() + 60
         while len([n for n in api.list_nodes({}) if n['state'] == 'up']) < nodes:
             if time.monotonic() > deadline:
@@ -147,7 +149,8 @@ def allinone_scenario(base, plugins, repeat):
     embedded = allinone.AllInOne(conf)
     embedded.start()
     try:
-        api = rpcapi.DaemonAPI(conf, embedded.transport, timeout=60)
+        api = rpcapi.DaemonAPI(conf, embedded.transport, timeout=60,
+                               signer=signing.signer_for(conf, 'bench'))
         return timed_runs(api, local_conf(plugins), repeat)
     finally:
         embedded.stop()

@@ -41,19 +41,31 @@ class AgentManager:
     def run_phase(self, ctxt, envelope):
         self.accept(envelope)
 
-    @rpc.expose
-    def cancel_run(self, ctxt, run_id):
-        LOG.info('%s: cancelling run %s', self.host, run_id)
-        self.runner.cancel(run_id)
+    def _verified(self, envelope, what):
+        try:
+            return self.signer.verify(envelope)
+        except exception.SignatureError as e:
+            LOG.warning('%s: %s rejected: %s', self.host, what, e)
+            return None
 
     @rpc.expose
-    def end_run(self, ctxt, run_id):
+    def cancel_run(self, ctxt, envelope):
+        request = self._verified(envelope, 'cancel')
+        if request:
+            LOG.info('%s: cancelling run %s', self.host, request['run_id'])
+            self.runner.cancel(request['run_id'])
+
+    @rpc.expose
+    def end_run(self, ctxt, envelope):
         """The run is over (e.g. another node failed): drop its session."""
-        self.runner.close_run(run_id)
+        request = self._verified(envelope, 'end of run')
+        if request:
+            self.runner.close_run(request['run_id'])
 
     @rpc.expose
-    def ack_results(self, ctxt, acks):
-        keys = acks.get(self.host)
+    def ack_results(self, ctxt, envelope):
+        request = self._verified(envelope, 'acknowledgement')
+        keys = request and request['acks'].get(self.host)
         if keys:
             self.journal.ack(keys)
 

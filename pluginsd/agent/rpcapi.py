@@ -11,7 +11,8 @@ class AgentAPI:
 
     RPC_API_VERSION = '1.0'
 
-    def __init__(self, conf, transport):
+    def __init__(self, conf, transport, signer=None):
+        self.signer = signer        # signs what changes an agent's state
         cap = conf.upgrade_levels.agent or self.RPC_API_VERSION
         self.client = rpc.get_client(transport, rpc.AGENT_TOPIC, '1.0',
                                      version_cap=cap)
@@ -21,14 +22,17 @@ class AgentAPI:
         self.client.prepare(fanout=True).cast(ctxt, 'run_phase', envelope=envelope)
 
     def cancel_run(self, ctxt, run_id):
-        self.client.prepare(fanout=True).cast(ctxt, 'cancel_run', run_id=run_id)
+        self.client.prepare(fanout=True).cast(
+            ctxt, 'cancel_run', envelope=self.signer.sign({'run_id': run_id}))
 
     def end_run(self, ctxt, run_id):
-        self.client.prepare(fanout=True).cast(ctxt, 'end_run', run_id=run_id)
+        self.client.prepare(fanout=True).cast(
+            ctxt, 'end_run', envelope=self.signer.sign({'run_id': run_id}))
 
     def ack_results(self, ctxt, acks):
         """{host: [result key, ...]}: one publish for every node at once."""
-        self.client.prepare(fanout=True).cast(ctxt, 'ack_results', acks=acks)
+        self.client.prepare(fanout=True).cast(
+            ctxt, 'ack_results', envelope=self.signer.sign({'acks': acks}))
 
     def ping(self, ctxt, host, timeout=5):
         return self.client.prepare(server=host, timeout=timeout).call(ctxt, 'ping')

@@ -141,8 +141,10 @@ class PluginsCtl(app.App):
                 transport = self._embedded.transport
             else:
                 transport = rpc.get_transport(conf)
-            self._client = rpcapi.DaemonAPI(conf, transport,
-                                            timeout=self.options.timeout)
+            from pluginsd.rpc import signing
+            self._client = rpcapi.DaemonAPI(
+                conf, transport, timeout=self.options.timeout,
+                signer=signing.signer_for(conf, f'pluginsctl@{conf.host}'))
         return self._client
 
     def clean_up(self, cmd, result, err):

@@ -12,8 +12,10 @@ OPTS = [
 
 
 def register_opts(conf):
-    conf.register_group(GROUP)
-    conf.register_opts(OPTS, group=GROUP)
+    # A fresh OptGroup per ConfigOpts: oslo.config keeps overrides on the
+    # group object, so a shared one would leak them between configs.
+    conf.register_group(cfg.OptGroup(GROUP.name, title=GROUP.title))
+    conf.register_opts(OPTS, group=GROUP.name)
 
 
 def list_opts():

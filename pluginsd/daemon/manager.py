@@ -92,10 +92,19 @@ class DaemonManager:
 
     # -- from the CLI ------------------------------------------------------
 
+    def _verified(self, request):
+        try:
+            return self.signer.verify(request)
+        except exception.SignatureError as e:
+            LOG.warning('Request rejected: %s', e)
+            raise
+
     @rpc.expose
     @user_error
-    def start_run(self, ctxt, mode, local_confs, local_conf_path):
-        return self._run_view(self.runs.start_run(mode, local_confs, local_conf_path))
+    def start_run(self, ctxt, request):
+        r = self._verified(request)
+        return self._run_view(self.runs.start_run(r['mode'], r['local_confs'],
+                                                  r['local_conf_path']))
 
     @rpc.expose
     @user_error
@@ -138,13 +147,14 @@ class DaemonManager:
 
     @rpc.expose
     @user_error
-    def retry_run(self, ctxt, run_id, failed_nodes_only=False):
-        return self._run_view(self.runs.retry(run_id, failed_nodes_only))
+    def retry_run(self, ctxt, request):
+        r = self._verified(request)
+        return self._run_view(self.runs.retry(r['run_id'], r['failed_nodes_only']))
 
     @rpc.expose
     @user_error
-    def cancel_run(self, ctxt, run_id):
-        return self._run_view(self.runs.cancel(run_id))
+    def cancel_run(self, ctxt, request):
+        return self._run_view(self.runs.cancel(self._verified(request)['run_id']))
 
     @rpc.expose
     def list_extensions(self, ctxt):
@@ -152,8 +162,8 @@ class DaemonManager:
 
     @rpc.expose
     @user_error
-    def delete_run(self, ctxt, run_id):
-        run = self.db.get_run(run_id)
+    def delete_run(self, ctxt, request):
+        run = self.db.get_run(self._verified(request)['run_id'])
         if run['state'] in ('planning', 'running'):
             raise exception.RunStateError(run=run['id'], state=run['state'],
                                           reason='cancel it first')

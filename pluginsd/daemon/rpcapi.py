@@ -13,7 +13,10 @@ class DaemonAPI:
 
     RPC_API_VERSION = '1.0'
 
-    def __init__(self, conf, transport, timeout=None):
+    def __init__(self, conf, transport, timeout=None, signer=None):
+        # Requests that start or change runs are signed: whoever can reach
+        # the broker without the shared key cannot make nodes run anything.
+        self.signer = signer
         cap = conf.upgrade_levels.daemon or self.RPC_API_VERSION
         self.client = rpc.get_client(transport, rpc.DAEMON_TOPIC, '1.0',
                                      version_cap=cap, timeout=timeout)
@@ -33,10 +36,12 @@ class DaemonAPI:
         return self.client.prepare(timeout=10).call(ctxt, 'pending_work', host=host)
 
     # CLI
+    def _signed(self, **request):
+        return self.signer.sign(request)
+
     def start_run(self, ctxt, mode, local_confs, local_conf_path):
-        return self.client.call(ctxt, 'start_run', mode=mode,
-                                local_confs=local_confs,
-                                local_conf_path=local_conf_path)
+        return self.client.call(ctxt, 'start_run', request=self._signed(
+            mode=mode, local_confs=local_confs, local_conf_path=local_conf_path))
 
     def plan(self, ctxt, local_conf, local_conf_path):
         return self.client.call(ctxt, 'plan', local_conf=local_conf,
@@ -57,14 +62,16 @@ class DaemonAPI:
         return self.client.call(ctxt, 'list_nodes')
 
     def retry_run(self, ctxt, run_id, failed_nodes_only=False):
-        return self.client.call(ctxt, 'retry_run', run_id=run_id,
-                                failed_nodes_only=failed_nodes_only)
+        return self.client.call(ctxt, 'retry_run', request=self._signed(
+            run_id=run_id, failed_nodes_only=failed_nodes_only))
 
     def cancel_run(self, ctxt, run_id):
-        return self.client.call(ctxt, 'cancel_run', run_id=run_id)
+        return self.client.call(ctxt, 'cancel_run',
+                                request=self._signed(run_id=run_id))
 
     def delete_run(self, ctxt, run_id):
-        return self.client.call(ctxt, 'delete_run', run_id=run_id)
+        return self.client.call(ctxt, 'delete_run',
+                                request=self._signed(run_id=run_id))
 
     def list_extensions(self, ctxt):
         return self.client.call(ctxt, 'list_extensions')

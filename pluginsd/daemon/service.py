@@ -28,7 +28,7 @@ class DaemonService:
         self.events = dispatch.EventDispatcher(
             self.extensions, dispatch.Notifications(conf, notification_url))
         self.nodes = runs.NodeTracker(conf, self.db)
-        self.agents = agent_rpcapi.AgentAPI(conf, transport)
+        self.agents = agent_rpcapi.AgentAPI(conf, transport, self.signer)
         if checkout_root is DEFAULT:
             checkout_root = conf.daemon.plugins_dir
         self.runs = runs.RunManager(conf, self.db, self.agents, self.signer,

@@ -74,3 +74,8 @@ class Signer:
                     sender=sender, reason=f'replayed message (nonce {nonce})')
             self._seen[nonce] = now
         return payload
+
+
+def signer_for(conf, sender):
+    """A Signer with the key and message age of ``conf``."""
+    return Signer(conf.security.shared_key, sender, conf.security.max_message_age)

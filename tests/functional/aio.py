@@ -6,6 +6,7 @@ import time
 from pluginsd import allinone
 from pluginsd import conf as pluginsd_conf
 from pluginsd.daemon import rpcapi
+from pluginsd.rpc import signing
 
 FINAL = ('completed', 'failed', 'cancelled')
 
@@ -28,7 +29,8 @@ class AllInOne:
         self.conf = make_conf(state_path, **overrides)
         self.embedded = allinone.AllInOne(self.conf)
         self.embedded.start()
-        self.api = rpcapi.DaemonAPI(self.conf, self.embedded.transport, timeout=30)
+        self.api = rpcapi.DaemonAPI(self.conf, self.embedded.transport, timeout=30,
+                                    signer=signing.signer_for(self.conf, 'test'))
 
     def start(self, mode, local_conf, path='local.conf', roles=None):
         confs = {'*': local_conf, **(roles or {})}

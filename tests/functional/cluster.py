@@ -9,6 +9,7 @@ import time
 from pluginsd import conf as pluginsd_conf
 from pluginsd.daemon import rpcapi
 from pluginsd import rpc
+from pluginsd.rpc import signing
 
 BIN = os.path.dirname(sys.executable)
 KEY = 'functional-test-shared-key'
@@ -112,7 +113,8 @@ class Cluster:
         self.conf = pluginsd_conf.new_conf()
         self.conf(['--config-file', self.daemon_conf], project='pluginsd')
         self.transport = rpc.get_transport(self.conf)
-        self.api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=30)
+        self.api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=30,
+                                    signer=signing.signer_for(self.conf, 'test'))
         # Polls while the daemon may not be up yet: a call to a queue that
         # does not exist is dropped and only times out.
         self.poll_api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=2)

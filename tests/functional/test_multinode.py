@@ -208,6 +208,15 @@ def test_forged_and_replayed_events_run_nothing(tmp_path, cluster):
     time.sleep(1)
     assert [t[:3] for t in read(c.trace)] == [['cmp1', 'shared', 'stack pre-install']]
 
+    # Without the key, the daemon will not start a run either.
+    from pluginsd.daemon import rpcapi as daemon_rpcapi
+    intruder = daemon_rpcapi.DaemonAPI(c.conf, c.transport, timeout=30,
+                                       signer=signing.Signer('guess', 'intruder'))
+    with pytest.raises(Exception) as refused:
+        intruder.start_run({}, 'stack', {'*': text}, 'forged.conf')
+    assert 'bad signature' in str(refused.value)
+    assert c.api.list_runs({}) == []
+
     # A source outside [agent] allowed_sources: the node refuses it.
     outside = gitrepos.make_repo(str(tmp_path / 'elsewhere' / 'rogue'), traced('rogue'))
     proc = c.ctl('stack', conf_file(tmp_path, 'rogue.conf', f'enable_plugin rogue {outside}'))

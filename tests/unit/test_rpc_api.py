@@ -15,6 +15,17 @@ from pluginsd.agent.rpcapi import AgentAPI
 from pluginsd.daemon.rpcapi import DaemonAPI
 
 CTXT = {'request_id': 'req-1'}
+
+
+class PlainSigner:
+    """Stands in for rpc.signing.Signer: wraps instead of signing, so the
+    wire shows which requests go out signed (signing has its own tests)."""
+
+    def sign(self, payload):
+        return {'signed': payload}
+
+
+SIGNER = PlainSigner()
 ENVELOPE = {'sender': 'daemon', 'payload': {'run_id': 'r1'}, 'signature': 's'}
 
 
@@ -56,14 +67,14 @@ class RecordingClient:
 
 @pytest.fixture
 def agent_api(conf, transport):
-    api = AgentAPI(conf, transport)
+    api = AgentAPI(conf, transport, SIGNER)
     api.client = RecordingClient()
     return api
 
 
 @pytest.fixture
 def daemon_api(conf, transport):
-    api = DaemonAPI(conf, transport)
+    api = DaemonAPI(conf, transport, signer=SIGNER)
     api.client = RecordingClient()
     return api
 
@@ -80,7 +91,7 @@ class TestAgentAPIRecorded:
         agent_api.cancel_run(CTXT, 'run-1')
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'cancel_run', {'run_id': 'run-1'}),
+            ('cast', CTXT, 'cancel_run', {'envelope': {'signed': {'run_id': 'run-1'}}}),
         ]
 
     def test_ack_results_one_fanout_for_every_node(self, agent_api):
@@ -88,7 +99,7 @@ class TestAgentAPIRecorded:
         agent_api.ack_results(CTXT, acks)
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'ack_results', {'acks': acks}),
+            ('cast', CTXT, 'ack_results', {'envelope': {'signed': {'acks': acks}}}),
         ]
 
     def test_ping_calls_the_host(self, agent_api):
@@ -156,18 +167,19 @@ class TestDaemonAPIRecorded:
 
     @pytest.mark.parametrize('method, args, kwargs, wire', [
         ('start_run', ('stack', {'controller': {}}, '/etc/local.conf'), {},
-         {'mode': 'stack', 'local_confs': {'controller': {}},
-          'local_conf_path': '/etc/local.conf'}),
+         {'request': {'signed': {'mode': 'stack', 'local_confs': {'controller': {}},
+                                 'local_conf_path': '/etc/local.conf'}}}),
         ('plan', ({'path': 'x'}, '/l.conf'), {},
          {'local_conf': {'path': 'x'}, 'local_conf_path': '/l.conf'}),
         ('get_run', ('r1',), {}, {'run_id': 'r1'}),
         ('list_runs', (), {}, {}),
         ('list_nodes', (), {}, {}),
-        ('retry_run', ('r1',), {}, {'run_id': 'r1',
-                                    'failed_nodes_only': False}),
+        ('retry_run', ('r1',), {}, {'request': {'signed': {
+            'run_id': 'r1', 'failed_nodes_only': False}}}),
         ('retry_run', ('r1',), {'failed_nodes_only': True},
-         {'run_id': 'r1', 'failed_nodes_only': True}),
-        ('cancel_run', ('r1',), {}, {'run_id': 'r1'}),
+         {'request': {'signed': {'run_id': 'r1', 'failed_nodes_only': True}}}),
+        ('cancel_run', ('r1',), {}, {'request': {'signed': {'run_id': 'r1'}}}),
+        ('delete_run', ('r1',), {}, {'request': {'signed': {'run_id': 'r1'}}}),
         ('get_log', ('r1', 'h1', 'install', 'alpha'), {},
          {'run_id': 'r1', 'node': 'h1', 'phase': 'install',
           'plugin': 'alpha', 'offset': 0}),
@@ -203,7 +215,7 @@ def wire(transport):
 
 class TestOnTheWire:
     def test_agent_casts(self, conf, transport, wire):
-        api = AgentAPI(conf, transport)
+        api = AgentAPI(conf, transport, SIGNER)
         api.run_phase(CTXT, ENVELOPE)
         api.cancel_run(CTXT, 'run-1')
         api.ack_results(CTXT, {'node-3': ['k']})
@@ -216,18 +228,19 @@ class TestOnTheWire:
             {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
              'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
              'timeout': None,
-             'message': {'method': 'cancel_run', 'args': {'run_id': 'run-1'},
+             'message': {'method': 'cancel_run',
+                         'args': {'envelope': {'signed': {'run_id': 'run-1'}}},
                          'version': '1.0'}},
             {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
              'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
              'timeout': None,
              'message': {'method': 'ack_results',
-                         'args': {'acks': {'node-3': ['k']}},
+                         'args': {'envelope': {'signed': {'acks': {'node-3': ['k']}}}},
                          'version': '1.0'}},
         ]
 
     def test_agent_calls(self, conf, transport, wire):
-        api = AgentAPI(conf, transport)
+        api = AgentAPI(conf, transport, SIGNER)
         assert api.ping(CTXT, 'node-3') == {'reply': 'ping'}
         assert api.fetch_log(CTXT, 'node-3', 'r', 'install', 'alpha', 5) == {
             'reply': 'fetch_log'}
@@ -242,7 +255,7 @@ class TestOnTheWire:
         ]
 
     def test_daemon(self, conf, transport, wire):
-        api = DaemonAPI(conf, transport, timeout=33)
+        api = DaemonAPI(conf, transport, timeout=33, signer=SIGNER)
         api.report_results(CTXT, ENVELOPE)
         api.heartbeat(CTXT, ENVELOPE)
         assert api.get_run(CTXT, 'r1') == {'reply': 'get_run'}
@@ -259,7 +272,7 @@ class TestOnTheWire:
             'version': '1.0'}
 
     def test_daemon_default_timeout_from_config(self, conf, transport, wire):
-        api = DaemonAPI(conf, transport)   # registers rpc_response_timeout
+        api = DaemonAPI(conf, transport, signer=SIGNER)   # registers rpc_response_timeout
         conf.set_override('rpc_response_timeout', 17)
         api.list_runs(CTXT)
         assert wire[0]['timeout'] == 17
@@ -267,14 +280,14 @@ class TestOnTheWire:
 
 class TestVersionCap:
     def test_default_cap_is_current_version(self, conf, transport):
-        assert AgentAPI(conf, transport).client.version_cap == '1.0'
-        assert DaemonAPI(conf, transport).client.version_cap == '1.0'
+        assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.0'
+        assert DaemonAPI(conf, transport, signer=SIGNER).client.version_cap == '1.0'
 
     @pytest.mark.parametrize('cap', ['1.0', '1.5'])
     def test_cap_allowing_current_version(self, conf, transport, wire, cap):
         conf.set_override('agent', cap, group='upgrade_levels')
         conf.set_override('daemon', cap, group='upgrade_levels')
-        agent, daemon = AgentAPI(conf, transport), DaemonAPI(conf, transport)
+        agent, daemon = AgentAPI(conf, transport, SIGNER), DaemonAPI(conf, transport, signer=SIGNER)
         assert agent.client.version_cap == cap
         assert daemon.client.version_cap == cap
         agent.cancel_run(CTXT, 'r1')
@@ -285,7 +298,7 @@ class TestVersionCap:
     def test_agent_cap_below_current_version_refuses(self, conf, transport,
                                                      wire):
         conf.set_override('agent', '0.9', group='upgrade_levels')
-        api = AgentAPI(conf, transport)
+        api = AgentAPI(conf, transport, SIGNER)
         assert api.client.version_cap == '0.9'
         assert not api.client.can_send_version('1.0')
         with pytest.raises(messaging.RPCVersionCapError) as err:
@@ -296,18 +309,18 @@ class TestVersionCap:
             api.ping(CTXT, 'h1')
         assert wire == []
         # The daemon's own API is pinned separately.
-        DaemonAPI(conf, transport).heartbeat(CTXT, ENVELOPE)
+        DaemonAPI(conf, transport, signer=SIGNER).heartbeat(CTXT, ENVELOPE)
         assert [w['message']['method'] for w in wire] == ['heartbeat']
 
     def test_daemon_cap_below_current_version_refuses(self, conf, transport,
                                                       wire):
         conf.set_override('daemon', '0.1', group='upgrade_levels')
-        api = DaemonAPI(conf, transport)
+        api = DaemonAPI(conf, transport, signer=SIGNER)
         with pytest.raises(messaging.RPCVersionCapError) as err:
             api.report_results(CTXT, ENVELOPE)
         assert err.value.version_cap == '0.1'
         with pytest.raises(messaging.RPCVersionCapError):
             api.list_nodes(CTXT)
         assert wire == []
-        AgentAPI(conf, transport).cancel_run(CTXT, 'r')
+        AgentAPI(conf, transport, SIGNER).cancel_run(CTXT, 'r')
         assert [w['message']['method'] for w in wire] == ['cancel_run']
