@@ -21,8 +21,9 @@ OPTS = [
                     'node has not answered yet (fanout messages are lost when '
                     'the broker restarts; agents ignore duplicates).'),
     cfg.IntOpt('node_wait_timeout', default=60, min=1, mutable=True,
-               help='Seconds a run waits for its nodes to register before '
-                    'it fails naming the missing roles.'),
+               help='Seconds a run waits for a first node to be up before it '
+                    'fails. A run takes the nodes that are up when it is '
+                    'planned.'),
 ]
 
 

@@ -343,13 +343,14 @@ class RunManager:
                 self._end_on_agents(run_id)
                 self.events.run_end(run)
 
-    def _make_plan(self, conf, workdir, role):
+    def _make_plan(self, conf, workdir, role, mode='stack'):
         root = self.checkout_root
         if root is not None:
             root = os.path.join(root, 'default' if role == DEFAULT_ROLE else role)
         return plan_mod.make_plan(conf, workdir, bash=self.conf.runner.bash,
                                   checkout_root=root,
-                                  default_dest=self.conf.agent.dest)
+                                  default_dest=self.conf.agent.dest,
+                                  fetch_plugins=mode == 'stack')
 
     def _plan(self, run):
         run_id = run['id']
@@ -360,6 +361,10 @@ class RunManager:
             role = role or (DEFAULT_ROLE if DEFAULT_ROLE in run['local_confs'] else None)
             if role:
                 targets[host] = role
+        unused = set(run['local_confs']) - set(targets.values())
+        if unused:
+            LOG.warning('Run %s: no node up has the role(s) %s; their local.conf '
+                        'is not used', run_id, ', '.join(sorted(unused)))
         if not targets:
             raise exception.PluginsdException(
                 f'no node matches the roles of the given local.conf files '
@@ -368,7 +373,7 @@ class RunManager:
         for role in sorted(set(targets.values())):
             conf = localconf_mod.LocalConf.from_dict(run['local_confs'][role])
             workdir = os.path.join(self.conf.state_path, 'runs', run_id, f'plan-{role}')
-            plans[role] = self._make_plan(conf, workdir, role).to_dict()
+            plans[role] = self._make_plan(conf, workdir, role, run['mode']).to_dict()
         stages = stages_for(self.conf.daemon.role_order,
                             {h: node_roles[h] for h in targets})
         self.db.update_run(run_id, plans=plans, stages=stages, node_roles=targets,

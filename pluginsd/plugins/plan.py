@@ -106,7 +106,7 @@ def _localrc_error(out, localrc_path):
 
 
 def make_plan(localconf, workdir, bash='/bin/bash', checkout_root=None,
-              default_dest='/opt/stack'):
+              default_dest='/opt/stack', fetch_plugins=True):
     """Fetch and order the plugins that ``localconf`` enables.
 
     With ``checkout_root`` the daemon clones into ``checkout_root/<name>``
@@ -120,12 +120,12 @@ def make_plan(localconf, workdir, bash='/bin/bash', checkout_root=None,
                                                'PLUGINSD_PLANNING': 'True'},
                                     output=out)
     try:
-        return _plan(session, localconf, workdir, checkout_root)
+        return _plan(session, localconf, workdir, checkout_root, fetch_plugins)
     finally:
         session.close()
 
 
-def _plan(session, localconf, workdir, checkout_root):
+def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
     read_localrc(session, localconf, workdir)
     values = {}
     for _, name, value in session.run(
@@ -143,7 +143,12 @@ def _plan(session, localconf, workdir, checkout_root):
         plugin = Plugin(name=name, url=url, ref=ref or 'master')
         plugin.path = (os.path.join(checkout_root, name) if checkout_root
                        else gitdir)
-        plugin.sha = fetch.fetch(plugin, plugin.path, options)
+        if fetch_plugins:
+            plugin.sha = fetch.fetch(plugin, plugin.path, options)
+        else:
+            # unstack and clean never fetch (contract 5.6): what is there
+            # is used, a missing plugin is skipped.
+            plugin.sha = fetch.head(plugin.path) or ''
         plugins.append(plugin)
     if not plugins:
         return Plan([], [], [])

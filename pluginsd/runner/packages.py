@@ -95,6 +95,17 @@ class AptInstaller(Installer):
     name = 'apt'
     command = ('apt-get', 'install', '-y', '--no-install-recommends')
 
+    def __init__(self):
+        self._updated = False
+
+    def install(self, packages, log):
+        # Refresh the package index once per agent, as DevStack does per run.
+        if packages and not self._updated:
+            subprocess.call(['apt-get', 'update', '-qq'], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self._updated = True
+        return super().install(packages, log)
+
 
 class DnfInstaller(Installer):
     name = 'dnf'

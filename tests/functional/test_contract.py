@@ -437,3 +437,13 @@ def test_fake_hypervisor_ships_with_pluginsd_and_needs_n_cpu(env):
     assert [r['phase'] for r in aio.results_by(view, plugin='hypervisor-fake')] == \
         ['install', 'post-config', 'extra']
     assert 'compute_driver = fake.FakeDriver' in nova_conf.read_text()
+
+
+def test_unstack_and_clean_never_fetch(env):
+    """5.6: a plugin missing from DEST is skipped by unstack, not cloned."""
+    a = repo(env, 'alpha')
+    view = env.run('unstack', localrc(f'enable_plugin alpha {a}'))
+    assert view['state'] == 'completed', view['error']
+    assert not (env.tmp / 'state' / 'dest' / 'alpha').exists()
+    assert [r['status'] for r in aio.results_by(view, plugin='alpha')] == ['skipped']
+    assert env.trace() == []

@@ -118,6 +118,9 @@ function __pluginsd_load_hypervisor {
     if [[ -n $__PLUGINSD_HYPERVISOR ]]; then
         __pluginsd_evt step hypervisor "$__PLUGINSD_HYPERVISOR"
         source "$__PLUGINSD_HYPERVISOR"
+    else
+        echo "pluginsd: WARNING: n-cpu is enabled but no enabled plugin nor" \
+            "pluginsd provides hypervisor-$VIRT_DRIVER; no hypervisor functions run"
     fi
 }
 
