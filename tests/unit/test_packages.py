@@ -257,15 +257,19 @@ class TestInstallers:
 
         monkeypatch.setattr(subprocess, 'call', fake_call)
         log = io.BytesIO()
-        assert packages.AptInstaller().install(['a', 'b'], log) == 100
+        apt = packages.AptInstaller()
+        assert apt.install(['a', 'b'], log) == 100
+        assert apt.install(['e'], log) == 100       # the index is fresh now
         assert packages.DnfInstaller().install(['c'], log) == 100
         assert packages.ZypperInstaller().install(['d'], log) == 100
         assert [c for c, _ in calls] == [
+            ['apt-get', 'update', '-qq'],
             ['apt-get', 'install', '-y', '--no-install-recommends', 'a', 'b'],
+            ['apt-get', 'install', '-y', '--no-install-recommends', 'e'],
             ['dnf', 'install', '-y', 'c'],
             ['zypper', '--non-interactive', 'install', 'd'],
         ]
-        kwargs = calls[0][1]
+        kwargs = calls[1][1]
         assert kwargs['stdout'] is log
         assert kwargs['stderr'] == subprocess.STDOUT
         assert kwargs['stdin'] == subprocess.DEVNULL
