@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -76,11 +77,32 @@ def serve(conf, service):
     service.start()
     conf.log_opt_values(LOG, py_logging.DEBUG)
     sd_notify('READY=1')
+    status = 0
     while not stop.wait(1.0):
-        pass
+        if service.broker.down_too_long():
+            LOG.error('The message broker has been unreachable for more than '
+                      '%s s ([DEFAULT] broker_down_exit_after): exiting',
+                      conf.broker_down_exit_after)
+            status = 1
+            break
     sd_notify('STOPPING=1')
     service.stop()
-    return 0
+    return status
+
+
+class BrokerWatch:
+    """When did a message last reach the broker? Services report it."""
+
+    def __init__(self, conf):
+        self.conf = conf
+        self.last_ok = time.monotonic()
+
+    def ok(self):
+        self.last_ok = time.monotonic()
+
+    def down_too_long(self):
+        limit = self.conf.broker_down_exit_after
+        return bool(limit) and time.monotonic() - self.last_ok > limit
 
 
 def run_main(main):

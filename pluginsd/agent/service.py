@@ -11,6 +11,7 @@ from pluginsd.agent import journal as journal_mod
 from pluginsd.agent import manager
 from pluginsd.daemon import rpcapi as daemon_rpcapi
 from pluginsd import rpc
+from pluginsd import service
 from pluginsd.rpc import signing
 from pluginsd.runner import node as node_mod
 from pluginsd.runner import packages
@@ -58,6 +59,7 @@ class AgentService:
                                      [self.manager])
         self._stop = threading.Event()
         self._threads = []
+        self.broker = service.BrokerWatch(conf)
 
     def start(self):
         # Consumers first: a cast to a queue that does not exist is dropped.
@@ -145,6 +147,7 @@ class AgentService:
             interval = self.conf.agent.heartbeat_interval
             try:
                 self.daemon.heartbeat({}, self.signer.sign(self.heartbeat_payload()))
+                self.broker.ok()
             except Exception as e:
                 LOG.warning('Agent %s: heartbeat failed: %s', self.host, e)
                 interval = min(interval, 2)     # retry sooner after an error

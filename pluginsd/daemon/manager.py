@@ -87,6 +87,10 @@ class DaemonManager:
             f'run {run_id} pins no plugin {plugin} at {sha}')
 
     @rpc.expose
+    def probe(self, ctxt):
+        """Nothing to do: the cast reaching the broker was the point."""
+
+    @rpc.expose
     def pending_work(self, ctxt, host):
         return self.runs.pending_work(host)
 

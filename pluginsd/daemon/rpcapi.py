@@ -26,7 +26,13 @@ class DaemonAPI:
         self.client.cast(ctxt, 'report_results', envelope=envelope)
 
     def heartbeat(self, ctxt, envelope):
-        self.client.cast(ctxt, 'heartbeat', envelope=envelope)
+        # Bounded retries: a heartbeat that cannot go out says so, rather
+        # than blocking the heartbeat thread for the whole outage.
+        self.client.prepare(retry=3).cast(ctxt, 'heartbeat', envelope=envelope)
+
+    def probe(self, ctxt, host):
+        """A no-op cast to the daemon itself: is the broker taking messages?"""
+        self.client.prepare(server=host, retry=3).cast(ctxt, 'probe')
 
     def get_bundle(self, ctxt, run_id, plugin, sha):
         return self.client.prepare(timeout=120).call(

@@ -4,6 +4,7 @@ import logging
 import threading
 
 from pluginsd.agent import rpcapi as agent_rpcapi
+from pluginsd.daemon import rpcapi as daemon_rpcapi
 from pluginsd.daemon import manager
 from pluginsd.daemon import runs
 from pluginsd.db import api as db_api
@@ -11,6 +12,7 @@ from pluginsd.extensions import dispatch
 from pluginsd.extensions import manager as ext_manager
 from pluginsd import rpc
 from pluginsd.rpc import signing
+from pluginsd import service
 
 LOG = logging.getLogger(__name__)
 DEFAULT = object()
@@ -39,6 +41,8 @@ class DaemonService:
         self.server = rpc.get_server(transport, rpc.DAEMON_TOPIC, conf.host,
                                      [self.manager])
         self._stop = threading.Event()
+        self.broker = service.BrokerWatch(conf)
+        self._probe_api = daemon_rpcapi.DaemonAPI(conf, transport)
         self._watch = threading.Thread(target=self._watch_nodes, daemon=True,
                                        name='node-watch')
 
@@ -57,9 +61,17 @@ class DaemonService:
         self._watch.join(timeout=5)
         self.db.engine.dispose()
 
+    def _probe_broker(self):
+        try:
+            self._probe_api.probe({}, self.conf.host)
+            self.broker.ok()
+        except Exception as e:
+            LOG.warning('The message broker is unreachable: %s', e)
+
     def _watch_nodes(self):
         lost = set()
         while not self._stop.wait(1.0):
+            self._probe_broker()
             for node in self.db.list_nodes():
                 host = node['host']
                 if self.nodes.is_lost(host) and host not in lost:

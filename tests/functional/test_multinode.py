@@ -279,3 +279,41 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     assert install['status'] == 'killed'
     assert 'graceful_shutdown_timeout' in install['message']
     sock.close()
+
+
+@pytest.mark.timeout(600)
+def test_sighup_reloads_a_mutable_option(tmp_path, cluster):
+    body = 'if [[ $2 == install ]]; then sleep 30; fi'
+    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
+    c = cluster([('cmp1', 'compute', {})])
+    conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
+    # Lower [daemon] phase_timeout in the daemon's file, then SIGHUP it.
+    text = open(c.daemon_conf).read()
+    with open(c.daemon_conf, 'w') as f:
+        f.write(text.replace('[daemon]\n', '[daemon]\nphase_timeout = 2\n'))
+    c.daemon.proc.send_signal(__import__('signal').SIGHUP)
+    deadline = time.monotonic() + 30
+    while 'phase_timeout' not in c.daemon.log_text().split('SIGHUP')[-1]:
+        assert time.monotonic() < deadline, 'the daemon did not reload'
+        time.sleep(0.2)
+    started = time.monotonic()
+    proc = c.ctl('stack', conf)
+    assert proc.returncode == 1
+    assert time.monotonic() - started < 25         # not the plugin's 30 s
+    assert 'plugin slow failed in stack install: deadline passed' in proc.stderr
+    assert c.daemon.proc.poll() is None             # still serving
+
+
+@pytest.mark.timeout(600)
+def test_services_exit_when_the_broker_stays_away(tmp_path, rabbit, cluster):
+    quick = {'DEFAULT': {'broker_down_exit_after': 8}}
+    c = cluster([('cmp1', 'compute', quick)], **quick)
+    rabbit.stop()
+    try:
+        for process in (c.daemon, c.agents['cmp1']):
+            # Exit status 1 (systemd's Restart=on-failure starts it again)
+            # within the limit plus the time a failing send takes to give up.
+            assert process.proc.wait(90) == 1, process.log_text()[-2000:]
+            assert 'broker_down_exit_after' in process.log_text()
+    finally:
+        rabbit.start()

@@ -139,9 +139,10 @@ class TestDaemonAPIRecorded:
         assert daemon_api.client.log == [
             ('cast', CTXT, 'report_results', {'envelope': ENVELOPE})]
 
-    def test_heartbeat_cast(self, daemon_api):
+    def test_heartbeat_cast_retries_a_bounded_number_of_times(self, daemon_api):
         daemon_api.heartbeat(CTXT, ENVELOPE)
         assert daemon_api.client.log == [
+            ('prepare', {'retry': 3}),
             ('cast', CTXT, 'heartbeat', {'envelope': ENVELOPE})]
 
     def test_pending_work(self, daemon_api):
