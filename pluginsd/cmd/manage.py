@@ -39,6 +39,7 @@ def _prepare(conf):
     from oslo_log import log as logging
     pluginsd_conf.register_all(conf)
     logging.register_options(conf)
+    conf.set_default('use_stderr', True)    # stdout is for the answer
     conf(sys.argv[1:], project='pluginsd', prog='pluginsd-manage')
     logging.setup(conf, 'pluginsd')
     return conf

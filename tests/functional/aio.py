@@ -37,20 +37,25 @@ class AllInOne:
         return self.api.start_run({}, mode, confs, path)
 
     def wait(self, run_id, timeout=60):
-        deadline = time.monotonic() + timeout
-        seen = -1
-        while time.monotonic() < deadline:
-            view = self.api.wait_run({}, run_id, seen, 5, results_since=0)
-            seen = view['version']
-            if view['state'] in FINAL:
-                return self.api.get_run({}, run_id)
-        raise AssertionError(f'run {run_id} did not finish in {timeout} s')
+        return wait_final(self.api, run_id, timeout)
 
     def run(self, mode, local_conf, timeout=60, **kwargs):
         return self.wait(self.start(mode, local_conf, **kwargs)['id'], timeout)
 
     def close(self):
         self.embedded.stop()
+
+
+def wait_final(api, run_id, timeout):
+    """Follow a run through the daemon API until it ends; its full view."""
+    deadline = time.monotonic() + timeout
+    seen = -1
+    while time.monotonic() < deadline:
+        view = api.wait_run({}, run_id, seen, 5, results_since=0)
+        seen = view['version']
+        if view['state'] in FINAL:
+            return api.get_run({}, run_id)
+    raise AssertionError(f'run {run_id} did not finish in {timeout} s')
 
 
 def results_by(view, **match):

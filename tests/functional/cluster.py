@@ -10,10 +10,10 @@ from pluginsd import conf as pluginsd_conf
 from pluginsd.daemon import rpcapi
 from pluginsd import rpc
 from pluginsd.rpc import signing
+from tests.functional import aio
 
 BIN = os.path.dirname(sys.executable)
 KEY = 'functional-test-shared-key'
-FINAL = ('completed', 'failed', 'cancelled')
 
 
 def write_conf(path, groups):
@@ -156,14 +156,7 @@ class Cluster:
             env=dict(os.environ, **self.env))
 
     def wait_run(self, run_id, timeout=120):
-        deadline = time.monotonic() + timeout
-        seen = -1
-        while time.monotonic() < deadline:
-            view = self.api.wait_run({}, run_id, seen, 5, results_since=0)
-            seen = view['version']
-            if view['state'] in FINAL:
-                return self.api.get_run({}, run_id)
-        raise AssertionError(f'run {run_id} not finished in {timeout} s')
+        return aio.wait_final(self.api, run_id, timeout)
 
     def stop(self):
         for agent in self.agents.values():      # in parallel: each may wait

@@ -88,6 +88,14 @@ def test_pip_installed_extension_is_found_and_sees_every_event(tmp_path, audit_i
                                                   'alembic_version'))}
     assert count == len(lines)
     assert heads == {'0001', 'audit_0001'}
+    # pluginsd-manage applies the extension's branch too, on a new database.
+    manage_conf = tmp_path / 'manage.conf'
+    manage_conf.write_text(f'[DEFAULT]\nstate_path = {tmp_path / "manage"}\n')
+    manage = [os.path.join(BIN, 'pluginsd-manage'), '--config-file', str(manage_conf)]
+    upgrade = subprocess.run(manage + ['db', 'upgrade'], capture_output=True, text=True)
+    assert upgrade.returncode == 0, upgrade.stderr
+    version = subprocess.run(manage + ['db', 'version'], capture_output=True, text=True)
+    assert sorted(version.stdout.split()) == ['0001', 'audit_0001']
     # Its option shows up in the generated sample configuration.
     sample = subprocess.run([os.path.join(BIN, 'oslo-config-generator'), '--namespace',
                              'pluginsd'], capture_output=True, text=True, check=True)

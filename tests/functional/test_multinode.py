@@ -317,3 +317,24 @@ def test_services_exit_when_the_broker_stays_away(tmp_path, rabbit, cluster):
             assert 'broker_down_exit_after' in process.log_text()
     finally:
         rabbit.start()
+
+
+@pytest.mark.timeout(600)
+def test_logs_follow_streams_while_the_plugin_runs(tmp_path, cluster):
+    body = ('if [[ $2 == install ]]; then for i in 1 2 3; do echo "step $i"; '
+            f'touch {tmp_path}/step-$i; sleep 1; done; fi')
+    chatty = gitrepos.make_repo(str(tmp_path / 'repos' / 'chatty'), traced('chatty', body))
+    c = cluster([('cmp1', 'compute', {})])
+    run_id = run_id_of(c.ctl('stack', '--no-wait',
+                             conf_file(tmp_path, 'local.conf', f'enable_plugin chatty {chatty}')))
+    deadline = time.monotonic() + 60
+    while not (tmp_path / 'step-1').exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert not (tmp_path / 'step-3').exists()       # still running: we follow
+    proc = c.ctl('logs', run_id, '--node', 'cmp1', '--plugin', 'chatty',
+                 '--phase', 'install', '--follow')
+    assert proc.returncode == 0, proc.stderr
+    assert [ln for ln in proc.stdout.splitlines() if ln.startswith('step')] == \
+        ['step 1', 'step 2', 'step 3']
+    assert c.wait_run(run_id)['state'] == 'completed'
