@@ -1,5 +1,7 @@
 """pluginsd's exceptions. Each message names what is wrong and where."""
 
+import re
+
 
 class PluginsdException(Exception):
     msg_fmt = 'An unknown error occurred.'
@@ -17,6 +19,18 @@ class LocalConfError(PluginsdException):
 
 class FetchError(PluginsdException):
     msg_fmt = 'plugin %(plugin)s (%(url)s %(ref)s): %(reason)s'
+
+    def __init__(self, message=None, **kwargs):
+        # A URL may carry credentials (https://user:token@host/...).
+        if 'url' in kwargs:
+            kwargs['url'] = redact_url(kwargs['url'])
+        if 'reason' in kwargs:
+            kwargs['reason'] = re.sub(r'://[^/@\s]+@', '://***@', kwargs['reason'])
+        super().__init__(message, **kwargs)
+
+
+def redact_url(url):
+    return re.sub(r'://[^/@\s]+@', '://***@', str(url))
 
 
 class SettingsError(PluginsdException):

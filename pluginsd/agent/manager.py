@@ -41,30 +41,35 @@ class AgentManager:
     def run_phase(self, ctxt, envelope):
         self.accept(envelope)
 
-    def _verified(self, envelope, what):
+    def _verified(self, envelope, op):
         try:
-            return self.signer.verify(envelope)
+            payload = self.signer.verify(envelope)
         except exception.SignatureError as e:
-            LOG.warning('%s: %s rejected: %s', self.host, what, e)
+            LOG.warning('%s: %s rejected: %s', self.host, op, e)
             return None
+        if payload.get('op') != op:
+            LOG.warning('%s: %s rejected: signed for %r', self.host, op,
+                        payload.get('op'))
+            return None
+        return payload
 
     @rpc.expose
     def cancel_run(self, ctxt, envelope):
-        request = self._verified(envelope, 'cancel')
+        request = self._verified(envelope, 'cancel_run')
         if request:
             LOG.info('%s: cancelling run %s', self.host, request['run_id'])
-            self.runner.cancel(request['run_id'])
+            self.runner.cancel(request['run_id'], request['attempt'])
 
     @rpc.expose
     def end_run(self, ctxt, envelope):
         """The run is over (e.g. another node failed): drop its session."""
-        request = self._verified(envelope, 'end of run')
+        request = self._verified(envelope, 'end_run')
         if request:
-            self.runner.close_run(request['run_id'])
+            self.runner.end_run(request['run_id'])
 
     @rpc.expose
     def ack_results(self, ctxt, envelope):
-        request = self._verified(envelope, 'acknowledgement')
+        request = self._verified(envelope, 'ack_results')
         keys = request and request['acks'].get(self.host)
         if keys:
             self.journal.ack(keys)
@@ -75,8 +80,11 @@ class AgentManager:
 
     @rpc.expose
     def fetch_log(self, ctxt, run_id, phase, plugin, offset=0):
-        name = 'packages' if plugin == 'packages' else plugin
-        path = os.path.join(self.log_dir, run_id, phase, f'{name}.log')
+        for part in (run_id, phase, plugin):
+            # Names, not paths: nothing outside log_dir can be read.
+            if '/' in part or part.startswith('.'):
+                return {'path': '', 'exists': False, 'data': '', 'offset': offset}
+        path = os.path.join(self.log_dir, run_id, phase, f'{plugin}.log')
         if plugin == '':
             path = os.path.join(self.log_dir, run_id, f'session-{phase}.log')
         try:
@@ -119,6 +127,13 @@ class AgentManager:
             if item is None:
                 return
             key, event = item
+            if self.stopping or self.runner.is_cancelled(event['run_id'],
+                                                         event['attempt']):
+                LOG.info('%s: %s of run %s dropped (cancelled or stopping)',
+                         self.host, event['phase'], event['run_id'])
+                with self._lock:
+                    self._queued.discard(key)
+                continue
             try:
                 self._run(event)
             except Exception:
@@ -132,7 +147,8 @@ class AgentManager:
         role_key = event['targets'][self.host]
         part = dict(event['parts'][role_key])
         part.update(run_id=event['run_id'], mode=event['mode'],
-                    phase=event['phase'], deadline=event['deadline'])
+                    phase=event['phase'], deadline=event['deadline'],
+                    attempt=event['attempt'])
         self.activity = f'{event["mode"]} {event["phase"]} of run {event["run_id"]}'
         LOG.info('%s: running %s', self.host, self.activity)
 

@@ -21,18 +21,20 @@ class AgentAPI:
         """One publish reaches every agent; each picks its own part."""
         self.client.prepare(fanout=True).cast(ctxt, 'run_phase', envelope=envelope)
 
-    def cancel_run(self, ctxt, run_id):
+    def cancel_run(self, ctxt, run_id, attempt):
         self.client.prepare(fanout=True).cast(
-            ctxt, 'cancel_run', envelope=self.signer.sign({'run_id': run_id}))
+            ctxt, 'cancel_run', envelope=self.signer.sign(
+                {'op': 'cancel_run', 'run_id': run_id, 'attempt': attempt}))
 
     def end_run(self, ctxt, run_id):
         self.client.prepare(fanout=True).cast(
-            ctxt, 'end_run', envelope=self.signer.sign({'run_id': run_id}))
+            ctxt, 'end_run', envelope=self.signer.sign({'op': 'end_run', 'run_id': run_id}))
 
     def ack_results(self, ctxt, acks):
         """{host: [result key, ...]}: one publish for every node at once."""
         self.client.prepare(fanout=True).cast(
-            ctxt, 'ack_results', envelope=self.signer.sign({'acks': acks}))
+            ctxt, 'ack_results', envelope=self.signer.sign({'op': 'ack_results',
+                                                            'acks': acks}))
 
     def ping(self, ctxt, host, timeout=5):
         return self.client.prepare(server=host, timeout=timeout).call(ctxt, 'ping')

@@ -96,9 +96,14 @@ class DaemonManager:
 
     # -- from the CLI ------------------------------------------------------
 
-    def _verified(self, request):
+    def _verified(self, request, op):
         try:
-            return self.signer.verify(request)
+            payload = self.signer.verify(request)
+            if payload.get('op') != op:
+                raise exception.SignatureError(
+                    sender=request.get('sender'),
+                    reason=f'signed for {payload.get("op")!r}, not {op!r}')
+            return payload
         except exception.SignatureError as e:
             LOG.warning('Request rejected: %s', e)
             raise
@@ -106,14 +111,15 @@ class DaemonManager:
     @rpc.expose
     @user_error
     def start_run(self, ctxt, request):
-        r = self._verified(request)
+        r = self._verified(request, 'start_run')
         return self._run_view(self.runs.start_run(r['mode'], r['local_confs'],
                                                   r['local_conf_path']))
 
     @rpc.expose
     @user_error
-    def plan(self, ctxt, local_conf, local_conf_path):
-        return self.runs.plan_only(local_conf, local_conf_path)
+    def plan(self, ctxt, request):
+        r = self._verified(request, 'plan')
+        return self.runs.plan_only(r['local_conf'], r['local_conf_path'])
 
     @rpc.expose
     @user_error
@@ -152,13 +158,14 @@ class DaemonManager:
     @rpc.expose
     @user_error
     def retry_run(self, ctxt, request):
-        r = self._verified(request)
+        r = self._verified(request, 'retry_run')
         return self._run_view(self.runs.retry(r['run_id'], r['failed_nodes_only']))
 
     @rpc.expose
     @user_error
     def cancel_run(self, ctxt, request):
-        return self._run_view(self.runs.cancel(self._verified(request)['run_id']))
+        return self._run_view(self.runs.cancel(
+            self._verified(request, 'cancel_run')['run_id']))
 
     @rpc.expose
     def list_extensions(self, ctxt):
@@ -167,11 +174,12 @@ class DaemonManager:
     @rpc.expose
     @user_error
     def delete_run(self, ctxt, request):
-        run = self.db.get_run(self._verified(request)['run_id'])
+        run = self.db.get_run(self._verified(request, 'delete_run')['run_id'])
         if run['state'] in ('planning', 'running'):
             raise exception.RunStateError(run=run['id'], state=run['state'],
                                           reason='cancel it first')
         self.db.delete_run(run['id'])
+        self.runs.forget(run['id'])
         self.events.run_delete(run)
         return self._run_view(run)
 

@@ -42,16 +42,19 @@ class DaemonAPI:
         return self.client.prepare(timeout=10).call(ctxt, 'pending_work', host=host)
 
     # CLI
-    def _signed(self, **request):
-        return self.signer.sign(request)
+    def _signed(self, op, **request):
+        # The operation is signed too: a signature for one request is not
+        # a signature for another with the same arguments.
+        return self.signer.sign(dict(request, op=op))
 
     def start_run(self, ctxt, mode, local_confs, local_conf_path):
         return self.client.call(ctxt, 'start_run', request=self._signed(
-            mode=mode, local_confs=local_confs, local_conf_path=local_conf_path))
+            'start_run', mode=mode, local_confs=local_confs, local_conf_path=local_conf_path))
 
     def plan(self, ctxt, local_conf, local_conf_path):
-        return self.client.call(ctxt, 'plan', local_conf=local_conf,
-                                local_conf_path=local_conf_path)
+        # Planning sources localrc and settings on the daemon: signed.
+        return self.client.call(ctxt, 'plan', request=self._signed(
+            'plan', local_conf=local_conf, local_conf_path=local_conf_path))
 
     def get_run(self, ctxt, run_id):
         return self.client.call(ctxt, 'get_run', run_id=run_id)
@@ -69,15 +72,15 @@ class DaemonAPI:
 
     def retry_run(self, ctxt, run_id, failed_nodes_only=False):
         return self.client.call(ctxt, 'retry_run', request=self._signed(
-            run_id=run_id, failed_nodes_only=failed_nodes_only))
+            'retry_run', run_id=run_id, failed_nodes_only=failed_nodes_only))
 
     def cancel_run(self, ctxt, run_id):
         return self.client.call(ctxt, 'cancel_run',
-                                request=self._signed(run_id=run_id))
+                                request=self._signed('cancel_run', run_id=run_id))
 
     def delete_run(self, ctxt, run_id):
         return self.client.call(ctxt, 'delete_run',
-                                request=self._signed(run_id=run_id))
+                                request=self._signed('delete_run', run_id=run_id))
 
     def list_extensions(self, ctxt):
         return self.client.call(ctxt, 'list_extensions')

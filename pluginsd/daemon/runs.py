@@ -10,6 +10,7 @@ every phase, so a restarted daemon picks the run up where it was.
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -117,7 +118,10 @@ class RunManager:
     def plan_only(self, local_conf, path):
         conf = localconf_mod.parse(local_conf, path)
         workdir = plan_mod.scratch_dir(os.path.join(self.conf.state_path, 'plans'))
-        return self._make_plan(conf, workdir, DEFAULT_ROLE).to_dict()
+        try:
+            return self._make_plan(conf, workdir, DEFAULT_ROLE).to_dict()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def resume_all(self):
         for run in self.db.list_runs(states=ACTIVE):
@@ -127,7 +131,7 @@ class RunManager:
 
     def retry(self, run_id, failed_nodes_only=False):
         run = self.db.get_run(run_id)
-        if run['state'] not in ('failed', 'cancelled'):
+        if run['state'] not in ('failed', 'cancelled') or run['id'] in self._threads:
             raise exception.RunStateError(run=run['id'], state=run['state'],
                                           reason='only a failed or cancelled run '
                                                  'can be retried')
@@ -165,7 +169,7 @@ class RunManager:
         with self._cond:
             self._cancelled.add(run_id)
             self._cond.notify_all()
-        self.agents.cancel_run({}, run_id)
+        self.agents.cancel_run({}, run_id, run['attempt'])
         return run
 
     def stop(self):
@@ -234,13 +238,14 @@ class RunManager:
                             'resend and be acknowledged then', e)
 
     def _run_exists(self, run_id):
-        if run_id in self._versions:        # seen in this process
-            return True
-        try:
-            self.db.get_run(run_id)
-            return True
-        except exception.RunNotFound:
-            return False
+        return self.db.run_exists(run_id)
+
+    def forget(self, run_id):
+        """A deleted run: drop what is kept of it in memory."""
+        with self._cond:
+            for table in (self._versions, self._summaries):
+                table.pop(run_id, None)
+            self._cancelled.discard(run_id)
 
     def on_results(self, items):
         known = {run_id: self._run_exists(run_id)
@@ -307,6 +312,9 @@ class RunManager:
     # -- driving -----------------------------------------------------------
 
     def _spawn(self, run_id):
+        if run_id in self._threads:
+            raise exception.RunStateError(run=run_id, state='running',
+                                          reason='it is being driven already')
         thread = threading.Thread(target=self._drive, args=(run_id,), daemon=True,
                                   name=f'run-{run_id[:8]}')
         self._threads[run_id] = thread
@@ -387,7 +395,9 @@ class RunManager:
             alive = self.nodes.alive()
             if alive:
                 return alive
-            if time.monotonic() > deadline or self._stopping.is_set():
+            if self._stopping.is_set():
+                raise _Stopping()
+            if time.monotonic() > deadline:
                 raise exception.PluginsdException(
                     f'no node registered within {self.conf.daemon.node_wait_timeout}'
                     ' s: is pluginsd-agent running and on the same transport?')

@@ -72,7 +72,12 @@ class DaemonService:
         lost = set()
         while not self._stop.wait(1.0):
             self._probe_broker()
-            for node in self.db.list_nodes():
+            try:
+                nodes = self.db.list_nodes()
+            except Exception as e:      # the database is away: try again
+                LOG.warning('Listing nodes failed: %s', e)
+                continue
+            for node in nodes:
                 host = node['host']
                 if self.nodes.is_lost(host) and host not in lost:
                     lost.add(host)

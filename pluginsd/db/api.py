@@ -84,6 +84,11 @@ class Database:
                 run = matches[0]
             return _row(run)
 
+    def run_exists(self, run_id):
+        with self._session() as s:
+            return s.scalar(sa.select(models.Run.id).where(
+                models.Run.id == run_id)) is not None
+
     def update_run(self, run_id, **values):
         values['updated_at'] = time.time()
         with self._lock, self._session.begin() as s:

@@ -195,11 +195,12 @@ def bundle(path, sha, output):
     commits, so the commit gets a ref of its own first.
     """
     ref = f'refs/pluginsd/{sha}'
-    subprocess.run(['git', 'update-ref', ref, sha], cwd=path, check=True,
-                   capture_output=True)
+    if subprocess.run(['git', 'update-ref', ref, sha], cwd=path,
+                      capture_output=True).returncode:
+        raise exception.PluginsdException(f'{path} has no commit {sha}')
     proc = subprocess.run(['git', 'bundle', 'create', '--quiet', output, ref],
                           cwd=path, capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(f'git bundle of {path} at {sha} failed: '
-                           f'{proc.stderr.strip()}')
+        raise exception.PluginsdException(
+            f'git bundle of {path} at {sha} failed: {proc.stderr.strip()}')
     return ref

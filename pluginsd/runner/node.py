@@ -83,6 +83,7 @@ class NodeRunner:
         self._cancelled = set()
         self._stopping = False
         self._running = 0               # phases being run right now
+        self._running_runs = set()
         self._lock = threading.Lock()
         self.distro, self.os_package = packages.os_facts()
         self._sessions_dir = os.path.join(settings.state_dir, 'sessions')
@@ -134,6 +135,7 @@ class NodeRunner:
         runner = _PhaseRun(self, event, phase_dir, deadline, report)
         with self._lock:
             self._running += 1
+            self._running_runs.add(run_id)
         try:
             runner.execute()
         except _PhaseFailed as e:
@@ -142,10 +144,19 @@ class NodeRunner:
             summary.tail = e.tail
         except exception.PluginsdException as e:
             summary.status, summary.exit_code = results.FAILED, None
-            summary.message = str(e)
+            summary.message = f'node {self.settings.host}: {e}'
+        except Exception as e:
+            # Whatever went wrong, the daemon hears of it: a phase with no
+            # result would leave the run waiting for its deadline.
+            LOG.exception('%s: %s %s of run %s failed', self.settings.host,
+                          mode, phase, run_id)
+            summary.status, summary.exit_code = results.FAILED, None
+            summary.message = (f'node {self.settings.host}: {mode} {phase} '
+                               f'failed: {type(e).__name__}: {e}')
         finally:
             with self._lock:
                 self._running -= 1
+                self._running_runs.discard(run_id)
         summary.ended_at = time.time()
         summary.log_path = phase_dir
         if summary.status != results.OK or mode != 'stack' or \
@@ -154,12 +165,27 @@ class NodeRunner:
         report(summary)
         return summary
 
-    def cancel(self, run_id):
+    def cancel(self, run_id, attempt):
         with self._lock:
-            self._cancelled.add(run_id)
+            self._cancelled.add((run_id, attempt))
             session = self._sessions.get(run_id)
         if session:
             session.bash.kill()
+
+    def is_cancelled(self, run_id, attempt):
+        return (run_id, attempt) in self._cancelled
+
+    def end_run(self, run_id):
+        """The daemon is done with a run: drop its idle shell. A phase still
+        running here (its node outlived the run) is killed; the thread that
+        runs it closes the shell."""
+        with self._lock:
+            running = run_id in self._running_runs
+            session = self._sessions.get(run_id)
+        if running and session:
+            session.bash.kill()
+        elif not running:
+            self.close_run(run_id)
 
     def close_run(self, run_id):
         with self._lock:
@@ -403,7 +429,7 @@ class _PhaseRun:
         return result
 
     def _fail(self, error, session):
-        cancelled = self.run_id in self.node._cancelled
+        cancelled = self.node.is_cancelled(self.run_id, self.event.get('attempt', 1))
         if isinstance(error, shell.ShellTimeout):
             status, code = results.TIMEOUT, None
             why = 'deadline passed; its process group was killed'

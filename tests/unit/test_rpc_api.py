@@ -88,10 +88,11 @@ class TestAgentAPIRecorded:
         ]
 
     def test_cancel_run_is_a_fanout_cast(self, agent_api):
-        agent_api.cancel_run(CTXT, 'run-1')
+        agent_api.cancel_run(CTXT, 'run-1', 2)
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'cancel_run', {'envelope': {'signed': {'run_id': 'run-1'}}}),
+            ('cast', CTXT, 'cancel_run', {'envelope': {'signed': {'op': 'cancel_run', 'run_id': 'run-1',
+                                                   'attempt': 2}}}),
         ]
 
     def test_ack_results_one_fanout_for_every_node(self, agent_api):
@@ -99,7 +100,7 @@ class TestAgentAPIRecorded:
         agent_api.ack_results(CTXT, acks)
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'ack_results', {'envelope': {'signed': {'acks': acks}}}),
+            ('cast', CTXT, 'ack_results', {'envelope': {'signed': {'op': 'ack_results', 'acks': acks}}}),
         ]
 
     def test_ping_calls_the_host(self, agent_api):
@@ -168,19 +169,24 @@ class TestDaemonAPIRecorded:
 
     @pytest.mark.parametrize('method, args, kwargs, wire', [
         ('start_run', ('stack', {'controller': {}}, '/etc/local.conf'), {},
-         {'request': {'signed': {'mode': 'stack', 'local_confs': {'controller': {}},
+         {'request': {'signed': {'op': 'start_run', 'mode': 'stack',
+                                 'local_confs': {'controller': {}},
                                  'local_conf_path': '/etc/local.conf'}}}),
         ('plan', ({'path': 'x'}, '/l.conf'), {},
-         {'local_conf': {'path': 'x'}, 'local_conf_path': '/l.conf'}),
+         {'request': {'signed': {'op': 'plan', 'local_conf': {'path': 'x'},
+                                 'local_conf_path': '/l.conf'}}}),
         ('get_run', ('r1',), {}, {'run_id': 'r1'}),
         ('list_runs', (), {}, {}),
         ('list_nodes', (), {}, {}),
         ('retry_run', ('r1',), {}, {'request': {'signed': {
-            'run_id': 'r1', 'failed_nodes_only': False}}}),
+            'op': 'retry_run', 'run_id': 'r1', 'failed_nodes_only': False}}}),
         ('retry_run', ('r1',), {'failed_nodes_only': True},
-         {'request': {'signed': {'run_id': 'r1', 'failed_nodes_only': True}}}),
-        ('cancel_run', ('r1',), {}, {'request': {'signed': {'run_id': 'r1'}}}),
-        ('delete_run', ('r1',), {}, {'request': {'signed': {'run_id': 'r1'}}}),
+         {'request': {'signed': {'op': 'retry_run', 'run_id': 'r1',
+                                 'failed_nodes_only': True}}}),
+        ('cancel_run', ('r1',), {}, {'request': {'signed': {'op': 'cancel_run',
+                                                            'run_id': 'r1'}}}),
+        ('delete_run', ('r1',), {}, {'request': {'signed': {'op': 'delete_run',
+                                                            'run_id': 'r1'}}}),
         ('get_log', ('r1', 'h1', 'install', 'alpha'), {},
          {'run_id': 'r1', 'node': 'h1', 'phase': 'install',
           'plugin': 'alpha', 'offset': 0}),
@@ -218,7 +224,7 @@ class TestOnTheWire:
     def test_agent_casts(self, conf, transport, wire):
         api = AgentAPI(conf, transport, SIGNER)
         api.run_phase(CTXT, ENVELOPE)
-        api.cancel_run(CTXT, 'run-1')
+        api.cancel_run(CTXT, 'run-1', 2)
         api.ack_results(CTXT, {'node-3': ['k']})
         assert wire == [
             {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
@@ -230,13 +236,15 @@ class TestOnTheWire:
              'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
              'timeout': None,
              'message': {'method': 'cancel_run',
-                         'args': {'envelope': {'signed': {'run_id': 'run-1'}}},
+                         'args': {'envelope': {'signed': {'op': 'cancel_run', 'run_id': 'run-1',
+                                                   'attempt': 2}}},
                          'version': '1.0'}},
             {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
              'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
              'timeout': None,
              'message': {'method': 'ack_results',
-                         'args': {'envelope': {'signed': {'acks': {'node-3': ['k']}}}},
+                         'args': {'envelope': {'signed': {
+                             'op': 'ack_results', 'acks': {'node-3': ['k']}}}},
                          'version': '1.0'}},
         ]
 
@@ -291,7 +299,7 @@ class TestVersionCap:
         agent, daemon = AgentAPI(conf, transport, SIGNER), DaemonAPI(conf, transport, signer=SIGNER)
         assert agent.client.version_cap == cap
         assert daemon.client.version_cap == cap
-        agent.cancel_run(CTXT, 'r1')
+        agent.cancel_run(CTXT, 'r1', 1)
         daemon.heartbeat(CTXT, ENVELOPE)
         assert [w['message']['method'] for w in wire] == [
             'cancel_run', 'heartbeat']
@@ -323,5 +331,5 @@ class TestVersionCap:
         with pytest.raises(messaging.RPCVersionCapError):
             api.list_nodes(CTXT)
         assert wire == []
-        AgentAPI(conf, transport, SIGNER).cancel_run(CTXT, 'r')
+        AgentAPI(conf, transport, SIGNER).cancel_run(CTXT, 'r', 1)
         assert [w['message']['method'] for w in wire] == ['cancel_run']
