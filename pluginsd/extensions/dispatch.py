@@ -21,7 +21,10 @@ class Notifications:
         transport = messaging.get_notification_transport(conf, url=url)
         self.notifier = messaging.Notifier(transport,
                                            publisher_id=f'pluginsd.{conf.host}')
-        self.enabled = self.notifier.is_enabled()
+        # is_enabled() is true for an empty driver list; only configured
+        # drivers mean someone listens.
+        self.enabled = (bool(conf.oslo_messaging_notifications.driver) and
+                        self.notifier.is_enabled())
 
     def send(self, event_type, payload, error=False):
         if self.enabled:
