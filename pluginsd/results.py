@@ -12,6 +12,13 @@ OK, FAILED, TIMEOUT, CANCELLED, SKIPPED, KILLED = (
     'ok', 'failed', 'timeout', 'cancelled', 'skipped', 'killed')
 
 
+def ack_key(result):
+    """The key an agent's journal and the daemon's acknowledgement share:
+    the stored key plus the attempt (a retry is a new result)."""
+    return '|'.join([result['run_id'], result['node'], result['plugin'],
+                     result['mode'], result['phase'], str(result['attempt'])])
+
+
 @dataclasses.dataclass
 class Result:
     run_id: str
@@ -31,9 +38,6 @@ class Result:
     def key(self):
         return (self.run_id, self.node, self.plugin, self.mode, self.phase)
 
-    @property
-    def key_str(self):
-        return '|'.join(self.key)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -11,6 +11,8 @@ import sqlite3
 import threading
 import time
 
+from pluginsd import results
+
 
 class Journal:
     def __init__(self, path):
@@ -25,10 +27,7 @@ class Journal:
             'payload TEXT, acked INTEGER DEFAULT 0, sent_at REAL DEFAULT 0)')
         self._lock = threading.Lock()
 
-    @staticmethod
-    def key(result):
-        return '|'.join([result['run_id'], result['node'], result['plugin'],
-                         result['mode'], result['phase'], str(result['attempt'])])
+    key = staticmethod(results.ack_key)
 
     def add(self, result):
         with self._lock:

@@ -1,5 +1,7 @@
 from oslo_config import cfg
 
+from pluginsd.conf import base
+
 GROUP = cfg.OptGroup('daemon', title='pluginsd daemon options')
 OPTS = [
     cfg.StrOpt('plugins_dir', default='$state_path/plugins',
@@ -28,10 +30,7 @@ OPTS = [
 
 
 def register_opts(conf):
-    # A fresh OptGroup per ConfigOpts: oslo.config keeps overrides on the
-    # group object, so a shared one would leak them between configs.
-    conf.register_group(cfg.OptGroup(GROUP.name, title=GROUP.title))
-    conf.register_opts(OPTS, group=GROUP.name)
+    base.register_group(conf, GROUP, OPTS)
 
 
 def list_opts():

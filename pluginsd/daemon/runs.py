@@ -214,9 +214,7 @@ class RunManager:
                     for host, items in batch:
                         # Stale attempts too, or the agent resends them forever.
                         self._acks.setdefault(host, []).extend(
-                            '|'.join([r['run_id'], r['node'], r['plugin'],
-                                      r['mode'], r['phase'], str(r['attempt'])])
-                            for r in items)
+                            results.ack_key(r) for r in items)
             if stop:
                 return
 
