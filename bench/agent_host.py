@@ -10,13 +10,18 @@ import signal
 import sys
 import threading
 
-from pluginsd.agent import service as agent_service
 from pluginsd import conf as pluginsd_conf
 from pluginsd import rpc
+from pluginsd.agent import service as agent_service
 
 
 def main():
-    conf_file, prefix, count, base = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    conf_file, prefix, count, base = (
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        sys.argv[4],
+    )
     conf = pluginsd_conf.new_conf()
     conf(['--config-file', conf_file], project='pluginsd')
     transport = rpc.get_transport(conf)
@@ -24,9 +29,16 @@ def main():
     for i in range(count):
         host = f'{prefix}{i:02d}'
         state = os.path.join(base, host)
-        agents.append(agent_service.AgentService(
-            conf, transport, host=host, roles=['compute'],
-            dest=os.path.join(state, 'dest'), state_dir=state))
+        agents.append(
+            agent_service.AgentService(
+                conf,
+                transport,
+                host=host,
+                roles=['compute'],
+                dest=os.path.join(state, 'dest'),
+                state_dir=state,
+            )
+        )
     for agent in agents:
         agent.start()
     stop = threading.Event()

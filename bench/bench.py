@@ -26,9 +26,9 @@ sys.path.insert(0, TOP)
 
 from pluginsd import allinone  # noqa: E402
 from pluginsd import conf as pluginsd_conf  # noqa: E402
+from pluginsd import rpc
 from pluginsd.daemon import rpcapi  # noqa: E402
 from pluginsd.daemon import service as daemon_service  # noqa: E402
-from pluginsd import rpc
 from pluginsd.rpc import signing  # noqa: E402
 from pluginsd.runner import shell  # noqa: E402
 from tests import gitrepos  # noqa: E402
@@ -36,8 +36,10 @@ from tests.functional import cluster  # noqa: E402
 from tests.functional import rabbit as rabbit_mod  # noqa: E402
 
 PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
-NOOP = {'devstack/settings': 'define_plugin {name}\n',
-        'devstack/plugin.sh': 'if [[ "$1" == stack ]]; then : "$2"; fi\n'}
+NOOP = {
+    'devstack/settings': 'define_plugin {name}\n',
+    'devstack/plugin.sh': 'if [[ "$1" == stack ]]; then : "$2"; fi\n',
+}
 PER_PROCESS = 10
 
 
@@ -46,7 +48,9 @@ def make_plugins(base, count):
     for i in range(count):
         name = f'noop{i:02d}'
         files = {k: v.format(name=name) for k, v in NOOP.items()}
-        paths.append((name, gitrepos.make_repo(os.path.join(base, name), files)))
+        paths.append(
+            (name, gitrepos.make_repo(os.path.join(base, name), files))
+        )
     return paths
 
 
@@ -68,7 +72,7 @@ def timed_runs(api, text, repeat):
                 break
         if view['state'] != 'completed':
             raise SystemExit(f'benchmark run failed: {view["error"]}')
-        if i:                       # the first run clones: warm-up
+        if i:  # the first run clones: warm-up
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -83,13 +87,21 @@ def bash_floor(base, plugins, nodes, repeat):
             procs = []
             for node in range(nodes):
                 for _name, path in plugins if nodes == 1 else plugins[:1]:
-                    script = (f'source {lib}/stackrc; source {lib}/functions; '
-                              f'source {path}/devstack/settings; '
-                              f'source {path}/devstack/plugin.sh stack {phase}')
-                    procs.append(subprocess.Popen(
-                        ['bash', '--noprofile', '--norc', '-c', script],
-                        env=dict(os.environ, PLUGINSD_DEST=os.path.join(base, f'n{node}'))))
-                    if nodes == 1:          # one node: calls run one by one
+                    script = (
+                        f'source {lib}/stackrc; source {lib}/functions; '
+                        f'source {path}/devstack/settings; '
+                        f'source {path}/devstack/plugin.sh stack {phase}'
+                    )
+                    procs.append(
+                        subprocess.Popen(
+                            ['bash', '--noprofile', '--norc', '-c', script],
+                            env=dict(
+                                os.environ,
+                                PLUGINSD_DEST=os.path.join(base, f'n{node}'),
+                            ),
+                        )
+                    )
+                    if nodes == 1:  # one node: calls run one by one
                         procs.pop().wait()
             for proc in procs:
                 proc.wait()
@@ -100,8 +112,12 @@ def bash_floor(base, plugins, nodes, repeat):
 def rabbit_scenario(base, broker, nodes, plugins, repeat):
     _vhost, _user, url = broker.add_vhost()
     work = os.path.join(base, f'nodes-{nodes}')
-    groups = cluster.base_groups(url, os.path.join(work, 'daemon'), 'bench-daemon')
-    groups['DEFAULT'].update(debug='False', log_file=os.path.join(work, 'daemon.log'))
+    groups = cluster.base_groups(
+        url, os.path.join(work, 'daemon'), 'bench-daemon'
+    )
+    groups['DEFAULT'].update(
+        debug='False', log_file=os.path.join(work, 'daemon.log')
+    )
     groups['agent'].update(allowed_sources=base + '/', heartbeat_interval=5)
     os.makedirs(os.path.join(work, 'daemon'), exist_ok=True)
     conf_path = cluster.write_conf(os.path.join(work, 'bench.conf'), groups)
@@ -115,17 +131,31 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat):
         for first in range(0, nodes, PER_PROCESS):
             count = min(PER_PROCESS, nodes - first)
             proc = subprocess.Popen(
-                [sys.executable, os.path.join(TOP, 'bench', 'agent_host.py'), conf_path,
-                 f'p{first // PER_PROCESS}-node', str(count), work],
-                stdout=subprocess.PIPE, cwd=TOP,
-                env=dict(os.environ, PYTHONPATH=TOP))
+                [
+                    sys.executable,
+                    os.path.join(TOP, 'bench', 'agent_host.py'),
+                    conf_path,
+                    f'p{first // PER_PROCESS}-node',
+                    str(count),
+                    work,
+                ],
+                stdout=subprocess.PIPE,
+                cwd=TOP,
+                env=dict(os.environ, PYTHONPATH=TOP),
+            )
             hosts.append(proc)
         for proc in hosts:
             assert proc.stdout.readline().strip() == b'READY'
-        api = rpcapi.DaemonAPI(conf, transport, timeout=60,
-                               signer=signing.signer_for(conf, 'bench'))
+        api = rpcapi.DaemonAPI(
+            conf,
+            transport,
+            timeout=60,
+            signer=signing.signer_for(conf, 'bench'),
+        )
         deadline = time.monotonic() + 60
-        while len([n for n in api.list_nodes({}) if n['state'] == 'up']) < nodes:
+        while (
+            len([n for n in api.list_nodes({}) if n['state'] == 'up']) < nodes
+        ):
             if time.monotonic() > deadline:
                 raise SystemExit('nodes did not register')
             time.sleep(0.2)
@@ -149,8 +179,12 @@ def allinone_scenario(base, plugins, repeat):
     embedded = allinone.AllInOne(conf)
     embedded.start()
     try:
-        api = rpcapi.DaemonAPI(conf, embedded.transport, timeout=60,
-                               signer=signing.signer_for(conf, 'bench'))
+        api = rpcapi.DaemonAPI(
+            conf,
+            embedded.transport,
+            timeout=60,
+            signer=signing.signer_for(conf, 'bench'),
+        )
         return timed_runs(api, local_conf(plugins), repeat)
     finally:
         embedded.stop()
@@ -173,17 +207,30 @@ def main():
                 took = rabbit_scenario(base, broker, nodes, one, args.repeat)
                 floor = bash_floor(base, one, nodes, args.repeat)
                 target = '1.0' if nodes == 50 else ''
-                rows.append((f'1 no-op plugin x {nodes} node(s), RabbitMQ', took, floor, target))
+                rows.append(
+                    (
+                        f'1 no-op plugin x {nodes} node(s), RabbitMQ',
+                        took,
+                        floor,
+                        target,
+                    )
+                )
         finally:
             broker.stop()
         took = allinone_scenario(base, fifty, args.repeat)
         floor = bash_floor(base, fifty, 1, args.repeat)
-        rows.append(('50 no-op plugins x 1 node, all-in-one', took, floor, '0.3'))
+        rows.append(
+            ('50 no-op plugins x 1 node, all-in-one', took, floor, '0.3')
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print()
-    print(f'5-phase stack, median of {args.repeat} runs (seconds), {os.cpu_count()} CPUs')
-    print(f'| {"scenario":<42} | {"pluginsd":>8} | {"plain bash":>10} | {"target":>6} |')
+    print(
+        f'5-phase stack, median of {args.repeat} runs (seconds), {os.cpu_count()} CPUs'
+    )
+    print(
+        f'| {"scenario":<42} | {"pluginsd":>8} | {"plain bash":>10} | {"target":>6} |'
+    )
     print(f'|{"-" * 44}|{"-" * 10}|{"-" * 12}|{"-" * 8}|')
     for name, took, floor, target in rows:
         print(f'| {name:<42} | {took:8.3f} | {floor:10.3f} | {target:>6} |')

@@ -9,9 +9,9 @@ into ``$DEST/<name>``, as DevStack does.
 import logging
 import secrets
 
+from pluginsd import rpc
 from pluginsd.agent import service as agent_service
 from pluginsd.daemon import service as daemon_service
-from pluginsd import rpc
 from pluginsd.rpc import memory
 
 
@@ -19,22 +19,29 @@ class AllInOne:
     def __init__(self, conf):
         if not conf.security.shared_key:
             # Both ends live in this process: a key of the moment will do.
-            conf.set_override('shared_key', secrets.token_hex(32), group='security')
+            conf.set_override(
+                'shared_key', secrets.token_hex(32), group='security'
+            )
         # kombu warns that memory:// names no host, once per connection.
         logging.getLogger('kombu.connection').setLevel(logging.ERROR)
         memory.install()
         self.transport = rpc.get_transport(conf, url=rpc.EMBEDDED_URL)
         # The in-memory transport has no heartbeats; silence its warning
         # (the driver registered this option; no connection exists yet).
-        conf.set_override('heartbeat_timeout_threshold', 0,
-                          group='oslo_messaging_rabbit')
+        conf.set_override(
+            'heartbeat_timeout_threshold', 0, group='oslo_messaging_rabbit'
+        )
         self.daemon = daemon_service.DaemonService(
-            conf, self.transport, checkout_root=None,
-            notification_url=rpc.EMBEDDED_URL)
+            conf,
+            self.transport,
+            checkout_root=None,
+            notification_url=rpc.EMBEDDED_URL,
+        )
         # The user runs their own local.conf on their own machine: every
         # source it names is allowed.
-        self.agent = agent_service.AgentService(conf, self.transport,
-                                                allow_any_source=True)
+        self.agent = agent_service.AgentService(
+            conf, self.transport, allow_any_source=True
+        )
 
     def start(self):
         self.daemon.start()

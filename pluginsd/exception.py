@@ -25,7 +25,9 @@ class FetchError(PluginsdException):
         if 'url' in kwargs:
             kwargs['url'] = redact_url(kwargs['url'])
         if 'reason' in kwargs:
-            kwargs['reason'] = re.sub(r'://[^/@\s]+@', '://***@', kwargs['reason'])
+            kwargs['reason'] = re.sub(
+                r'://[^/@\s]+@', '://***@', kwargs['reason']
+            )
         super().__init__(message, **kwargs)
 
 

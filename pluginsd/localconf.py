@@ -32,7 +32,7 @@ class Option:
 @dataclasses.dataclass
 class MetaSection:
     group: str
-    file_spec: str      # may hold shell variables, expanded at merge time
+    file_spec: str  # may hold shell variables, expanded at merge time
     line: int
     options: list
 
@@ -48,20 +48,26 @@ class MetaSection:
 @dataclasses.dataclass
 class LocalConf:
     path: str
-    localrc: str         # padded shell text, line N == local.conf line N
-    sections: list       # MetaSection, merge groups only, in file order
+    localrc: str  # padded shell text, line N == local.conf line N
+    sections: list  # MetaSection, merge groups only, in file order
 
     def merge_sections(self, group):
         return [s for s in self.sections if s.group == group]
 
     def to_dict(self):
-        return {'path': self.path, 'localrc': self.localrc,
-                'sections': [s.to_dict() for s in self.sections]}
+        return {
+            'path': self.path,
+            'localrc': self.localrc,
+            'sections': [s.to_dict() for s in self.sections],
+        }
 
     @classmethod
     def from_dict(cls, data):
-        return cls(data['path'], data['localrc'],
-                   [MetaSection.from_dict(s) for s in data['sections']])
+        return cls(
+            data['path'],
+            data['localrc'],
+            [MetaSection.from_dict(s) for s in data['sections']],
+        )
 
 
 def load(path):
@@ -81,19 +87,21 @@ def _read(path):
         with open(path, encoding='utf-8') as f:
             return f.read()
     except OSError as e:
-        raise exception.LocalConfError(path=path, line=0,
-                                       reason=f'cannot read: {e.strerror}')
+        raise exception.LocalConfError(
+            path=path, line=0, reason=f'cannot read: {e.strerror}'
+        )
     except UnicodeDecodeError:
-        raise exception.LocalConfError(path=path, line=0,
-                                       reason='not a UTF-8 text file')
+        raise exception.LocalConfError(
+            path=path, line=0, reason='not a UTF-8 text file'
+        )
 
 
 def parse(text, path='local.conf'):
     lines = text.splitlines()
     localrc = [''] * len(lines)
     sections = []
-    current = None          # (group, file_spec, line, options) being read
-    section = None          # current INI [section] inside a merge block
+    current = None  # (group, file_spec, line, options) being read
+    section = None  # current INI [section] inside a merge block
 
     for number, line in enumerate(lines, start=1):
         if line.startswith('[[') and line[2:3].strip():
@@ -101,9 +109,11 @@ def parse(text, path='local.conf'):
             match = _HEADER.match(line.split()[0])
             if not match:
                 raise exception.LocalConfError(
-                    path=path, line=number,
+                    path=path,
+                    line=number,
                     reason=f'malformed meta-section header {line.strip()!r}: '
-                           'expected [[group|file]] with no spaces inside')
+                    'expected [[group|file]] with no spaces inside',
+                )
             group, file_spec = match.groups()
             current = (group, file_spec)
             section = None
@@ -111,36 +121,43 @@ def parse(text, path='local.conf'):
                 sections.append(MetaSection(group, file_spec, number, []))
             continue
         if current is None:
-            continue        # lines before the first header are ignored
+            continue  # lines before the first header are ignored
         group, file_spec = current
         if group == 'local':
             if file_spec == 'localrc':
                 localrc[number - 1] = line
             continue
         if group not in MERGE_GROUPS:
-            continue        # DevStack never applies other groups
+            continue  # DevStack never applies other groups
         stripped = line.strip()
         if not stripped or line[0].isspace() or stripped.startswith('#'):
             continue
         if stripped.startswith('['):
             if not re.match(r'^\[.+\]', stripped):
                 raise exception.LocalConfError(
-                    path=path, line=number,
-                    reason=f'malformed INI section header {stripped!r}')
+                    path=path,
+                    line=number,
+                    reason=f'malformed INI section header {stripped!r}',
+                )
             # Like DevStack: the first word, brackets removed ([a b] is a).
             section = re.sub(r'[][]', '', stripped.split()[0])
             continue
         if '=' not in stripped:
             raise exception.LocalConfError(
-                path=path, line=number,
+                path=path,
+                line=number,
                 reason=f'expected "key = value" in [[{group}|{file_spec}]], '
-                       f'got {stripped!r}')
+                f'got {stripped!r}',
+            )
         if section is None:
             raise exception.LocalConfError(
-                path=path, line=number,
+                path=path,
+                line=number,
                 reason=f'option {stripped!r} comes before any [section] in '
-                       f'[[{group}|{file_spec}]]')
+                f'[[{group}|{file_spec}]]',
+            )
         key, value = stripped.split('=', 1)
         sections[-1].options.append(
-            Option(section, key.strip(), value.strip(), number))
+            Option(section, key.strip(), value.strip(), number)
+        )
     return LocalConf(path, '\n'.join(localrc) + '\n', sections)

@@ -100,11 +100,15 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 4px;
 """
 
 for _status, _colour in STATUS_COLOURS.items():
-    CSS += (f'.bar[data-status={_status}], .legend i[data-status={_status}] '
-            f'{{ background: {_colour}; }}\n'
-            f'.failure[data-status={_status}] {{ border-left-color: {_colour}; }}\n')
-CSS += ('.bar[data-status=skipped], .legend i[data-status=skipped] '
-        '{ box-shadow: inset 0 0 0 1px #afb8c1; }\n')
+    CSS += (
+        f'.bar[data-status={_status}], .legend i[data-status={_status}] '
+        f'{{ background: {_colour}; }}\n'
+        f'.failure[data-status={_status}] {{ border-left-color: {_colour}; }}\n'
+    )
+CSS += (
+    '.bar[data-status=skipped], .legend i[data-status=skipped] '
+    '{ box-shadow: inset 0 0 0 1px #afb8c1; }\n'
+)
 
 # Counts the bars the browser laid out with a size (a zero-width bar would
 # be invisible): a check for tests and a debugging aid, nothing the page
@@ -172,7 +176,10 @@ def fmt_offset(seconds, step):
 
 def status_text(result):
     text = result['status']
-    if result.get('exit_code') is not None and result['status'] != results_mod.OK:
+    if (
+        result.get('exit_code') is not None
+        and result['status'] != results_mod.OK
+    ):
         text += f' ({result["exit_code"]})'
     return text
 
@@ -204,8 +211,12 @@ def _phases(view, all_results):
 
     def order(key):
         attempt, phase = key
-        return (bands[key][0], attempt,
-                known.index(phase) if phase in known else len(known))
+        return (
+            bands[key][0],
+            attempt,
+            known.index(phase) if phase in known else len(known),
+        )
+
     out = []
     for key in sorted(bands, key=order):
         attempt, phase = key
@@ -227,9 +238,15 @@ def _rows(view, all_results):
     for host in hosts:
         role = roles.get(host)
         order = list((plans.get(role) or {}).get('order') or [])
-        order += sorted({r['plugin'] for r in all_results
-                         if r['node'] == host and r['plugin']
-                         and r['plugin'] not in order})
+        order += sorted(
+            {
+                r['plugin']
+                for r in all_results
+                if r['node'] == host
+                and r['plugin']
+                and r['plugin'] not in order
+            }
+        )
         rows.append((host, role, order))
     return rows
 
@@ -240,47 +257,64 @@ def _bar(result, axis):
         start = end = axis.t0
     left = axis.pct(start)
     width = max(0.0, axis.pct(end) - left)
-    lines = [f'{result["plugin"]} \u00b7 {result["phase"]} \u00b7 {result["node"]}',
-             f'status: {result["status"]} \u00b7 exit code: '
-             f'{"-" if result.get("exit_code") is None else result["exit_code"]}',
-             f'duration: {fmt_duration(end - start)}']
+    lines = [
+        f'{result["plugin"]} \u00b7 {result["phase"]} \u00b7 {result["node"]}',
+        f'status: {result["status"]} \u00b7 exit code: '
+        f'{"-" if result.get("exit_code") is None else result["exit_code"]}',
+        f'duration: {fmt_duration(end - start)}',
+    ]
     if (result.get('attempt') or 1) > 1:
         lines.append(f'attempt {result["attempt"]}')
     if result.get('message'):
         lines.append(result['message'])
-    return (f'<div class="bar" data-status="{esc(result["status"])}" '
-            f'data-phase="{esc(result["phase"])}" '
-            f'style="left:{left:.3f}%;width:{width:.3f}%" '
-            f'title="{esc(chr(10).join(lines))}"></div>')
+    return (
+        f'<div class="bar" data-status="{esc(result["status"])}" '
+        f'data-phase="{esc(result["phase"])}" '
+        f'style="left:{left:.3f}%;width:{width:.3f}%" '
+        f'title="{esc(chr(10).join(lines))}"></div>'
+    )
 
 
 def _timeline(view, all_results):
     plugin_results = [r for r in all_results if r['plugin']]
     out = ['<h2>Timeline</h2>']
-    legend = ''.join(f'<span><i data-status="{s}"></i>{s}</span>'
-                     for s in STATUS_COLOURS)
-    out.append(f'<div class="legend">{legend}'
-               f'<span>\u2506 phase boundary</span>'
-               f'<span>hover a bar for details</span></div>')
+    legend = ''.join(
+        f'<span><i data-status="{s}"></i>{s}</span>' for s in STATUS_COLOURS
+    )
+    out.append(
+        f'<div class="legend">{legend}'
+        f'<span>\u2506 phase boundary</span>'
+        f'<span>hover a bar for details</span></div>'
+    )
     if not all_results:
         out.append('<p class="muted">No results: nothing ran on any node.</p>')
         return out
     axis = _Axis(all_results)
-    out.append(f'<p class="muted">Time from {esc(fmt_time(axis.t0))} '
-               f'({esc(fmt_duration(axis.t1 - axis.t0))} from the first '
-               f'result to the last); {len(plugin_results)} plugin results.</p>')
+    out.append(
+        f'<p class="muted">Time from {esc(fmt_time(axis.t0))} '
+        f'({esc(fmt_duration(axis.t1 - axis.t0))} from the first '
+        f'result to the last); {len(plugin_results)} plugin results.</p>'
+    )
     out.append('<div class="timeline">')
 
     out.append('<div class="phases">')
     phases = _phases(view, all_results)
     for i, (label, lo, hi, bad) in enumerate(phases):
         left, width = axis.pct(lo), axis.pct(hi) - axis.pct(lo)
-        classes = 'phase' + (' odd' if i % 2 else '') + (
-            ' last' if i == len(phases) - 1 else '') + (' bad' if bad else '')
-        tip = f'{label}: {fmt_duration(hi - lo)}' + (' (failed)' if bad else '')
-        out.append(f'<div class="{classes}" style="left:{left:.3f}%;'
-                   f'width:{width:.3f}%"><span title="{esc(tip)}">'
-                   f'{esc(label)}</span></div>')
+        classes = (
+            'phase'
+            + (' odd' if i % 2 else '')
+            + (' last' if i == len(phases) - 1 else '')
+            + (' bad' if bad else '')
+        )
+        tip = f'{label}: {fmt_duration(hi - lo)}' + (
+            ' (failed)' if bad else ''
+        )
+        out.append(
+            f'<div class="{classes}" style="left:{left:.3f}%;'
+            f'width:{width:.3f}%"><span title="{esc(tip)}">'
+            f'{esc(label)}</span></div>'
+        )
     out.append('</div>')
 
     step = nice_step(axis.span)
@@ -288,32 +322,48 @@ def _timeline(view, all_results):
     k = 0
     while k * step <= axis.span + 1e-9:
         left = axis.pct(axis.t0 + k * step)
-        end = ' end' if left > 95 else ''     # its label inside the track
-        ticks.append(f'<div class="tick{end}" style="left:{left:.3f}%">'
-                     f'<span>{esc(fmt_offset(k * step, step))}</span></div>')
+        end = ' end' if left > 95 else ''  # its label inside the track
+        ticks.append(
+            f'<div class="tick{end}" style="left:{left:.3f}%">'
+            f'<span>{esc(fmt_offset(k * step, step))}</span></div>'
+        )
         k += 1
-    out.append('<div class="row axis"><div class="label">node / plugin</div>'
-               f'<div class="track">{"".join(ticks)}</div></div>')
+    out.append(
+        '<div class="row axis"><div class="label">node / plugin</div>'
+        f'<div class="track">{"".join(ticks)}</div></div>'
+    )
 
     for host, role, plugins in _rows(view, all_results):
-        node_results = [r for r in all_results if r['node'] == host and not r['plugin']]
+        node_results = [
+            r for r in all_results if r['node'] == host and not r['plugin']
+        ]
         summary = ' \u00b7 '.join(
             f'<span class="nodestat" data-status="{esc(r["status"])}">'
             f'{esc(r["phase"])} <b>{esc(status_text(r))}</b></span>'
-            for r in node_results)
-        role_text = f' <span class="muted">({esc(role)})</span>' if role else ''
-        out.append(f'<div class="row node"><div class="label" title="{esc(host)}">'
-                   f'{esc(host)}{role_text}</div>'
-                   f'<div class="track">{summary}</div></div>')
+            for r in node_results
+        )
+        role_text = (
+            f' <span class="muted">({esc(role)})</span>' if role else ''
+        )
+        out.append(
+            f'<div class="row node"><div class="label" title="{esc(host)}">'
+            f'{esc(host)}{role_text}</div>'
+            f'<div class="track">{summary}</div></div>'
+        )
         for plugin in plugins:
-            mine = [r for r in plugin_results
-                    if r['node'] == host and r['plugin'] == plugin]
+            mine = [
+                r
+                for r in plugin_results
+                if r['node'] == host and r['plugin'] == plugin
+            ]
             bars = ''.join(_bar(r, axis) for r in mine)
             norun = '' if mine else ' norun'
-            out.append(f'<div class="row plugin{norun}" data-node="{esc(host)}" '
-                       f'data-plugin="{esc(plugin)}"><div class="label" '
-                       f'title="{esc(plugin)} on {esc(host)}">{esc(plugin)}</div>'
-                       f'<div class="track">{bars}</div></div>')
+            out.append(
+                f'<div class="row plugin{norun}" data-node="{esc(host)}" '
+                f'data-plugin="{esc(plugin)}"><div class="label" '
+                f'title="{esc(plugin)} on {esc(host)}">{esc(plugin)}</div>'
+                f'<div class="track">{bars}</div></div>'
+            )
     out.append('</div>')
     return out
 
@@ -328,29 +378,38 @@ def _failures(view, all_results):
         error = view['error']
         for tail in {r['tail'] for r in bad if r.get('tail')}:
             # The daemon's error repeats the tail of each failed node.
-            error = error.replace(f'--- output tail ---\n{tail}',
-                                  '(output tail: below)')
-        out.append('<div class="failure" data-status="failed"><h3>Run error</h3>'
-                   f'<pre>{esc(error)}</pre></div>')
+            error = error.replace(
+                f'--- output tail ---\n{tail}', '(output tail: below)'
+            )
+        out.append(
+            '<div class="failure" data-status="failed"><h3>Run error</h3>'
+            f'<pre>{esc(error)}</pre></div>'
+        )
     tails = {}
     for r in bad:
         what = r['plugin'] or '(node)'
         code = '-' if r.get('exit_code') is None else r['exit_code']
-        out.append(f'<div class="failure" data-status="{esc(r["status"])}">'
-                   f'<h3>{esc(r["node"])} \u00b7 {esc(what)} \u00b7 '
-                   f'{esc(r["mode"])} {esc(r["phase"])} \u2014 {esc(r["status"])}, '
-                   f'exit code {esc(code)}</h3>')
+        out.append(
+            f'<div class="failure" data-status="{esc(r["status"])}">'
+            f'<h3>{esc(r["node"])} \u00b7 {esc(what)} \u00b7 '
+            f'{esc(r["mode"])} {esc(r["phase"])} \u2014 {esc(r["status"])}, '
+            f'exit code {esc(code)}</h3>'
+        )
         if (r.get('attempt') or 1) > 1:
             out.append(f'<p class="log">attempt {esc(r["attempt"])}</p>')
         if r.get('message'):
             out.append(f'<p class="msg">{esc(r["message"])}</p>')
         if r.get('log_path'):
-            out.append(f'<p class="log">log: <code>{esc(r["log_path"])}</code></p>')
+            out.append(
+                f'<p class="log">log: <code>{esc(r["log_path"])}</code></p>'
+            )
         tail = r.get('tail') or ''
         key = (r['node'], r['phase'], r.get('attempt'), tail)
         if tail and key in tails:
             # A node's result repeats the output of the plugin that failed it.
-            out.append(f'<p class="log">output: as {esc(tails[key])} above</p>')
+            out.append(
+                f'<p class="log">output: as {esc(tails[key])} above</p>'
+            )
         elif tail:
             tails[key] = what
             out.append(f'<pre>{esc(tail)}</pre>')
@@ -364,25 +423,35 @@ def render(view):
     duration = fmt_duration(updated - created) if created and updated else '?'
     state = view.get('state') or '?'
     run_id = view.get('id') or '?'
-    facts = [('Mode', view.get('mode')),
-             ('Duration', duration), ('Created', fmt_time(created)),
-             ('Updated', fmt_time(updated)),
-             ('local.conf', view.get('local_conf_path')),
-             ('Attempt', view.get('attempt'))]
+    facts = [
+        ('Mode', view.get('mode')),
+        ('Duration', duration),
+        ('Created', fmt_time(created)),
+        ('Updated', fmt_time(updated)),
+        ('local.conf', view.get('local_conf_path')),
+        ('Attempt', view.get('attempt')),
+    ]
     stages = view.get('stages') or []
     if stages:
         facts.append(('Stages', ' \u2192 '.join(', '.join(s) for s in stages)))
-    dl = ''.join(f'<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>'
-                 for k, v in facts)
-    body = [f'<h1>pluginsd run <code>{esc(run_id)}</code> '
-            f'<span class="state" data-state="{esc(state)}">{esc(state)}</span></h1>',
-            f'<dl class="facts">{dl}</dl>']
+    dl = ''.join(
+        f'<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>' for k, v in facts
+    )
+    body = [
+        f'<h1>pluginsd run <code>{esc(run_id)}</code> '
+        f'<span class="state" data-state="{esc(state)}">{esc(state)}</span></h1>',
+        f'<dl class="facts">{dl}</dl>',
+    ]
     body += _timeline(view, all_results)
     body += _failures(view, all_results)
-    body.append(f'<p class="muted">Written by pluginsctl report at '
-                f'{esc(fmt_time(time.time()))}.</p>')
-    return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<title>pluginsd run {esc(run_id[:8])} \u2014 {esc(state)}</title>\n'
-            f'<style>{CSS}</style>\n</head>\n<body>\n'
-            + '\n'.join(body)
-            + f'\n<script>{JS}</script>\n</body>\n</html>\n')
+    body.append(
+        f'<p class="muted">Written by pluginsctl report at '
+        f'{esc(fmt_time(time.time()))}.</p>'
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<title>pluginsd run {esc(run_id[:8])} \u2014 {esc(state)}</title>\n'
+        f'<style>{CSS}</style>\n</head>\n<body>\n'
+        + '\n'.join(body)
+        + f'\n<script>{JS}</script>\n</body>\n</html>\n'
+    )

@@ -2,21 +2,44 @@
 
 import dataclasses
 
-STACK_PHASES = ('pre-install', 'install', 'post-config', 'extra', 'test-config')
+STACK_PHASES = (
+    'pre-install',
+    'install',
+    'post-config',
+    'extra',
+    'test-config',
+)
 # clean.sh runs unstack.sh first, in its own process: so does pluginsd.
-MODE_PHASES = {'stack': STACK_PHASES, 'unstack': ('unstack',),
-               'clean': ('unstack', 'clean')}
-NODE = ''       # the plugin name of a node's whole-phase result
+MODE_PHASES = {
+    'stack': STACK_PHASES,
+    'unstack': ('unstack',),
+    'clean': ('unstack', 'clean'),
+}
+NODE = ''  # the plugin name of a node's whole-phase result
 
 OK, FAILED, TIMEOUT, CANCELLED, SKIPPED, KILLED = (
-    'ok', 'failed', 'timeout', 'cancelled', 'skipped', 'killed')
+    'ok',
+    'failed',
+    'timeout',
+    'cancelled',
+    'skipped',
+    'killed',
+)
 
 
 def ack_key(result):
     """The key an agent's journal and the daemon's acknowledgement share:
     the stored key plus the attempt (a retry is a new result)."""
-    return '|'.join([result['run_id'], result['node'], result['plugin'],
-                     result['mode'], result['phase'], str(result['attempt'])])
+    return '|'.join(
+        [
+            result['run_id'],
+            result['node'],
+            result['plugin'],
+            result['mode'],
+            result['phase'],
+            str(result['attempt']),
+        ]
+    )
 
 
 @dataclasses.dataclass
@@ -37,7 +60,6 @@ class Result:
     @property
     def key(self):
         return (self.run_id, self.node, self.plugin, self.mode, self.phase)
-
 
     def to_dict(self):
         return dataclasses.asdict(self)

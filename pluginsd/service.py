@@ -35,7 +35,8 @@ def prepare(argv, prog, setup_logging=True):
     if setup_logging:
         logging.setup(conf, 'pluginsd')
     py_logging.getLogger('oslo.messaging._drivers.impl_rabbit').setLevel(
-        py_logging.WARNING)
+        py_logging.WARNING
+    )
     return conf
 
 
@@ -43,7 +44,8 @@ def require_shared_key(conf):
     if not conf.security.shared_key:
         raise exception.ConfigError(
             reason='[security] shared_key is empty: set the same secret on the '
-                   'daemon and every agent (messages are signed with it)')
+            'daemon and every agent (messages are signed with it)'
+        )
 
 
 def sd_notify(state):
@@ -80,9 +82,11 @@ def serve(conf, service):
     status = 0
     while not stop.wait(1.0):
         if service.broker.down_too_long():
-            LOG.error('The message broker has been unreachable for more than '
-                      '%s s ([DEFAULT] broker_down_exit_after): exiting',
-                      conf.broker_down_exit_after)
+            LOG.error(
+                'The message broker has been unreachable for more than '
+                '%s s ([DEFAULT] broker_down_exit_after): exiting',
+                conf.broker_down_exit_after,
+            )
             status = 1
             break
     sd_notify('STOPPING=1')

@@ -4,15 +4,25 @@ import os
 import subprocess
 import textwrap
 
-GIT_ENV = {'GIT_AUTHOR_NAME': 'test', 'GIT_AUTHOR_EMAIL': 'test@pluginsd.invalid',
-           'GIT_COMMITTER_NAME': 'test', 'GIT_COMMITTER_EMAIL': 'test@pluginsd.invalid',
-           'GIT_CONFIG_NOSYSTEM': '1'}
+GIT_ENV = {
+    'GIT_AUTHOR_NAME': 'test',
+    'GIT_AUTHOR_EMAIL': 'test@pluginsd.invalid',
+    'GIT_COMMITTER_NAME': 'test',
+    'GIT_COMMITTER_EMAIL': 'test@pluginsd.invalid',
+    'GIT_CONFIG_NOSYSTEM': '1',
+}
 
 
 def git(path, *args):
     env = dict(os.environ, **GIT_ENV)
-    return subprocess.run(['git', *args], cwd=path, env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ['git', *args],
+        cwd=path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def write_files(root, files):
@@ -40,8 +50,9 @@ def commit(path, files, message='change'):
     return git(path, 'rev-parse', 'HEAD')
 
 
-def tracing_plugin(name, settings='', plugin='', override_defaults=None,
-                   requires=()):
+def tracing_plugin(
+    name, settings='', plugin='', override_defaults=None, requires=()
+):
     """Files of a plugin whose every call appends a line to $TEST_TRACE.
 
     A trace line is: plugin|kind|args|$#|$-|extra, where kind is settings,
@@ -55,17 +66,20 @@ def tracing_plugin(name, settings='', plugin='', override_defaults=None,
             f'[[ -n "${{PLUGINSD_PLANNING:-}}" ]] || '
             f'echo "{name}|settings||$#|$-|" >> "$TEST_TRACE"\n'
             f'{var}_SETTING=${{{var}_SETTING:-from-{name}-settings}}\n'
-            f'{settings}\n'),
+            f'{settings}\n'
+        ),
         'devstack/plugin.sh': (
             f'echo "{name}|plugin.sh|$*|$#|$-|plugin=$plugin mode=$mode '
             f'phase=$phase" >> "$TEST_TRACE"\n'
-            f'{plugin}\n'),
+            f'{plugin}\n'
+        ),
     }
     if override_defaults is not None:
         files['devstack/override-defaults'] = (
             f'[[ -n "${{PLUGINSD_PLANNING:-}}" ]] || '
             f'echo "{name}|override-defaults||$#|$-|" >> "$TEST_TRACE"\n'
-            f'{override_defaults}\n')
+            f'{override_defaults}\n'
+        )
     return files
 
 

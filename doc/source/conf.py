@@ -9,8 +9,9 @@ author = 'pluginsd developers'
 
 try:
     from pluginsd import version as _version
+
     release = _version.VERSION
-except ImportError:         # building without pluginsd installed
+except ImportError:  # building without pluginsd installed
     release = ''
 version = release
 

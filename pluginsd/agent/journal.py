@@ -17,14 +17,16 @@ from pluginsd import results
 class Journal:
     def __init__(self, path):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None
+        )
         self._db.execute('PRAGMA journal_mode=WAL')
         self._db.execute('PRAGMA synchronous=NORMAL')
         self._db.execute(
             'CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, '
             'run_id TEXT, mode TEXT, phase TEXT, plugin TEXT, attempt INTEGER, '
-            'payload TEXT, acked INTEGER DEFAULT 0, sent_at REAL DEFAULT 0)')
+            'payload TEXT, acked INTEGER DEFAULT 0, sent_at REAL DEFAULT 0)'
+        )
         self._lock = threading.Lock()
 
     key = staticmethod(results.ack_key)
@@ -34,34 +36,47 @@ class Journal:
             self._db.execute(
                 'INSERT OR REPLACE INTO results (key, run_id, mode, phase, plugin, '
                 'attempt, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
-                (self.key(result), result['run_id'], result['mode'],
-                 result['phase'], result['plugin'], result['attempt'],
-                 json.dumps(result)))
+                (
+                    self.key(result),
+                    result['run_id'],
+                    result['mode'],
+                    result['phase'],
+                    result['plugin'],
+                    result['attempt'],
+                    json.dumps(result),
+                ),
+            )
 
     def due(self, resend_after, limit=200):
         """Unacknowledged results never sent, or sent ``resend_after`` ago."""
         with self._lock:
             rows = self._db.execute(
                 'SELECT key, payload FROM results WHERE acked = 0 AND sent_at < ? '
-                'ORDER BY rowid LIMIT ?', (time.time() - resend_after, limit)
+                'ORDER BY rowid LIMIT ?',
+                (time.time() - resend_after, limit),
             ).fetchall()
         return [(key, json.loads(payload)) for key, payload in rows]
 
     def mark_sent(self, keys):
         now = time.time()
         with self._lock:
-            self._db.executemany('UPDATE results SET sent_at = ? WHERE key = ?',
-                                 [(now, k) for k in keys])
+            self._db.executemany(
+                'UPDATE results SET sent_at = ? WHERE key = ?',
+                [(now, k) for k in keys],
+            )
 
     def ack(self, keys):
         with self._lock:
-            self._db.executemany('UPDATE results SET acked = 1 WHERE key = ?',
-                                 [(k,) for k in keys])
+            self._db.executemany(
+                'UPDATE results SET acked = 1 WHERE key = ?',
+                [(k,) for k in keys],
+            )
 
     def unacked_count(self):
         with self._lock:
             return self._db.execute(
-                'SELECT count(*) FROM results WHERE acked = 0').fetchone()[0]
+                'SELECT count(*) FROM results WHERE acked = 0'
+            ).fetchone()[0]
 
     def phase_done(self, run_id, mode, phase, attempt):
         """Whether the node already finished that phase (its summary exists)."""
@@ -69,7 +84,8 @@ class Journal:
             row = self._db.execute(
                 "SELECT 1 FROM results WHERE run_id = ? AND mode = ? AND phase = ? "
                 "AND attempt = ? AND plugin = ''",
-                (run_id, mode, phase, attempt)).fetchone()
+                (run_id, mode, phase, attempt),
+            ).fetchone()
         return row is not None
 
     def resend_phase(self, run_id, mode, phase, attempt):
@@ -77,7 +93,8 @@ class Journal:
             self._db.execute(
                 'UPDATE results SET acked = 0, sent_at = 0 WHERE run_id = ? AND '
                 'mode = ? AND phase = ? AND attempt = ?',
-                (run_id, mode, phase, attempt))
+                (run_id, mode, phase, attempt),
+            )
 
     def close(self):
         self._db.close()

@@ -17,8 +17,9 @@ LOG = logging.getLogger(__name__)
 class AgentManager:
     target = messaging.Target(version='1.0')
 
-    def __init__(self, host, roles, runner, journal, signer, outbox_wakeup,
-                 log_dir):
+    def __init__(
+        self, host, roles, runner, journal, signer, outbox_wakeup, log_dir
+    ):
         self.host = host
         self.roles = roles
         self.runner = runner
@@ -31,8 +32,9 @@ class AgentManager:
         self._work = queue.Queue()
         self._queued = set()
         self._lock = threading.Lock()
-        self._worker = threading.Thread(target=self._work_loop, daemon=True,
-                                        name=f'agent-worker-{host}')
+        self._worker = threading.Thread(
+            target=self._work_loop, daemon=True, name=f'agent-worker-{host}'
+        )
         self._worker.start()
 
     # -- RPC ---------------------------------------------------------------
@@ -48,8 +50,12 @@ class AgentManager:
             LOG.warning('%s: %s rejected: %s', self.host, op, e)
             return None
         if payload.get('op') != op:
-            LOG.warning('%s: %s rejected: signed for %r', self.host, op,
-                        payload.get('op'))
+            LOG.warning(
+                '%s: %s rejected: signed for %r',
+                self.host,
+                op,
+                payload.get('op'),
+            )
             return None
         return payload
 
@@ -76,14 +82,23 @@ class AgentManager:
 
     @rpc.expose
     def ping(self, ctxt):
-        return {'host': self.host, 'roles': self.roles, 'activity': self.activity}
+        return {
+            'host': self.host,
+            'roles': self.roles,
+            'activity': self.activity,
+        }
 
     @rpc.expose
     def fetch_log(self, ctxt, run_id, phase, plugin, offset=0):
         for part in (run_id, phase, plugin):
             # Names, not paths: nothing outside log_dir can be read.
             if '/' in part or part.startswith('.'):
-                return {'path': '', 'exists': False, 'data': '', 'offset': offset}
+                return {
+                    'path': '',
+                    'exists': False,
+                    'data': '',
+                    'offset': offset,
+                }
         path = os.path.join(self.log_dir, run_id, phase, f'{plugin}.log')
         if plugin == '':
             path = os.path.join(self.log_dir, run_id, f'session-{phase}.log')
@@ -92,9 +107,19 @@ class AgentManager:
                 f.seek(offset)
                 data = f.read(1 << 20)
         except OSError:
-            return {'path': path, 'exists': False, 'data': '', 'offset': offset}
-        return {'path': path, 'exists': True, 'data': data.decode(errors='replace'),
-                'offset': offset + len(data), 'running': self.runner.busy()}
+            return {
+                'path': path,
+                'exists': False,
+                'data': '',
+                'offset': offset,
+            }
+        return {
+            'path': path,
+            'exists': True,
+            'data': data.decode(errors='replace'),
+            'offset': offset + len(data),
+            'running': self.runner.busy(),
+        }
 
     # -- work --------------------------------------------------------------
 
@@ -107,13 +132,22 @@ class AgentManager:
             return False
         if self.host not in event['targets'] or self.stopping:
             return False
-        key = (event['run_id'], event['mode'], event['phase'], event['attempt'])
+        key = (
+            event['run_id'],
+            event['mode'],
+            event['phase'],
+            event['attempt'],
+        )
         with self._lock:
             if key in self._queued:
                 return False
             if self.journal.phase_done(*key):
-                LOG.info('%s: %s %s of run %s already done; re-sending results',
-                         self.host, *key[1:3], key[0])
+                LOG.info(
+                    '%s: %s %s of run %s already done; re-sending results',
+                    self.host,
+                    *key[1:3],
+                    key[0],
+                )
                 self.journal.resend_phase(*key)
                 self.wake_outbox()
                 return False
@@ -127,18 +161,27 @@ class AgentManager:
             if item is None:
                 return
             key, event = item
-            if self.stopping or self.runner.is_cancelled(event['run_id'],
-                                                         event['attempt']):
-                LOG.info('%s: %s of run %s dropped (cancelled or stopping)',
-                         self.host, event['phase'], event['run_id'])
+            if self.stopping or self.runner.is_cancelled(
+                event['run_id'], event['attempt']
+            ):
+                LOG.info(
+                    '%s: %s of run %s dropped (cancelled or stopping)',
+                    self.host,
+                    event['phase'],
+                    event['run_id'],
+                )
                 with self._lock:
                     self._queued.discard(key)
                 continue
             try:
                 self._run(event)
             except Exception:
-                LOG.exception('%s: phase %s of run %s crashed', self.host,
-                              event['phase'], event['run_id'])
+                LOG.exception(
+                    '%s: phase %s of run %s crashed',
+                    self.host,
+                    event['phase'],
+                    event['run_id'],
+                )
             finally:
                 with self._lock:
                     self._queued.discard(key)
@@ -146,10 +189,16 @@ class AgentManager:
     def _run(self, event):
         role_key = event['targets'][self.host]
         part = dict(event['parts'][role_key])
-        part.update(run_id=event['run_id'], mode=event['mode'],
-                    phase=event['phase'], deadline=event['deadline'],
-                    attempt=event['attempt'])
-        self.activity = f'{event["mode"]} {event["phase"]} of run {event["run_id"]}'
+        part.update(
+            run_id=event['run_id'],
+            mode=event['mode'],
+            phase=event['phase'],
+            deadline=event['deadline'],
+            attempt=event['attempt'],
+        )
+        self.activity = (
+            f'{event["mode"]} {event["phase"]} of run {event["run_id"]}'
+        )
         LOG.info('%s: running %s', self.host, self.activity)
 
         def report(result):

@@ -7,15 +7,15 @@ import random
 import threading
 import time
 
+from pluginsd import rpc
+from pluginsd import service
+from pluginsd import version
 from pluginsd.agent import journal as journal_mod
 from pluginsd.agent import manager
 from pluginsd.daemon import rpcapi as daemon_rpcapi
-from pluginsd import rpc
-from pluginsd import service
 from pluginsd.rpc import signing
 from pluginsd.runner import node as node_mod
 from pluginsd.runner import packages
-from pluginsd import version
 
 LOG = logging.getLogger(__name__)
 OUTBOX_COALESCE = 0.005
@@ -24,39 +24,70 @@ OUTBOX_COALESCE = 0.005
 class AgentService:
     """One node. A process may host several (simulated nodes, benchmarks)."""
 
-    def __init__(self, conf, transport, host=None, roles=None, dest=None,
-                 state_dir=None, allow_any_source=False):
+    def __init__(
+        self,
+        conf,
+        transport,
+        host=None,
+        roles=None,
+        dest=None,
+        state_dir=None,
+        allow_any_source=False,
+    ):
         self.conf = conf
         self.host = host or conf.host
         self.roles = list(roles or conf.agent.roles)
         self.state_dir = state_dir or os.path.join(conf.state_path, 'agent')
-        log_dir = (os.path.join(self.state_dir, 'logs') if state_dir
-                   else conf.agent.log_dir)
+        log_dir = (
+            os.path.join(self.state_dir, 'logs')
+            if state_dir
+            else conf.agent.log_dir
+        )
         # None lets every source through: only the all-in-one mode does that.
-        allowed_sources = (None if allow_any_source
-                           else tuple(conf.agent.allowed_sources))
+        allowed_sources = (
+            None if allow_any_source else tuple(conf.agent.allowed_sources)
+        )
         distro, os_package = packages.os_facts()
         settings = node_mod.NodeSettings(
-            host=self.host, dest=dest or conf.agent.dest, log_dir=log_dir,
-            state_dir=self.state_dir, bash=conf.runner.bash,
-            installer=packages.get_installer(conf.runner.package_installer,
-                                             os_package),
-            extras_dir=conf.runner.extras_dir, xtrace=conf.runner.xtrace,
+            host=self.host,
+            dest=dest or conf.agent.dest,
+            log_dir=log_dir,
+            state_dir=self.state_dir,
+            bash=conf.runner.bash,
+            installer=packages.get_installer(
+                conf.runner.package_installer, os_package
+            ),
+            extras_dir=conf.runner.extras_dir,
+            xtrace=conf.runner.xtrace,
             tail_lines=conf.runner.output_tail_lines,
             allowed_sources=allowed_sources,
-            source_provider=(self._bundle_from_daemon
-                             if conf.agent.plugin_source == 'daemon' else None))
+            source_provider=(
+                self._bundle_from_daemon
+                if conf.agent.plugin_source == 'daemon'
+                else None
+            ),
+        )
         self.runner = node_mod.NodeRunner(settings)
-        self.journal = journal_mod.Journal(os.path.join(self.state_dir, 'journal.sqlite'))
-        self.signer = signing.Signer(conf.security.shared_key, self.host,
-                                     conf.security.max_message_age)
+        self.journal = journal_mod.Journal(
+            os.path.join(self.state_dir, 'journal.sqlite')
+        )
+        self.signer = signing.Signer(
+            conf.security.shared_key, self.host, conf.security.max_message_age
+        )
         self.daemon = daemon_rpcapi.DaemonAPI(conf, transport)
         self._outbox_event = threading.Event()
         self.manager = manager.AgentManager(
-            self.host, self.roles, self.runner, self.journal, self.signer,
-            self._outbox_event.set, log_dir)
-        self.server = rpc.get_server(transport, rpc.AGENT_TOPIC, self.host,
-                                     [self.manager])
+            self.host,
+            self.roles,
+            self.runner,
+            self.journal,
+            self.signer,
+            self._outbox_event.set,
+            log_dir,
+        )
+        self.server = rpc.get_server(
+            transport, rpc.AGENT_TOPIC, self.host, [self.manager]
+        )
         self._stop = threading.Event()
         self._threads = []
         self.broker = service.BrokerWatch(conf)
@@ -64,26 +95,34 @@ class AgentService:
     def start(self):
         # Consumers first: a cast to a queue that does not exist is dropped.
         self.server.start()
-        for target, name in ((self._outbox_loop, 'outbox'),
-                             (self._heartbeat_loop, 'heartbeat'),
-                             (self._catch_up, 'catch-up')):
-            thread = threading.Thread(target=target, daemon=True,
-                                      name=f'agent-{name}-{self.host}')
+        for target, name in (
+            (self._outbox_loop, 'outbox'),
+            (self._heartbeat_loop, 'heartbeat'),
+            (self._catch_up, 'catch-up'),
+        ):
+            thread = threading.Thread(
+                target=target, daemon=True, name=f'agent-{name}-{self.host}'
+            )
             thread.start()
             self._threads.append(thread)
-        LOG.info('Agent %s started (roles %s)', self.host, ','.join(self.roles))
+        LOG.info(
+            'Agent %s started (roles %s)', self.host, ','.join(self.roles)
+        )
 
     def stop(self, graceful_timeout=None):
         if graceful_timeout is None:
             graceful_timeout = self.conf.agent.graceful_shutdown_timeout
         LOG.info('Agent %s stopping', self.host)
-        self.manager.stopping = True        # accept no new phase
+        self.manager.stopping = True  # accept no new phase
         deadline = time.monotonic() + graceful_timeout
         while self.runner.busy() and time.monotonic() < deadline:
             time.sleep(0.1)
         if self.runner.busy():
-            LOG.warning('Agent %s: killing running plugins after %s s',
-                        self.host, graceful_timeout)
+            LOG.warning(
+                'Agent %s: killing running plugins after %s s',
+                self.host,
+                graceful_timeout,
+            )
             self.runner.kill_all()
         self.manager.stop()
         # The server keeps running meanwhile: acknowledgements come to it.
@@ -113,11 +152,19 @@ class AgentService:
             return 0
         keys = [k for k, _ in due]
         try:
-            self.daemon.report_results({}, self.signer.sign(
-                {'host': self.host, 'results': [r for _, r in due]}))
-        except Exception as e:      # the broker is down: try again later
-            LOG.warning('Agent %s: sending %d results failed: %s', self.host,
-                        len(due), e)
+            self.daemon.report_results(
+                {},
+                self.signer.sign(
+                    {'host': self.host, 'results': [r for _, r in due]}
+                ),
+            )
+        except Exception as e:  # the broker is down: try again later
+            LOG.warning(
+                'Agent %s: sending %d results failed: %s',
+                self.host,
+                len(due),
+                e,
+            )
             return -1
         self.journal.mark_sent(keys)
         return len(due)
@@ -139,18 +186,24 @@ class AgentService:
             time.sleep(0.1)
 
     def heartbeat_payload(self):
-        return {'host': self.host, 'roles': self.roles,
-                'version': version.VERSION, 'activity': self.manager.activity}
+        return {
+            'host': self.host,
+            'roles': self.roles,
+            'version': version.VERSION,
+            'activity': self.manager.activity,
+        }
 
     def _heartbeat_loop(self):
         while not self._stop.is_set():
             interval = self.conf.agent.heartbeat_interval
             try:
-                self.daemon.heartbeat({}, self.signer.sign(self.heartbeat_payload()))
+                self.daemon.heartbeat(
+                    {}, self.signer.sign(self.heartbeat_payload())
+                )
                 self.broker.ok()
             except Exception as e:
                 LOG.warning('Agent %s: heartbeat failed: %s', self.host, e)
-                interval = min(interval, 2)     # retry sooner after an error
+                interval = min(interval, 2)  # retry sooner after an error
             self._stop.wait(interval * random.uniform(0.9, 1.0))
 
     def _catch_up(self):
@@ -161,8 +214,11 @@ class AgentService:
                 events = self.daemon.pending_work({}, self.host)
                 break
             except Exception as e:
-                LOG.debug('Agent %s: asking for pending work failed: %s',
-                          self.host, e)
+                LOG.debug(
+                    'Agent %s: asking for pending work failed: %s',
+                    self.host,
+                    e,
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5)
         else:

@@ -1,8 +1,8 @@
 import sys
 
-from pluginsd.agent import service as agent_service
 from pluginsd import rpc
 from pluginsd import service
+from pluginsd.agent import service as agent_service
 
 
 def _main():

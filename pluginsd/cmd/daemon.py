@@ -1,8 +1,8 @@
 import sys
 
-from pluginsd.daemon import service as daemon_service
 from pluginsd import rpc
 from pluginsd import service
+from pluginsd.daemon import service as daemon_service
 
 
 def _main():

@@ -4,9 +4,9 @@ import sys
 
 from oslo_config import cfg
 
+from pluginsd import service
 from pluginsd.db import api as db_api
 from pluginsd.extensions import manager as ext_manager
-from pluginsd import service
 
 
 def add_command_parsers(subparsers):
@@ -18,7 +18,9 @@ def add_command_parsers(subparsers):
 
 def _main():
     conf = cfg.ConfigOpts()
-    conf.register_cli_opt(cfg.SubCommandOpt('command', handler=add_command_parsers))
+    conf.register_cli_opt(
+        cfg.SubCommandOpt('command', handler=add_command_parsers)
+    )
     conf = _prepare(conf)
     db = db_api.Database(conf.database.connection)
     if conf.command.db_action == 'upgrade':
@@ -28,18 +30,23 @@ def _main():
         print('database is up to date')
     else:
         from alembic.runtime import migration
+
         with db.engine.connect() as connection:
-            heads = migration.MigrationContext.configure(connection).get_current_heads()
+            heads = migration.MigrationContext.configure(
+                connection
+            ).get_current_heads()
         print(' '.join(heads) or 'empty')
     return 0
 
 
 def _prepare(conf):
-    from pluginsd import conf as pluginsd_conf
     from oslo_log import log as logging
+
+    from pluginsd import conf as pluginsd_conf
+
     pluginsd_conf.register_all(conf)
     logging.register_options(conf)
-    conf.set_default('use_stderr', True)    # stdout is for the answer
+    conf.set_default('use_stderr', True)  # stdout is for the answer
     conf(sys.argv[1:], project='pluginsd', prog='pluginsd-manage')
     logging.setup(conf, 'pluginsd')
     return conf

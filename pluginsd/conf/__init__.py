@@ -15,8 +15,16 @@ from pluginsd.conf import runner
 from pluginsd.conf import security
 from pluginsd.conf import upgrade_levels
 
-MODULES = (default, daemon, agent, runner, security, database, upgrade_levels,
-           extensions)
+MODULES = (
+    default,
+    daemon,
+    agent,
+    runner,
+    security,
+    database,
+    upgrade_levels,
+    extensions,
+)
 
 
 def register_all(conf):

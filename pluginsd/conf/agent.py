@@ -4,30 +4,59 @@ from pluginsd.conf import base
 
 GROUP = cfg.OptGroup('agent', title='pluginsd-agent options')
 OPTS = [
-    cfg.ListOpt('roles', default=['controller'],
-                help='Roles of this node, e.g. controller, compute. They '
-                     'pick the stage the node runs in and its local.conf.'),
-    cfg.StrOpt('dest', default='/opt/stack',
-               help='Default DEST: plugins are checked out in DEST/<name>. '
-                    'A DEST set in localrc wins, as in DevStack.'),
-    cfg.StrOpt('log_dir', default='$state_path/logs',
-               help='Full plugin logs: <log_dir>/<run>/<phase>/<plugin>.log.'),
-    cfg.ListOpt('allowed_sources', default=[],
-                help='Plugin git URL prefixes this node accepts (e.g. '
-                     'https://opendev.org/openstack/). A phase event naming '
-                     'any other source runs nothing. Empty means none.'),
-    cfg.IntOpt('heartbeat_interval', default=10, min=1, mutable=True,
-               help='Seconds between two heartbeats.'),
-    cfg.IntOpt('graceful_shutdown_timeout', default=30, min=0,
-               help='On SIGTERM, seconds to let a running plugin finish '
-                    'before its process group is killed.'),
-    cfg.StrOpt('plugin_source', default='daemon', choices=['daemon', 'origin'],
-               help='Where a node gets plugin code at the pinned commit: '
-                    '"daemon" asks the daemon for a git bundle of its cache '
-                    '(nodes need no access to the plugin origin); "origin" '
-                    'fetches the commit from the plugin URL.'),
-    cfg.IntOpt('result_resend_interval', default=5, min=1,
-               help='Seconds before an unacknowledged result is sent again.'),
+    cfg.ListOpt(
+        'roles',
+        default=['controller'],
+        help='Roles of this node, e.g. controller, compute. They '
+        'pick the stage the node runs in and its local.conf.',
+    ),
+    cfg.StrOpt(
+        'dest',
+        default='/opt/stack',
+        help='Default DEST: plugins are checked out in DEST/<name>. '
+        'A DEST set in localrc wins, as in DevStack.',
+    ),
+    cfg.StrOpt(
+        'log_dir',
+        default='$state_path/logs',
+        help='Full plugin logs: <log_dir>/<run>/<phase>/<plugin>.log.',
+    ),
+    cfg.ListOpt(
+        'allowed_sources',
+        default=[],
+        help='Plugin git URL prefixes this node accepts (e.g. '
+        'https://opendev.org/openstack/). A phase event naming '
+        'any other source runs nothing. Empty means none.',
+    ),
+    cfg.IntOpt(
+        'heartbeat_interval',
+        default=10,
+        min=1,
+        mutable=True,
+        help='Seconds between two heartbeats.',
+    ),
+    cfg.IntOpt(
+        'graceful_shutdown_timeout',
+        default=30,
+        min=0,
+        help='On SIGTERM, seconds to let a running plugin finish '
+        'before its process group is killed.',
+    ),
+    cfg.StrOpt(
+        'plugin_source',
+        default='daemon',
+        choices=['daemon', 'origin'],
+        help='Where a node gets plugin code at the pinned commit: '
+        '"daemon" asks the daemon for a git bundle of its cache '
+        '(nodes need no access to the plugin origin); "origin" '
+        'fetches the commit from the plugin URL.',
+    ),
+    cfg.IntOpt(
+        'result_resend_interval',
+        default=5,
+        min=1,
+        help='Seconds before an unacknowledged result is sent again.',
+    ),
 ]
 
 

@@ -4,28 +4,54 @@ from pluginsd.conf import base
 
 GROUP = cfg.OptGroup('daemon', title='pluginsd daemon options')
 OPTS = [
-    cfg.StrOpt('plugins_dir', default='$state_path/plugins',
-               help='Where the daemon clones enabled plugins and pins each '
-                    'ref to a commit. Agents check out from here.'),
-    cfg.ListOpt('role_order', default=['controller', '*'],
-                help='Stages of a run, in order. Each entry is a role, or '
-                     'several roles joined with "+"; "*" stands for every '
-                     'role not named elsewhere. Nodes of one stage run the '
-                     'whole mode before the next stage starts.'),
-    cfg.IntOpt('phase_timeout', default=3600, min=1, mutable=True,
-               help='Seconds a node may spend in one phase before its bash '
-                    'process group is killed and the phase fails.'),
-    cfg.IntOpt('agent_down_time', default=30, min=2, mutable=True,
-               help='Seconds without a heartbeat after which a node is '
-                    'declared lost; a run waiting on it fails.'),
-    cfg.IntOpt('republish_interval', default=15, min=1, mutable=True,
-               help='Seconds between two publishes of a phase event that some '
-                    'node has not answered yet (fanout messages are lost when '
-                    'the broker restarts; agents ignore duplicates).'),
-    cfg.IntOpt('node_wait_timeout', default=60, min=1, mutable=True,
-               help='Seconds a run waits for a first node to be up before it '
-                    'fails. A run takes the nodes that are up when it is '
-                    'planned.'),
+    cfg.StrOpt(
+        'plugins_dir',
+        default='$state_path/plugins',
+        help='Where the daemon clones enabled plugins and pins each '
+        'ref to a commit. Agents check out from here.',
+    ),
+    cfg.ListOpt(
+        'role_order',
+        default=['controller', '*'],
+        help='Stages of a run, in order. Each entry is a role, or '
+        'several roles joined with "+"; "*" stands for every '
+        'role not named elsewhere. Nodes of one stage run the '
+        'whole mode before the next stage starts.',
+    ),
+    cfg.IntOpt(
+        'phase_timeout',
+        default=3600,
+        min=1,
+        mutable=True,
+        help='Seconds a node may spend in one phase before its bash '
+        'process group is killed and the phase fails.',
+    ),
+    cfg.IntOpt(
+        'agent_down_time',
+        default=30,
+        min=2,
+        mutable=True,
+        help='Seconds without a heartbeat after which a node is '
+        'declared lost; a run waiting on it fails.',
+    ),
+    cfg.IntOpt(
+        'republish_interval',
+        default=15,
+        min=1,
+        mutable=True,
+        help='Seconds between two publishes of a phase event that some '
+        'node has not answered yet (fanout messages are lost when '
+        'the broker restarts; agents ignore duplicates).',
+    ),
+    cfg.IntOpt(
+        'node_wait_timeout',
+        default=60,
+        min=1,
+        mutable=True,
+        help='Seconds a run waits for a first node to be up before it '
+        'fails. A run takes the nodes that are up when it is '
+        'planned.',
+    ),
 ]
 
 

@@ -4,9 +4,12 @@ from pluginsd.conf import base
 
 GROUP = cfg.OptGroup('database', title='State database')
 OPTS = [
-    cfg.StrOpt('connection', secret=True,
-               default='sqlite:///$state_path/pluginsd.sqlite',
-               help='SQLAlchemy URL of the daemon database.'),
+    cfg.StrOpt(
+        'connection',
+        secret=True,
+        default='sqlite:///$state_path/pluginsd.sqlite',
+        help='SQLAlchemy URL of the daemon database.',
+    ),
 ]
 
 

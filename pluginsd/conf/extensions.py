@@ -4,13 +4,19 @@ from pluginsd.conf import base
 
 GROUP = cfg.OptGroup('extensions', title='Extensions (stevedore)')
 OPTS = [
-    cfg.ListOpt('enabled', default=[],
-                help='Extensions to load, in this order, by entry point name '
-                     '(namespace pluginsd.extensions). Empty: every installed '
-                     'extension.'),
-    cfg.BoolOpt('fail_on_error', default=False,
-                help='Refuse to start when an extension cannot be loaded '
-                     '(default: log it, show it as failed, go on).'),
+    cfg.ListOpt(
+        'enabled',
+        default=[],
+        help='Extensions to load, in this order, by entry point name '
+        '(namespace pluginsd.extensions). Empty: every installed '
+        'extension.',
+    ),
+    cfg.BoolOpt(
+        'fail_on_error',
+        default=False,
+        help='Refuse to start when an extension cannot be loaded '
+        '(default: log it, show it as failed, go on).',
+    ),
 ]
 
 

@@ -4,18 +4,33 @@ from pluginsd.conf import base
 
 GROUP = cfg.OptGroup('runner', title='How plugin.sh phases are run')
 OPTS = [
-    cfg.StrOpt('bash', default='/bin/bash', help='The bash to run plugins with.'),
-    cfg.StrOpt('package_installer', default='',
-               help='Installer for plugin package lists: apt, dnf, zypper or '
-                    'noop. Empty: detected from the distribution.'),
-    cfg.StrOpt('extras_dir', default='',
-               help='Directory of extras.d hook scripts (NN-name.sh), run '
-                    'before the plugins at every phase. Empty: none.'),
-    cfg.BoolOpt('xtrace', default=True,
-                help='Trace every command into the plugin logs (set -x), '
-                     'as stack.sh does.'),
-    cfg.IntOpt('output_tail_lines', default=20, min=1,
-               help='Lines of plugin output kept in each result.'),
+    cfg.StrOpt(
+        'bash', default='/bin/bash', help='The bash to run plugins with.'
+    ),
+    cfg.StrOpt(
+        'package_installer',
+        default='',
+        help='Installer for plugin package lists: apt, dnf, zypper or '
+        'noop. Empty: detected from the distribution.',
+    ),
+    cfg.StrOpt(
+        'extras_dir',
+        default='',
+        help='Directory of extras.d hook scripts (NN-name.sh), run '
+        'before the plugins at every phase. Empty: none.',
+    ),
+    cfg.BoolOpt(
+        'xtrace',
+        default=True,
+        help='Trace every command into the plugin logs (set -x), '
+        'as stack.sh does.',
+    ),
+    cfg.IntOpt(
+        'output_tail_lines',
+        default=20,
+        min=1,
+        help='Lines of plugin output kept in each result.',
+    ),
 ]
 
 

@@ -4,10 +4,15 @@ from pluginsd.conf import base
 
 GROUP = cfg.OptGroup('upgrade_levels', title='RPC version pins')
 OPTS = [
-    cfg.StrOpt('agent', help='Highest agent RPC API version the daemon sends '
-                             '(pin it during a rolling upgrade).'),
-    cfg.StrOpt('daemon', help='Highest daemon RPC API version agents and the '
-                              'CLI send.'),
+    cfg.StrOpt(
+        'agent',
+        help='Highest agent RPC API version the daemon sends '
+        '(pin it during a rolling upgrade).',
+    ),
+    cfg.StrOpt(
+        'daemon',
+        help='Highest daemon RPC API version agents and the CLI send.',
+    ),
 ]
 
 

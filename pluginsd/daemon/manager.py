@@ -8,24 +8,45 @@ import tempfile
 import oslo_messaging as messaging
 
 from pluginsd import exception
-from pluginsd.plugins import fetch
 from pluginsd import rpc
+from pluginsd.plugins import fetch
 
 LOG = logging.getLogger(__name__)
 # A user error raised here is the caller's answer, not a server fault: no
 # traceback in the daemon log.
 user_error = messaging.expected_exceptions(exception.PluginsdException)
 
-RUN_FIELDS = ('id', 'mode', 'state', 'created_at', 'updated_at', 'local_conf_path',
-              'stages', 'node_roles', 'stage_index', 'phase_index', 'attempt',
-              'pending_hosts', 'error')
+RUN_FIELDS = (
+    'id',
+    'mode',
+    'state',
+    'created_at',
+    'updated_at',
+    'local_conf_path',
+    'stages',
+    'node_roles',
+    'stage_index',
+    'phase_index',
+    'attempt',
+    'pending_hosts',
+    'error',
+)
 
 
 class DaemonManager:
     target = messaging.Target(version='1.0')
 
-    def __init__(self, conf, db, runs, nodes, agent_api, signer, events,
-                 extension_records=()):
+    def __init__(
+        self,
+        conf,
+        db,
+        runs,
+        nodes,
+        agent_api,
+        signer,
+        events,
+        extension_records=(),
+    ):
         self.conf = conf
         self.extension_records = list(extension_records)
         self.db = db
@@ -58,12 +79,19 @@ class DaemonManager:
             LOG.warning('Heartbeat rejected: %s', e)
             return
         was_lost = self.nodes.is_lost(payload['host'])
-        node, new = self.db.upsert_node(payload['host'], payload['roles'],
-                                        payload['version'], payload['activity'])
+        node, new = self.db.upsert_node(
+            payload['host'],
+            payload['roles'],
+            payload['version'],
+            payload['activity'],
+        )
         self.nodes.seen(payload['host'])
         if new:
-            LOG.info('Node %s registered (roles %s)', node['host'],
-                     ','.join(node['roles']))
+            LOG.info(
+                'Node %s registered (roles %s)',
+                node['host'],
+                ','.join(node['roles']),
+            )
             self.events.node_register(node)
         elif was_lost:
             LOG.info('Node %s is back', node['host'])
@@ -84,7 +112,8 @@ class DaemonManager:
                             data = base64.b64encode(f.read()).decode()
                     return {'ref': ref, 'data': data}
         raise exception.PluginsdException(
-            f'run {run_id} pins no plugin {plugin} at {sha}')
+            f'run {run_id} pins no plugin {plugin} at {sha}'
+        )
 
     @rpc.expose
     def probe(self, ctxt):
@@ -102,7 +131,8 @@ class DaemonManager:
             if payload.get('op') != op:
                 raise exception.SignatureError(
                     sender=request.get('sender'),
-                    reason=f'signed for {payload.get("op")!r}, not {op!r}')
+                    reason=f'signed for {payload.get("op")!r}, not {op!r}',
+                )
             return payload
         except exception.SignatureError as e:
             LOG.warning('Request rejected: %s', e)
@@ -112,8 +142,11 @@ class DaemonManager:
     @user_error
     def start_run(self, ctxt, request):
         r = self._verified(request, 'start_run')
-        return self._run_view(self.runs.start_run(r['mode'], r['local_confs'],
-                                                  r['local_conf_path']))
+        return self._run_view(
+            self.runs.start_run(
+                r['mode'], r['local_confs'], r['local_conf_path']
+            )
+        )
 
     @rpc.expose
     @user_error
@@ -150,7 +183,9 @@ class DaemonManager:
         nodes = []
         for node in self.db.list_nodes():
             silent = self.nodes.silent_for(node['host'])
-            node['state'] = 'lost' if self.nodes.is_lost(node['host']) else 'up'
+            node['state'] = (
+                'lost' if self.nodes.is_lost(node['host']) else 'up'
+            )
             node['silent_for'] = silent
             nodes.append(node)
         return nodes
@@ -159,13 +194,16 @@ class DaemonManager:
     @user_error
     def retry_run(self, ctxt, request):
         r = self._verified(request, 'retry_run')
-        return self._run_view(self.runs.retry(r['run_id'], r['failed_nodes_only']))
+        return self._run_view(
+            self.runs.retry(r['run_id'], r['failed_nodes_only'])
+        )
 
     @rpc.expose
     @user_error
     def cancel_run(self, ctxt, request):
-        return self._run_view(self.runs.cancel(
-            self._verified(request, 'cancel_run')['run_id']))
+        return self._run_view(
+            self.runs.cancel(self._verified(request, 'cancel_run')['run_id'])
+        )
 
     @rpc.expose
     def list_extensions(self, ctxt):
@@ -176,8 +214,9 @@ class DaemonManager:
     def delete_run(self, ctxt, request):
         run = self.db.get_run(self._verified(request, 'delete_run')['run_id'])
         if run['state'] in ('planning', 'running'):
-            raise exception.RunStateError(run=run['id'], state=run['state'],
-                                          reason='cancel it first')
+            raise exception.RunStateError(
+                run=run['id'], state=run['state'], reason='cancel it first'
+            )
         self.db.delete_run(run['id'])
         self.runs.forget(run['id'])
         self.events.run_delete(run)
@@ -196,25 +235,37 @@ class DaemonManager:
 
     def _full_view(self, run, results_since=None, version=None):
         view = self._run_view(run)
-        view['version'] = self.runs.version(run['id']) if version is None else version
-        if results_since is not None:       # a follower: it has the plans
+        view['version'] = (
+            self.runs.version(run['id']) if version is None else version
+        )
+        if results_since is not None:  # a follower: it has the plans
             view['plans'] = {}
         else:
-            view['plans'] = {role: {'order': [p['name'] for p in plan['plugins']],
-                                'plugins': plan['plugins'],
-                                'reasons': plan['reasons']}
-                             for role, plan in run['plans'].items()}
+            view['plans'] = {
+                role: {
+                    'order': [p['name'] for p in plan['plugins']],
+                    'plugins': plan['plugins'],
+                    'reasons': plan['reasons'],
+                }
+                for role, plan in run['plans'].items()
+            }
         view['results'] = self.db.list_results(run['id'], since=results_since)
-        view['last_result_id'] = max([r['id'] for r in view['results']],
-                                     default=results_since or 0)
+        view['last_result_id'] = max(
+            [r['id'] for r in view['results']], default=results_since or 0
+        )
         view['waiting_on'] = []
         if run['state'] == 'running' and run['stages']:
             from pluginsd import results as results_mod
+
             phase = results_mod.MODE_PHASES[run['mode']][run['phase_index']]
             hosts = run['pending_hosts'] or run['stages'][run['stage_index']]
-            done = {r['node'] for r in self.db.list_results(
-                        run['id'], plugin='', phase=phase, mode=run['mode'])
-                    if r['attempt'] == run['attempt']}
+            done = {
+                r['node']
+                for r in self.db.list_results(
+                    run['id'], plugin='', phase=phase, mode=run['mode']
+                )
+                if r['attempt'] == run['attempt']
+            }
             view['waiting_on'] = [h for h in hosts if h not in done]
             view['phase'] = phase
         return view

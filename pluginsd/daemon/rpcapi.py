@@ -18,8 +18,13 @@ class DaemonAPI:
         # the broker without the shared key cannot make nodes run anything.
         self.signer = signer
         cap = conf.upgrade_levels.daemon or self.RPC_API_VERSION
-        self.client = rpc.get_client(transport, rpc.DAEMON_TOPIC, '1.0',
-                                     version_cap=cap, timeout=timeout)
+        self.client = rpc.get_client(
+            transport,
+            rpc.DAEMON_TOPIC,
+            '1.0',
+            version_cap=cap,
+            timeout=timeout,
+        )
 
     # agents
     def report_results(self, ctxt, envelope):
@@ -36,10 +41,13 @@ class DaemonAPI:
 
     def get_bundle(self, ctxt, run_id, plugin, sha):
         return self.client.prepare(timeout=120).call(
-            ctxt, 'get_bundle', run_id=run_id, plugin=plugin, sha=sha)
+            ctxt, 'get_bundle', run_id=run_id, plugin=plugin, sha=sha
+        )
 
     def pending_work(self, ctxt, host):
-        return self.client.prepare(timeout=10).call(ctxt, 'pending_work', host=host)
+        return self.client.prepare(timeout=10).call(
+            ctxt, 'pending_work', host=host
+        )
 
     # CLI
     def _signed(self, op, **request):
@@ -48,21 +56,39 @@ class DaemonAPI:
         return self.signer.sign(dict(request, op=op))
 
     def start_run(self, ctxt, mode, local_confs, local_conf_path):
-        return self.client.call(ctxt, 'start_run', request=self._signed(
-            'start_run', mode=mode, local_confs=local_confs, local_conf_path=local_conf_path))
+        return self.client.call(
+            ctxt,
+            'start_run',
+            request=self._signed(
+                'start_run',
+                mode=mode,
+                local_confs=local_confs,
+                local_conf_path=local_conf_path,
+            ),
+        )
 
     def plan(self, ctxt, local_conf, local_conf_path):
         # Planning sources localrc and settings on the daemon: signed.
-        return self.client.call(ctxt, 'plan', request=self._signed(
-            'plan', local_conf=local_conf, local_conf_path=local_conf_path))
+        return self.client.call(
+            ctxt,
+            'plan',
+            request=self._signed(
+                'plan', local_conf=local_conf, local_conf_path=local_conf_path
+            ),
+        )
 
     def get_run(self, ctxt, run_id):
         return self.client.call(ctxt, 'get_run', run_id=run_id)
 
     def wait_run(self, ctxt, run_id, seen, timeout, results_since=None):
         return self.client.prepare(timeout=timeout + 30).call(
-            ctxt, 'wait_run', run_id=run_id, seen=seen, timeout=timeout,
-            results_since=results_since)
+            ctxt,
+            'wait_run',
+            run_id=run_id,
+            seen=seen,
+            timeout=timeout,
+            results_since=results_since,
+        )
 
     def list_runs(self, ctxt):
         return self.client.call(ctxt, 'list_runs')
@@ -71,20 +97,38 @@ class DaemonAPI:
         return self.client.call(ctxt, 'list_nodes')
 
     def retry_run(self, ctxt, run_id, failed_nodes_only=False):
-        return self.client.call(ctxt, 'retry_run', request=self._signed(
-            'retry_run', run_id=run_id, failed_nodes_only=failed_nodes_only))
+        return self.client.call(
+            ctxt,
+            'retry_run',
+            request=self._signed(
+                'retry_run', run_id=run_id, failed_nodes_only=failed_nodes_only
+            ),
+        )
 
     def cancel_run(self, ctxt, run_id):
-        return self.client.call(ctxt, 'cancel_run',
-                                request=self._signed('cancel_run', run_id=run_id))
+        return self.client.call(
+            ctxt,
+            'cancel_run',
+            request=self._signed('cancel_run', run_id=run_id),
+        )
 
     def delete_run(self, ctxt, run_id):
-        return self.client.call(ctxt, 'delete_run',
-                                request=self._signed('delete_run', run_id=run_id))
+        return self.client.call(
+            ctxt,
+            'delete_run',
+            request=self._signed('delete_run', run_id=run_id),
+        )
 
     def list_extensions(self, ctxt):
         return self.client.call(ctxt, 'list_extensions')
 
     def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
-        return self.client.call(ctxt, 'get_log', run_id=run_id, node=node,
-                                phase=phase, plugin=plugin, offset=offset)
+        return self.client.call(
+            ctxt,
+            'get_log',
+            run_id=run_id,
+            node=node,
+            phase=phase,
+            plugin=plugin,
+            offset=offset,
+        )

@@ -17,13 +17,13 @@ import uuid
 
 from pluginsd import exception
 from pluginsd import localconf as localconf_mod
-from pluginsd.plugins import plan as plan_mod
 from pluginsd import results
+from pluginsd.plugins import plan as plan_mod
 
 LOG = logging.getLogger(__name__)
 
 ACTIVE = ('planning', 'running')
-ACK_INTERVAL = 0.5      # seconds; well under [agent] result_resend_interval
+ACK_INTERVAL = 0.5  # seconds; well under [agent] result_resend_interval
 DEFAULT_ROLE = '*'
 
 
@@ -34,9 +34,14 @@ def stages_for(role_order, node_roles):
     for entry in role_order:
         wanted = set(entry.split('+'))
         hosts = sorted(
-            h for h, roles in node_roles.items() if h not in placed and (
-                wanted & set(roles) or
-                ('*' in wanted and not named & set(roles))))
+            h
+            for h, roles in node_roles.items()
+            if h not in placed
+            and (
+                wanted & set(roles)
+                or ('*' in wanted and not named & set(roles))
+            )
+        )
         placed.update(hosts)
         if hosts:
             stages.append(hosts)
@@ -51,7 +56,9 @@ class NodeTracker:
         self.db = db
         started = time.time()
         # After a daemon restart every known node gets a full grace period.
-        self._seen = {n['host']: max(n['last_seen'], started) for n in db.list_nodes()}
+        self._seen = {
+            n['host']: max(n['last_seen'], started) for n in db.list_nodes()
+        }
         self._lock = threading.Lock()
 
     def seen(self, host):
@@ -68,33 +75,39 @@ class NodeTracker:
         return silent is None or silent > self.conf.daemon.agent_down_time
 
     def alive(self):
-        return {n['host']: n['roles'] for n in self.db.list_nodes()
-                if not self.is_lost(n['host'])}
+        return {
+            n['host']: n['roles']
+            for n in self.db.list_nodes()
+            if not self.is_lost(n['host'])
+        }
 
 
 class RunManager:
-    def __init__(self, conf, db, agent_api, signer, nodes, events,
-                 checkout_root=None):
+    def __init__(
+        self, conf, db, agent_api, signer, nodes, events, checkout_root=None
+    ):
         self.conf = conf
         self.db = db
         self.agents = agent_api
         self.signer = signer
         self.nodes = nodes
-        self.events = events            # extension/notification hooks
+        self.events = events  # extension/notification hooks
         self.checkout_root = checkout_root
         self._cond = threading.Condition()
         self._versions = {}
-        self._summaries = {}            # run_id -> {(node, phase): (status, attempt)}
+        self._summaries = {}  # run_id -> {(node, phase): (status, attempt)}
         self._threads = {}
         self._cancelled = set()
         self._stopping = threading.Event()
         self._incoming = queue.Queue()
         self._acks, self._acks_lock = {}, threading.Lock()
-        self._ingest = threading.Thread(target=self._ingest_loop, daemon=True,
-                                        name='results-ingest')
+        self._ingest = threading.Thread(
+            target=self._ingest_loop, daemon=True, name='results-ingest'
+        )
         self._ingest.start()
-        self._acker = threading.Thread(target=self._ack_loop, daemon=True,
-                                       name='results-ack')
+        self._acker = threading.Thread(
+            target=self._ack_loop, daemon=True, name='results-ack'
+        )
         self._acker.start()
 
     # -- entry points --------------------------------------------------------
@@ -102,22 +115,38 @@ class RunManager:
     def start_run(self, mode, local_confs, path):
         if mode not in results.MODE_PHASES:
             raise exception.PluginsdException(
-                f'unknown mode {mode!r}: expected stack, unstack or clean')
-        parsed = {role: localconf_mod.parse(text, f'{path}' if role == DEFAULT_ROLE
-                                            else f'{path} (role {role})').to_dict()
-                  for role, text in local_confs.items()}
-        run = self.db.create_run(id=str(uuid.uuid4()), mode=mode, state='planning',
-                                 local_conf_path=path, local_confs=parsed,
-                                 plans={}, stages=[], node_roles={},
-                                 stage_index=0, phase_index=0, attempt=1,
-                                 error='')
+                f'unknown mode {mode!r}: expected stack, unstack or clean'
+            )
+        parsed = {
+            role: localconf_mod.parse(
+                text,
+                f'{path}' if role == DEFAULT_ROLE else f'{path} (role {role})',
+            ).to_dict()
+            for role, text in local_confs.items()
+        }
+        run = self.db.create_run(
+            id=str(uuid.uuid4()),
+            mode=mode,
+            state='planning',
+            local_conf_path=path,
+            local_confs=parsed,
+            plans={},
+            stages=[],
+            node_roles={},
+            stage_index=0,
+            phase_index=0,
+            attempt=1,
+            error='',
+        )
         LOG.info('Run %s: %s of %s requested', run['id'], mode, path)
         self._spawn(run['id'])
         return run
 
     def plan_only(self, local_conf, path):
         conf = localconf_mod.parse(local_conf, path)
-        workdir = plan_mod.scratch_dir(os.path.join(self.conf.state_path, 'plans'))
+        workdir = plan_mod.scratch_dir(
+            os.path.join(self.conf.state_path, 'plans')
+        )
         try:
             return self._make_plan(conf, workdir, DEFAULT_ROLE).to_dict()
         finally:
@@ -125,20 +154,32 @@ class RunManager:
 
     def resume_all(self):
         for run in self.db.list_runs(states=ACTIVE):
-            LOG.info('Run %s: resuming %s at stage %d phase %d', run['id'],
-                     run['mode'], run['stage_index'], run['phase_index'])
+            LOG.info(
+                'Run %s: resuming %s at stage %d phase %d',
+                run['id'],
+                run['mode'],
+                run['stage_index'],
+                run['phase_index'],
+            )
             self._spawn(run['id'])
 
     def retry(self, run_id, failed_nodes_only=False):
         run = self.db.get_run(run_id)
-        if run['state'] not in ('failed', 'cancelled') or run['id'] in self._threads:
-            raise exception.RunStateError(run=run['id'], state=run['state'],
-                                          reason='only a failed or cancelled run '
-                                                 'can be retried')
+        if (
+            run['state'] not in ('failed', 'cancelled')
+            or run['id'] in self._threads
+        ):
+            raise exception.RunStateError(
+                run=run['id'],
+                state=run['state'],
+                reason='only a failed or cancelled run can be retried',
+            )
         if not run['plans']:
-            raise exception.RunStateError(run=run['id'], state=run['state'],
-                                          reason='it failed before planning '
-                                                 'finished; start a new run')
+            raise exception.RunStateError(
+                run=run['id'],
+                state=run['state'],
+                reason='it failed before planning finished; start a new run',
+            )
         run_id = run['id']
         phases = results.MODE_PHASES[run['mode']]
         phase = phases[run['phase_index']]
@@ -146,17 +187,27 @@ class RunManager:
         summaries = self._summaries_for(run_id)
         hosts = stage
         if failed_nodes_only:
-            hosts = [h for h in stage
-                     if summaries.get((h, phase), (None,))[0] != results.OK]
-        self.db.delete_results(run_id, run['mode'], list(phases[run['phase_index']:]),
-                               hosts)
+            hosts = [
+                h
+                for h in stage
+                if summaries.get((h, phase), (None,))[0] != results.OK
+            ]
+        self.db.delete_results(
+            run_id, run['mode'], list(phases[run['phase_index'] :]), hosts
+        )
         with self._cond:
             self._cancelled.discard(run_id)
             self._summaries.pop(run_id, None)
-        self.db.update_run(run_id, state='running', attempt=run['attempt'] + 1,
-                           pending_hosts=hosts if failed_nodes_only else None,
-                           error='')
-        LOG.info('Run %s: retry from %s on %s', run_id, phase, ', '.join(hosts))
+        self.db.update_run(
+            run_id,
+            state='running',
+            attempt=run['attempt'] + 1,
+            pending_hosts=hosts if failed_nodes_only else None,
+            error='',
+        )
+        LOG.info(
+            'Run %s: retry from %s on %s', run_id, phase, ', '.join(hosts)
+        )
         self._spawn(run_id)
         return self.db.get_run(run_id)
 
@@ -164,8 +215,9 @@ class RunManager:
         run = self.db.get_run(run_id)
         run_id = run['id']
         if run['state'] not in ACTIVE:
-            raise exception.RunStateError(run=run_id, state=run['state'],
-                                          reason='it is not running')
+            raise exception.RunStateError(
+                run=run_id, state=run['state'], reason='it is not running'
+            )
         with self._cond:
             self._cancelled.add(run_id)
             self._cond.notify_all()
@@ -207,14 +259,17 @@ class RunManager:
             try:
                 self.on_results([r for _, items in batch for r in items])
             except Exception:
-                LOG.exception('Storing %d results failed; agents will resend',
-                              sum(len(items) for _, items in batch))
+                LOG.exception(
+                    'Storing %d results failed; agents will resend',
+                    sum(len(items) for _, items in batch),
+                )
             else:
                 with self._acks_lock:
                     for host, items in batch:
                         # Stale attempts too, or the agent resends them forever.
                         self._acks.setdefault(host, []).extend(
-                            results.ack_key(r) for r in items)
+                            results.ack_key(r) for r in items
+                        )
             if stop:
                 return
 
@@ -232,8 +287,11 @@ class RunManager:
             try:
                 self.agents.ack_results({}, acks)
             except Exception as e:
-                LOG.warning('Acknowledging results failed (%s); agents will '
-                            'resend and be acknowledged then', e)
+                LOG.warning(
+                    'Acknowledging results failed (%s); agents will '
+                    'resend and be acknowledged then',
+                    e,
+                )
 
     def _run_exists(self, run_id):
         return self.db.run_exists(run_id)
@@ -246,12 +304,16 @@ class RunManager:
             self._cancelled.discard(run_id)
 
     def on_results(self, items):
-        known = {run_id: self._run_exists(run_id)
-                 for run_id in {r['run_id'] for r in items}}
+        known = {
+            run_id: self._run_exists(run_id)
+            for run_id in {r['run_id'] for r in items}
+        }
         for run_id, exists in known.items():
             if not exists:
                 LOG.warning('Results for unknown run %s dropped', run_id)
-        stored = self.db.store_results([r for r in items if known[r['run_id']]])
+        stored = self.db.store_results(
+            [r for r in items if known[r['run_id']]]
+        )
         # Before the run thread hears of them: extensions see every plugin
         # result of a phase before that phase's end.
         for r in stored:
@@ -261,7 +323,8 @@ class RunManager:
             for r in stored:
                 if r['plugin'] == results.NODE:
                     self._summaries.setdefault(r['run_id'], {})[
-                        (r['node'], r['phase'])] = (r['status'], r['attempt'])
+                        (r['node'], r['phase'])
+                    ] = (r['status'], r['attempt'])
                 self._bump(r['run_id'])
             self._cond.notify_all()
         return stored
@@ -271,7 +334,9 @@ class RunManager:
         try:
             self.agents.end_run({}, run_id)
         except Exception as e:
-            LOG.warning('Run %s: telling agents it ended failed: %s', run_id, e)
+            LOG.warning(
+                'Run %s: telling agents it ended failed: %s', run_id, e
+            )
 
     def _bump(self, run_id):
         self._versions[run_id] = self._versions.get(run_id, 0) + 1
@@ -293,7 +358,8 @@ class RunManager:
             if run_id not in self._summaries:
                 self._summaries[run_id] = {
                     (r['node'], r['phase']): (r['status'], r['attempt'])
-                    for r in self.db.list_results(run_id, plugin=results.NODE)}
+                    for r in self.db.list_results(run_id, plugin=results.NODE)
+                }
             return dict(self._summaries[run_id])
 
     def pending_work(self, host):
@@ -302,7 +368,9 @@ class RunManager:
         for run in self.db.list_runs(states=('running',)):
             event = self._current_event(run)
             if event and host in event['targets']:
-                done = self._summaries_for(run['id']).get((host, event['phase']))
+                done = self._summaries_for(run['id']).get(
+                    (host, event['phase'])
+                )
                 if not done or done[1] != run['attempt']:
                     work.append(self.signer.sign(event))
         return work
@@ -311,10 +379,17 @@ class RunManager:
 
     def _spawn(self, run_id):
         if run_id in self._threads:
-            raise exception.RunStateError(run=run_id, state='running',
-                                          reason='it is being driven already')
-        thread = threading.Thread(target=self._drive, args=(run_id,), daemon=True,
-                                  name=f'run-{run_id[:8]}')
+            raise exception.RunStateError(
+                run=run_id,
+                state='running',
+                reason='it is being driven already',
+            )
+        thread = threading.Thread(
+            target=self._drive,
+            args=(run_id,),
+            daemon=True,
+            name=f'run-{run_id[:8]}',
+        )
         self._threads[run_id] = thread
         thread.start()
 
@@ -352,11 +427,17 @@ class RunManager:
     def _make_plan(self, conf, workdir, role, mode='stack'):
         root = self.checkout_root
         if root is not None:
-            root = os.path.join(root, 'default' if role == DEFAULT_ROLE else role)
-        return plan_mod.make_plan(conf, workdir, bash=self.conf.runner.bash,
-                                  checkout_root=root,
-                                  default_dest=self.conf.agent.dest,
-                                  fetch_plugins=mode == 'stack')
+            root = os.path.join(
+                root, 'default' if role == DEFAULT_ROLE else role
+            )
+        return plan_mod.make_plan(
+            conf,
+            workdir,
+            bash=self.conf.runner.bash,
+            checkout_root=root,
+            default_dest=self.conf.agent.dest,
+            fetch_plugins=mode == 'stack',
+        )
 
     def _plan(self, run):
         run_id = run['id']
@@ -364,26 +445,43 @@ class RunManager:
         targets = {}
         for host, roles in node_roles.items():
             role = next((r for r in roles if r in run['local_confs']), None)
-            role = role or (DEFAULT_ROLE if DEFAULT_ROLE in run['local_confs'] else None)
+            role = role or (
+                DEFAULT_ROLE if DEFAULT_ROLE in run['local_confs'] else None
+            )
             if role:
                 targets[host] = role
         unused = set(run['local_confs']) - set(targets.values())
         if unused:
-            LOG.warning('Run %s: no node up has the role(s) %s; their local.conf '
-                        'is not used', run_id, ', '.join(sorted(unused)))
+            LOG.warning(
+                'Run %s: no node up has the role(s) %s; their local.conf '
+                'is not used',
+                run_id,
+                ', '.join(sorted(unused)),
+            )
         if not targets:
             raise exception.PluginsdException(
                 f'no node matches the roles of the given local.conf files '
-                f'({", ".join(run["local_confs"])}); nodes: {node_roles}')
+                f'({", ".join(run["local_confs"])}); nodes: {node_roles}'
+            )
         plans = {}
         for role in sorted(set(targets.values())):
             conf = localconf_mod.LocalConf.from_dict(run['local_confs'][role])
-            workdir = os.path.join(self.conf.state_path, 'runs', run_id, f'plan-{role}')
-            plans[role] = self._make_plan(conf, workdir, role, run['mode']).to_dict()
-        stages = stages_for(self.conf.daemon.role_order,
-                            {h: node_roles[h] for h in targets})
-        self.db.update_run(run_id, plans=plans, stages=stages, node_roles=targets,
-                           state='running')
+            workdir = os.path.join(
+                self.conf.state_path, 'runs', run_id, f'plan-{role}'
+            )
+            plans[role] = self._make_plan(
+                conf, workdir, role, run['mode']
+            ).to_dict()
+        stages = stages_for(
+            self.conf.daemon.role_order, {h: node_roles[h] for h in targets}
+        )
+        self.db.update_run(
+            run_id,
+            plans=plans,
+            stages=stages,
+            node_roles=targets,
+            state='running',
+        )
         LOG.info('Run %s: stages %s', run_id, stages)
         return self.db.get_run(run_id)
 
@@ -398,7 +496,8 @@ class RunManager:
             if time.monotonic() > deadline:
                 raise exception.PluginsdException(
                     f'no node registered within {self.conf.daemon.node_wait_timeout}'
-                    ' s: is pluginsd-agent running and on the same transport?')
+                    ' s: is pluginsd-agent running and on the same transport?'
+                )
             if run_id in self._cancelled:
                 raise _Cancelled('cancelled while waiting for nodes')
             time.sleep(0.1)
@@ -415,11 +514,19 @@ class RunManager:
         parts = {}
         for role in set(targets.values()):
             plan = run['plans'][role]
-            parts[role] = {'plugins': plan['plugins'],
-                           'localconf': run['local_confs'][role]}
-        return {'run_id': run['id'], 'mode': run['mode'], 'phase': phase,
-                'attempt': run['attempt'], 'targets': targets, 'parts': parts,
-                'deadline': self.conf.daemon.phase_timeout}
+            parts[role] = {
+                'plugins': plan['plugins'],
+                'localconf': run['local_confs'][role],
+            }
+        return {
+            'run_id': run['id'],
+            'mode': run['mode'],
+            'phase': phase,
+            'attempt': run['attempt'],
+            'targets': targets,
+            'parts': parts,
+            'deadline': self.conf.daemon.phase_timeout,
+        }
 
     def _execute(self, run):
         run_id, mode = run['id'], run['mode']
@@ -427,19 +534,31 @@ class RunManager:
         failures = []
         for stage_index in range(run['stage_index'], len(run['stages'])):
             first = stage_index == run['stage_index']
-            for phase_index in range(run['phase_index'] if first else 0, len(phases)):
+            for phase_index in range(
+                run['phase_index'] if first else 0, len(phases)
+            ):
                 run = self.db.get_run(run_id)
                 phase = phases[phase_index]
-                hosts = (run['pending_hosts'] if first and run['pending_hosts']
-                         else run['stages'][stage_index])
-                self.db.update_run(run_id, stage_index=stage_index,
-                                   phase_index=phase_index,
-                                   pending_hosts=hosts if run['pending_hosts'] else None)
+                hosts = (
+                    run['pending_hosts']
+                    if first and run['pending_hosts']
+                    else run['stages'][stage_index]
+                )
+                self.db.update_run(
+                    run_id,
+                    stage_index=stage_index,
+                    phase_index=phase_index,
+                    pending_hosts=hosts if run['pending_hosts'] else None,
+                )
                 self.events.phase_start(run, phase, hosts)
                 event = self._event(run, phase, hosts)
                 self._publish(event)
-                LOG.debug('Run %s: %s published to %d nodes', run_id, phase,
-                          len(hosts))
+                LOG.debug(
+                    'Run %s: %s published to %d nodes',
+                    run_id,
+                    phase,
+                    len(hosts),
+                )
                 failed = self._wait_phase(run, phase, hosts, event)
                 LOG.debug('Run %s: %s done on every node', run_id, phase)
                 self.events.phase_end(run, phase, hosts, failed)
@@ -449,8 +568,12 @@ class RunManager:
                     self._set(run_id, state='failed', error=failed[0])
                     return
                 failures += failed
-        self._set(run_id, state='completed', stage_index=len(run['stages']),
-                  error='; '.join(failures))
+        self._set(
+            run_id,
+            state='completed',
+            stage_index=len(run['stages']),
+            error='; '.join(failures),
+        )
         LOG.info('Run %s: %s completed', run_id, mode)
 
     def _publish(self, event):
@@ -460,8 +583,12 @@ class RunManager:
                 self.agents.run_phase({}, self.signer.sign(event))
                 return
             except Exception as e:
-                LOG.warning('Run %s: publishing %s failed (%s); retrying',
-                            event['run_id'], event['phase'], e)
+                LOG.warning(
+                    'Run %s: publishing %s failed (%s); retrying',
+                    event['run_id'],
+                    event['phase'],
+                    e,
+                )
                 time.sleep(1)
         raise _Stopping()
 
@@ -473,15 +600,21 @@ class RunManager:
         run or ran (they re-send its results instead).
         """
         run_id, attempt = run['id'], run['attempt']
-        limit = time.monotonic() + self.conf.daemon.phase_timeout + \
-            self.conf.daemon.agent_down_time
+        limit = (
+            time.monotonic()
+            + self.conf.daemon.phase_timeout
+            + self.conf.daemon.agent_down_time
+        )
         republish_at = time.monotonic() + self.conf.daemon.republish_interval
         while True:
             if self._stopping.is_set():
                 raise _Stopping()
             summaries = self._summaries_for(run_id)
-            waiting = [h for h in hosts
-                       if summaries.get((h, phase), (None, 0))[1] != attempt]
+            waiting = [
+                h
+                for h in hosts
+                if summaries.get((h, phase), (None, 0))[1] != attempt
+            ]
             if not waiting:
                 break
             if run_id in self._cancelled:
@@ -492,24 +625,40 @@ class RunManager:
                     raise exception.PluginsdException(
                         f'node {host} lost during {run["mode"]} {phase}: no '
                         f'heartbeat for {silent or 0:.0f} s (agent_down_time '
-                        f'{self.conf.daemon.agent_down_time} s)')
+                        f'{self.conf.daemon.agent_down_time} s)'
+                    )
             if time.monotonic() > republish_at:
-                LOG.info('Run %s: still waiting for %s in %s; publishing again',
-                         run_id, ', '.join(waiting), phase)
-                self._publish(dict(event, targets={h: event['targets'][h]
-                                                   for h in waiting}))
-                republish_at = time.monotonic() + self.conf.daemon.republish_interval
+                LOG.info(
+                    'Run %s: still waiting for %s in %s; publishing again',
+                    run_id,
+                    ', '.join(waiting),
+                    phase,
+                )
+                self._publish(
+                    dict(
+                        event,
+                        targets={h: event['targets'][h] for h in waiting},
+                    )
+                )
+                republish_at = (
+                    time.monotonic() + self.conf.daemon.republish_interval
+                )
             if time.monotonic() > limit:
                 raise exception.PluginsdException(
                     f'{", ".join(waiting)} did not report {run["mode"]} {phase} '
-                    'before the phase deadline')
+                    'before the phase deadline'
+                )
             with self._cond:
                 self._cond.wait(0.5)
         failed = []
-        for row in self.db.list_results(run_id, plugin=results.NODE, phase=phase,
-                                        mode=run['mode']):
+        for row in self.db.list_results(
+            run_id, plugin=results.NODE, phase=phase, mode=run['mode']
+        ):
             if row['node'] in hosts and row['status'] != results.OK:
-                message = row['message'] or f'node {row["node"]}: {phase} {row["status"]}'
+                message = (
+                    row['message']
+                    or f'node {row["node"]}: {phase} {row["status"]}'
+                )
                 if row['tail']:
                     message += '\n--- output tail ---\n' + row['tail']
                 failed.append(message)

@@ -12,7 +12,9 @@ from sqlalchemy import orm
 from pluginsd import exception
 from pluginsd.db import models
 
-MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'migrations')
+MIGRATIONS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), 'migrations'
+)
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -25,7 +27,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
 
 def make_engine(url):
     if url.startswith('sqlite:///'):
-        path = url[len('sqlite:///'):]
+        path = url[len('sqlite:///') :]
         if path and path != ':memory:':
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     engine = sa.create_engine(url)
@@ -37,8 +39,10 @@ def make_engine(url):
 def alembic_cfg(connection, extra_locations=()):
     cfg = alembic_config.Config()
     cfg.set_main_option('script_location', MIGRATIONS)
-    cfg.set_main_option('version_locations', ' '.join(
-        [os.path.join(MIGRATIONS, 'versions'), *extra_locations]))
+    cfg.set_main_option(
+        'version_locations',
+        ' '.join([os.path.join(MIGRATIONS, 'versions'), *extra_locations]),
+    )
     cfg.attributes['connection'] = connection
     return cfg
 
@@ -46,7 +50,9 @@ def alembic_cfg(connection, extra_locations=()):
 def upgrade(engine, extra_locations=()):
     """Apply every migration (pluginsd's and its extensions' branches)."""
     with engine.begin() as connection:
-        alembic_command.upgrade(alembic_cfg(connection, extra_locations), 'heads')
+        alembic_command.upgrade(
+            alembic_cfg(connection, extra_locations), 'heads'
+        )
 
 
 def _row(obj):
@@ -57,7 +63,7 @@ class Database:
     def __init__(self, url):
         self.engine = make_engine(url)
         self._session = orm.sessionmaker(self.engine, expire_on_commit=False)
-        self._lock = threading.Lock()   # SQLite has one writer anyway
+        self._lock = threading.Lock()  # SQLite has one writer anyway
 
     def upgrade(self, extra_locations=()):
         upgrade(self.engine, extra_locations)
@@ -77,8 +83,11 @@ class Database:
         with self._session() as s:
             run = s.get(models.Run, run_id)
             if run is None:
-                matches = s.scalars(sa.select(models.Run).where(
-                    models.Run.id.startswith(run_id, autoescape=True))).all()
+                matches = s.scalars(
+                    sa.select(models.Run).where(
+                        models.Run.id.startswith(run_id, autoescape=True)
+                    )
+                ).all()
                 if len(matches) != 1:
                     raise exception.RunNotFound(run=run_id)
                 run = matches[0]
@@ -86,14 +95,21 @@ class Database:
 
     def run_exists(self, run_id):
         with self._session() as s:
-            return s.scalar(sa.select(models.Run.id).where(
-                models.Run.id == run_id)) is not None
+            return (
+                s.scalar(
+                    sa.select(models.Run.id).where(models.Run.id == run_id)
+                )
+                is not None
+            )
 
     def update_run(self, run_id, **values):
         values['updated_at'] = time.time()
         with self._lock, self._session.begin() as s:
-            s.execute(sa.update(models.Run).where(models.Run.id == run_id)
-                      .values(**values))
+            s.execute(
+                sa.update(models.Run)
+                .where(models.Run.id == run_id)
+                .values(**values)
+            )
 
     def list_runs(self, states=None):
         with self._session() as s:
@@ -104,7 +120,9 @@ class Database:
 
     def delete_run(self, run_id):
         with self._lock, self._session.begin() as s:
-            s.execute(sa.delete(models.Result).where(models.Result.run_id == run_id))
+            s.execute(
+                sa.delete(models.Result).where(models.Result.run_id == run_id)
+            )
             s.execute(sa.delete(models.Run).where(models.Run.id == run_id))
 
     # -- results -----------------------------------------------------------
@@ -121,15 +139,25 @@ class Database:
         with self._lock, self._session.begin() as s:
             known = {}
             for run_id, node in {(r['run_id'], r['node']) for r in results}:
-                for row in s.execute(sa.select(R.id, R.plugin, R.mode, R.phase,
-                                               R.attempt).where(R.run_id == run_id,
-                                                                R.node == node)):
+                for row in s.execute(
+                    sa.select(
+                        R.id, R.plugin, R.mode, R.phase, R.attempt
+                    ).where(R.run_id == run_id, R.node == node)
+                ):
                     known[(run_id, node, row.plugin, row.mode, row.phase)] = (
-                        row.attempt, row.id)
+                        row.attempt,
+                        row.id,
+                    )
             for r in results:
-                key = (r['run_id'], r['node'], r['plugin'], r['mode'], r['phase'])
+                key = (
+                    r['run_id'],
+                    r['node'],
+                    r['plugin'],
+                    r['mode'],
+                    r['phase'],
+                )
                 attempt = r.get('attempt', 1)
-                if key in inserts:                       # twice in one batch
+                if key in inserts:  # twice in one batch
                     if attempt >= inserts[key].get('attempt', 1):
                         inserts[key] = r
                         stored.append(r)
@@ -149,23 +177,35 @@ class Database:
     def list_results(self, run_id, since=None, **filters):
         """Results of a run in arrival order; ``since``: only ids above it."""
         with self._session() as s:
-            query = sa.select(models.Result).where(models.Result.run_id == run_id)
+            query = sa.select(models.Result).where(
+                models.Result.run_id == run_id
+            )
             if since is not None:
                 query = query.where(models.Result.id > since)
             for key, value in filters.items():
                 query = query.where(getattr(models.Result, key) == value)
-            return [_row(r) for r in s.scalars(query.order_by(models.Result.id))]
+            return [
+                _row(r) for r in s.scalars(query.order_by(models.Result.id))
+            ]
 
     def count_results(self, run_id):
         with self._session() as s:
-            return s.scalar(sa.select(sa.func.count()).select_from(models.Result)
-                            .where(models.Result.run_id == run_id))
+            return s.scalar(
+                sa.select(sa.func.count())
+                .select_from(models.Result)
+                .where(models.Result.run_id == run_id)
+            )
 
     def delete_results(self, run_id, mode, phases, nodes):
         with self._lock, self._session.begin() as s:
-            s.execute(sa.delete(models.Result).where(
-                models.Result.run_id == run_id, models.Result.mode == mode,
-                models.Result.phase.in_(phases), models.Result.node.in_(nodes)))
+            s.execute(
+                sa.delete(models.Result).where(
+                    models.Result.run_id == run_id,
+                    models.Result.mode == mode,
+                    models.Result.phase.in_(phases),
+                    models.Result.node.in_(nodes),
+                )
+            )
 
     # -- nodes -------------------------------------------------------------
 
@@ -178,11 +218,19 @@ class Database:
             if new:
                 node = models.Node(host=host, registered_at=now)
                 s.add(node)
-            node.roles, node.version, node.activity = list(roles), version, activity
+            node.roles, node.version, node.activity = (
+                list(roles),
+                version,
+                activity,
+            )
             node.last_seen = now
         return _row(node), new
 
     def list_nodes(self):
         with self._session() as s:
-            return [_row(n) for n in s.scalars(
-                sa.select(models.Node).order_by(models.Node.host))]
+            return [
+                _row(n)
+                for n in s.scalars(
+                    sa.select(models.Node).order_by(models.Node.host)
+                )
+            ]

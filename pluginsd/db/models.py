@@ -31,13 +31,18 @@ class Run(Base):
 class Result(Base):
     __tablename__ = 'results'
     __table_args__ = (
-        sa.UniqueConstraint('run_id', 'node', 'plugin', 'mode', 'phase',
-                            name='uniq_result'),
+        sa.UniqueConstraint(
+            'run_id', 'node', 'plugin', 'mode', 'phase', name='uniq_result'
+        ),
     )
 
     id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
-    run_id = sa.Column(sa.String(36), sa.ForeignKey('runs.id', ondelete='CASCADE'),
-                       nullable=False, index=True)
+    run_id = sa.Column(
+        sa.String(36),
+        sa.ForeignKey('runs.id', ondelete='CASCADE'),
+        nullable=False,
+        index=True,
+    )
     node = sa.Column(sa.String(255), nullable=False)
     plugin = sa.Column(sa.String(255), nullable=False)
     mode = sa.Column(sa.String(16), nullable=False)

@@ -19,12 +19,15 @@ LOG = logging.getLogger(__name__)
 class Notifications:
     def __init__(self, conf, url=None):
         transport = messaging.get_notification_transport(conf, url=url)
-        self.notifier = messaging.Notifier(transport,
-                                           publisher_id=f'pluginsd.{conf.host}')
+        self.notifier = messaging.Notifier(
+            transport, publisher_id=f'pluginsd.{conf.host}'
+        )
         # is_enabled() is true for an empty driver list; only configured
         # drivers mean someone listens.
-        self.enabled = (bool(conf.oslo_messaging_notifications.driver) and
-                        self.notifier.is_enabled())
+        self.enabled = (
+            bool(conf.oslo_messaging_notifications.driver)
+            and self.notifier.is_enabled()
+        )
 
     def send(self, event_type, payload, error=False):
         if self.enabled:
@@ -45,8 +48,11 @@ class EventDispatcher:
             try:
                 getattr(ext, method)(payload)
             except Exception:
-                LOG.exception('Extension %s failed in %s',
-                              getattr(ext, 'name', type(ext).__name__), method)
+                LOG.exception(
+                    'Extension %s failed in %s',
+                    getattr(ext, 'name', type(ext).__name__),
+                    method,
+                )
         if self.notifications:
             self.notifications.send(event_type, payload, error)
 
@@ -63,20 +69,34 @@ class EventDispatcher:
         self._fire('on_run_start', 'run.start', events.run(run))
 
     def phase_start(self, run, phase, hosts):
-        self._fire('on_phase_start', 'phase.start', events.phase(run, phase, hosts))
+        self._fire(
+            'on_phase_start', 'phase.start', events.phase(run, phase, hosts)
+        )
 
     def plugin_result(self, result):
         payload = events.result(result)
-        self._fire('on_plugin_result', 'plugin.result', payload,
-                   error=payload.status not in ('ok', 'skipped'))
+        self._fire(
+            'on_plugin_result',
+            'plugin.result',
+            payload,
+            error=payload.status not in ('ok', 'skipped'),
+        )
 
     def phase_end(self, run, phase, hosts, failures):
-        self._fire('on_phase_end', 'phase.end',
-                   events.phase(run, phase, hosts, failures), error=bool(failures))
+        self._fire(
+            'on_phase_end',
+            'phase.end',
+            events.phase(run, phase, hosts, failures),
+            error=bool(failures),
+        )
 
     def run_end(self, run):
-        self._fire('on_run_end', 'run.end', events.run(run),
-                   error=run['state'] != 'completed')
+        self._fire(
+            'on_run_end',
+            'run.end',
+            events.run(run),
+            error=run['state'] != 'completed',
+        )
 
     def run_delete(self, run):
         self._fire('on_run_delete', 'run.delete', events.run(run))

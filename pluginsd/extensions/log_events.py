@@ -13,7 +13,9 @@ class LoggingExtension(base.Extension):
     description = 'Logs every pluginsd event at INFO level.'
 
     def on_node_register(self, node):
-        LOG.info('node %s registered (roles %s)', node.host, ','.join(node.roles))
+        LOG.info(
+            'node %s registered (roles %s)', node.host, ','.join(node.roles)
+        )
 
     def on_node_update(self, node):
         LOG.info('node %s is back', node.host)
@@ -25,16 +27,30 @@ class LoggingExtension(base.Extension):
         LOG.info('run %s: %s starts on %s', run.id, run.mode, run.stages)
 
     def on_phase_start(self, phase):
-        LOG.info('run %s: %s starts on %s', phase.run_id, phase.phase,
-                 ', '.join(phase.hosts))
+        LOG.info(
+            'run %s: %s starts on %s',
+            phase.run_id,
+            phase.phase,
+            ', '.join(phase.hosts),
+        )
 
     def on_plugin_result(self, result):
-        LOG.info('run %s: %s %s on %s: %s', result.run_id, result.plugin,
-                 result.phase, result.node, result.status)
+        LOG.info(
+            'run %s: %s %s on %s: %s',
+            result.run_id,
+            result.plugin,
+            result.phase,
+            result.node,
+            result.status,
+        )
 
     def on_phase_end(self, phase):
-        LOG.info('run %s: %s ended (%d failures)', phase.run_id, phase.phase,
-                 len(phase.failures))
+        LOG.info(
+            'run %s: %s ended (%d failures)',
+            phase.run_id,
+            phase.phase,
+            len(phase.failures),
+        )
 
     def on_run_end(self, run):
         LOG.info('run %s: %s', run.id, run.state)

@@ -13,10 +13,14 @@ NAMESPACE = 'pluginsd.extensions'
 
 
 def _record(name, state, reason='', obj=None, entry_point=''):
-    return {'name': name, 'state': state, 'reason': reason,
-            'entry_point': entry_point,
-            'version': getattr(obj, 'version', '') or '',
-            'description': getattr(obj, 'description', '') or ''}
+    return {
+        'name': name,
+        'state': state,
+        'reason': reason,
+        'entry_point': entry_point,
+        'version': getattr(obj, 'version', '') or '',
+        'description': getattr(obj, 'description', '') or '',
+    }
 
 
 def register_extension_opts(conf, cls):
@@ -32,29 +36,55 @@ def load(conf):
     records, failed = [], []
 
     def on_failure(_manager, entry_point, error):
-        reason = ''.join(traceback.format_exception_only(type(error), error)).strip()
-        LOG.error('Extension %s (%s) failed to load: %s', entry_point.name,
-                  entry_point.value, reason, exc_info=error)
-        records.append(_record(entry_point.name, 'failed', reason,
-                               entry_point=entry_point.value))
+        reason = ''.join(
+            traceback.format_exception_only(type(error), error)
+        ).strip()
+        LOG.error(
+            'Extension %s (%s) failed to load: %s',
+            entry_point.name,
+            entry_point.value,
+            reason,
+            exc_info=error,
+        )
+        records.append(
+            _record(
+                entry_point.name,
+                'failed',
+                reason,
+                entry_point=entry_point.value,
+            )
+        )
         failed.append(entry_point.name)
 
     def on_missing(names):
         for name in sorted(names):
-            LOG.error('Extension %s is in [extensions] enabled but not '
-                      'installed', name)
-            records.append(_record(name, 'failed', 'not installed (no entry '
-                                   f'point {name} in {NAMESPACE})'))
+            LOG.error(
+                'Extension %s is in [extensions] enabled but not installed',
+                name,
+            )
+            records.append(
+                _record(
+                    name,
+                    'failed',
+                    f'not installed (no entry point {name} in {NAMESPACE})',
+                )
+            )
             failed.append(name)
 
     # Created by hand, not by stevedore, so that an extension's options are
     # registered before its constructor reads them.
-    common = dict(namespace=NAMESPACE, invoke_on_load=False,
-                  on_load_failure_callback=on_failure)
+    common = dict(
+        namespace=NAMESPACE,
+        invoke_on_load=False,
+        on_load_failure_callback=on_failure,
+    )
     if conf.extensions.enabled:
         manager = sv_named.NamedExtensionManager(
-            names=conf.extensions.enabled, name_order=True,
-            on_missing_entrypoints_callback=on_missing, **common)
+            names=conf.extensions.enabled,
+            name_order=True,
+            on_missing_entrypoints_callback=on_missing,
+            **common,
+        )
     else:
         manager = sv_extension.ExtensionManager(**common)
 
@@ -74,7 +104,8 @@ def load(conf):
     if failed and conf.extensions.fail_on_error:
         raise exception.ConfigError(
             reason=f'extensions failed to load: {", ".join(failed)} '
-                   '([extensions] fail_on_error is set)')
+            '([extensions] fail_on_error is set)'
+        )
     return loaded, records
 
 
@@ -90,4 +121,8 @@ def list_opts():
 
 
 def migration_locations(extensions):
-    return [ext.migrations for ext in extensions if getattr(ext, 'migrations', None)]
+    return [
+        ext.migrations
+        for ext in extensions
+        if getattr(ext, 'migrations', None)
+    ]

@@ -14,9 +14,9 @@ from pluginsd import exception
 
 @dataclasses.dataclass
 class Requirement:
-    plugin: str         # the plugin whose settings declared it
-    requires: str       # name of the plugin it needs
-    path: str           # settings file
+    plugin: str  # the plugin whose settings declared it
+    requires: str  # name of the plugin it needs
+    path: str  # settings file
     line: int
 
     def where(self):
@@ -34,13 +34,18 @@ def order(declared, requirements, aliases=None):
     known = set(declared)
     needs = {name: [] for name in declared}
     for req in requirements:
-        target = req.requires if req.requires in known else aliases.get(req.requires)
+        target = (
+            req.requires
+            if req.requires in known
+            else aliases.get(req.requires)
+        )
         if target is None:
             raise exception.OrderError(
                 reason=f'plugin {req.plugin} requires {req.requires!r}, which '
-                       f'is not enabled (plugin_requires at {req.where()}); '
-                       f'enabled plugins: {", ".join(declared)}')
-        if target != req.plugin:        # a self-dependency means nothing
+                f'is not enabled (plugin_requires at {req.where()}); '
+                f'enabled plugins: {", ".join(declared)}'
+            )
+        if target != req.plugin:  # a self-dependency means nothing
             needs[req.plugin].append((target, req))
 
     result, reasons, state = [], [], {}
@@ -49,18 +54,25 @@ def order(declared, requirements, aliases=None):
         if state.get(name) == 'done':
             return
         if state.get(name) == 'visiting':
-            cycle = path[path.index(name):] + [name]
+            cycle = path[path.index(name) :] + [name]
             where = '; '.join(
                 f'{a} requires {b} at {r.where()}'
                 for a, b in zip(cycle, cycle[1:])
-                for t, r in needs[a] if t == b)
+                for t, r in needs[a]
+                if t == b
+            )
             raise exception.OrderError(
-                reason=f'dependency cycle: {" -> ".join(cycle)} ({where})')
+                reason=f'dependency cycle: {" -> ".join(cycle)} ({where})'
+            )
         state[name] = 'visiting'
         for dep, req in needs[name]:
-            link = chain + [f'{name} requires {dep} (plugin_requires at {req.where()})']
+            link = chain + [
+                f'{name} requires {dep} (plugin_requires at {req.where()})'
+            ]
             root = path[0] if path else name
-            if state.get(dep) != 'done' and declared.index(dep) > declared.index(root):
+            if state.get(dep) != 'done' and declared.index(
+                dep
+            ) > declared.index(root):
                 # Pulled ahead of the plugin being placed, maybe through others.
                 reasons.append(f'{dep} moved before {root}: {", ".join(link)}')
             visit(dep, path + [name], link)

@@ -27,7 +27,7 @@ class Plugin:
     url: str
     ref: str
     sha: str = ''
-    path: str = ''            # checkout the daemon planned from
+    path: str = ''  # checkout the daemon planned from
     services: list = dataclasses.field(default_factory=list)
     define_name: str = ''
 
@@ -37,18 +37,24 @@ class Plugin:
 
 @dataclasses.dataclass
 class Plan:
-    plugins: list             # Plugin, in run order
-    declared: list            # names in enable_plugin order
-    reasons: list             # why a plugin moved
+    plugins: list  # Plugin, in run order
+    declared: list  # names in enable_plugin order
+    reasons: list  # why a plugin moved
 
     def to_dict(self):
-        return {'plugins': [p.to_dict() for p in self.plugins],
-                'declared': self.declared, 'reasons': self.reasons}
+        return {
+            'plugins': [p.to_dict() for p in self.plugins],
+            'declared': self.declared,
+            'reasons': self.reasons,
+        }
 
     @classmethod
     def from_dict(cls, data):
-        return cls([Plugin(**p) for p in data['plugins']], data['declared'],
-                   data['reasons'])
+        return cls(
+            [Plugin(**p) for p in data['plugins']],
+            data['declared'],
+            data['reasons'],
+        )
 
 
 def _is_true(value):
@@ -67,10 +73,15 @@ def read_localrc(session, localconf, workdir):
     try:
         session.run(shell.command('__pluginsd_source_localrc', path))
     except shell.ShellExited as e:
-        line, message = _localrc_error(os.path.join(workdir, 'session.log'), path)
+        line, message = _localrc_error(
+            os.path.join(workdir, 'session.log'), path
+        )
         raise exception.LocalConfError(
-            path=localconf.path, line=line,
-            reason=message or f'sourcing localrc failed with status {e.returncode}')
+            path=localconf.path,
+            line=line,
+            reason=message
+            or f'sourcing localrc failed with status {e.returncode}',
+        )
     return path
 
 
@@ -105,8 +116,14 @@ def _localrc_error(out, localrc_path):
     return '?', message + where
 
 
-def make_plan(localconf, workdir, bash='/bin/bash', checkout_root=None,
-              default_dest='/opt/stack', fetch_plugins=True):
+def make_plan(
+    localconf,
+    workdir,
+    bash='/bin/bash',
+    checkout_root=None,
+    default_dest='/opt/stack',
+    fetch_plugins=True,
+):
     """Fetch and order the plugins that ``localconf`` enables.
 
     With ``checkout_root`` the daemon clones into ``checkout_root/<name>``
@@ -116,9 +133,11 @@ def make_plan(localconf, workdir, bash='/bin/bash', checkout_root=None,
     with open(os.path.join(workdir, 'session.log'), 'w') as out:
         # Settings are sourced once more on every node; plugins that must
         # tell the two apart can test PLUGINSD_PLANNING.
-        session = shell.BashSession(bash, env={'PLUGINSD_DEST': default_dest,
-                                               'PLUGINSD_PLANNING': 'True'},
-                                    output=out)
+        session = shell.BashSession(
+            bash,
+            env={'PLUGINSD_DEST': default_dest, 'PLUGINSD_PLANNING': 'True'},
+            output=out,
+        )
     try:
         return _plan(session, localconf, workdir, checkout_root, fetch_plugins)
     finally:
@@ -129,20 +148,23 @@ def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
     read_localrc(session, localconf, workdir)
     values = {}
     for _, name, value in session.run(
-            shell.command('__pluginsd_print_vars', *BOOL_VARS, 'GIT_DEPTH')):
+        shell.command('__pluginsd_print_vars', *BOOL_VARS, 'GIT_DEPTH')
+    ):
         values[name] = value
     options = fetch.FetchOptions(
         reclone=_is_true(values['RECLONE']),
         error_on_clone=_is_true(values['ERROR_ON_CLONE']),
         offline=_is_true(values['OFFLINE']),
-        git_depth=int(values['GIT_DEPTH'] or 0))
+        git_depth=int(values['GIT_DEPTH'] or 0),
+    )
 
     plugins = []
     dir_events = session.run('__pluginsd_plugin_dirs')
     for _, name, gitdir, url, ref in dir_events:
         plugin = Plugin(name=name, url=url, ref=ref or 'master')
-        plugin.path = (os.path.join(checkout_root, name) if checkout_root
-                       else gitdir)
+        plugin.path = (
+            os.path.join(checkout_root, name) if checkout_root else gitdir
+        )
         if fetch_plugins:
             plugin.sha = fetch.fetch(plugin, plugin.path, options)
         else:
@@ -167,29 +189,45 @@ def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
             aliases[defined] = owner
         elif kind == 'requires':
             _, owner, _declared_by, needed, path, line = fields
-            requirements.append(order.Requirement(owner, needed, path, int(line)))
+            requirements.append(
+                order.Requirement(owner, needed, path, int(line))
+            )
         elif kind == 'enables' and fields[1] in by_name:
             by_name[fields[1]].services.extend(fields[2:])
 
     current = {}
     try:
         session.run('__pluginsd_record_metadata; set -e')
-        session.run('__pluginsd_override_defaults',
-                    on_event=lambda f: current.update(step=f))
-        session.run('__pluginsd_load_settings',
-                    on_event=lambda f: (current.update(step=f), on_event(f)))
+        session.run(
+            '__pluginsd_override_defaults',
+            on_event=lambda f: current.update(step=f),
+        )
+        session.run(
+            '__pluginsd_load_settings',
+            on_event=lambda f: (current.update(step=f), on_event(f)),
+        )
     except shell.ShellExited as e:
         step = current.get('step', ['step', 'settings', '?'])
         plugin = by_name.get(step[2])
-        path = os.path.join(plugin.path, 'devstack', step[1]) if plugin else step[2]
+        path = (
+            os.path.join(plugin.path, 'devstack', step[1])
+            if plugin
+            else step[2]
+        )
         _, _, message = error_message(
-            _session_output(os.path.join(workdir, 'session.log')))
+            _session_output(os.path.join(workdir, 'session.log'))
+        )
         raise exception.SettingsError(
             reason=f'plugin {step[2]}: sourcing {path} failed with status '
-                   f'{e.returncode}: {message}')
+            f'{e.returncode}: {message}'
+        )
 
-    names, reasons = order.order([p.name for p in plugins], requirements, aliases)
-    return Plan([by_name[n] for n in names], [p.name for p in plugins], reasons)
+    names, reasons = order.order(
+        [p.name for p in plugins], requirements, aliases
+    )
+    return Plan(
+        [by_name[n] for n in names], [p.name for p in plugins], reasons
+    )
 
 
 def scratch_dir(base):

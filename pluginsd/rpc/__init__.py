@@ -14,21 +14,27 @@ def set_defaults():
 
 def get_transport(conf, url=None):
     set_defaults()
-    return messaging.get_rpc_transport(conf, url=url,
-                                       allowed_remote_exmods=ALLOWED_EXMODS)
+    return messaging.get_rpc_transport(
+        conf, url=url, allowed_remote_exmods=ALLOWED_EXMODS
+    )
 
 
 def get_client(transport, topic, version, version_cap=None, timeout=None):
     target = messaging.Target(topic=topic, version=version)
-    return messaging.get_rpc_client(transport, target, version_cap=version_cap,
-                                    timeout=timeout)
+    return messaging.get_rpc_client(
+        transport, target, version_cap=version_cap, timeout=timeout
+    )
 
 
 def get_server(transport, topic, server, endpoints):
     target = messaging.Target(topic=topic, server=server)
     return messaging.get_rpc_server(
-        transport, target, endpoints, executor='threading',
-        access_policy=messaging.ExplicitRPCAccessPolicy)
+        transport,
+        target,
+        endpoints,
+        executor='threading',
+        access_policy=messaging.ExplicitRPCAccessPolicy,
+    )
 
 
 def get_notifier(conf, publisher_id):

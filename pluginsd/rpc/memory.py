@@ -18,9 +18,10 @@ class Transport(memory.Transport):
 
     @polling_interval.setter
     def polling_interval(self, _value):
-        pass            # keep ours: oslo.messaging sets 0.0
+        pass  # keep ours: oslo.messaging sets 0.0
 
 
 def install():
     from kombu import transport
+
     transport.TRANSPORT_ALIASES['memory'] = 'pluginsd.rpc.memory:Transport'

@@ -17,8 +17,8 @@ import time
 
 from pluginsd import exception
 from pluginsd import localconf as localconf_mod
-from pluginsd.plugins import fetch
 from pluginsd import results
+from pluginsd.plugins import fetch
 from pluginsd.runner import packages
 from pluginsd.runner import shell
 
@@ -82,7 +82,7 @@ class NodeRunner:
         self._sessions = {}
         self._cancelled = set()
         self._stopping = False
-        self._running = 0               # phases being run right now
+        self._running = 0  # phases being run right now
         self._running_runs = set()
         self._lock = threading.Lock()
         self.distro, self.os_package = packages.os_facts()
@@ -101,8 +101,11 @@ class NodeRunner:
             except OSError:
                 ours = False
             if ours:
-                LOG.warning('%s: killing leftover plugin session %s',
-                            self.settings.host, name)
+                LOG.warning(
+                    '%s: killing leftover plugin session %s',
+                    self.settings.host,
+                    name,
+                )
                 try:
                     os.killpg(int(name), 9)
                 except OSError:
@@ -127,8 +130,16 @@ class NodeRunner:
         """
         run_id, mode, phase = event['run_id'], event['mode'], event['phase']
         started = time.time()
-        summary = results.Result(run_id, self.settings.host, results.NODE,
-                                 mode, phase, results.OK, 0, started)
+        summary = results.Result(
+            run_id,
+            self.settings.host,
+            results.NODE,
+            mode,
+            phase,
+            results.OK,
+            0,
+            started,
+        )
         phase_dir = os.path.join(self.settings.log_dir, run_id, phase)
         os.makedirs(phase_dir, exist_ok=True)
         deadline = time.monotonic() + event.get('deadline', 3600)
@@ -148,19 +159,29 @@ class NodeRunner:
         except Exception as e:
             # Whatever went wrong, the daemon hears of it: a phase with no
             # result would leave the run waiting for its deadline.
-            LOG.exception('%s: %s %s of run %s failed', self.settings.host,
-                          mode, phase, run_id)
+            LOG.exception(
+                '%s: %s %s of run %s failed',
+                self.settings.host,
+                mode,
+                phase,
+                run_id,
+            )
             summary.status, summary.exit_code = results.FAILED, None
-            summary.message = (f'node {self.settings.host}: {mode} {phase} '
-                               f'failed: {type(e).__name__}: {e}')
+            summary.message = (
+                f'node {self.settings.host}: {mode} {phase} '
+                f'failed: {type(e).__name__}: {e}'
+            )
         finally:
             with self._lock:
                 self._running -= 1
                 self._running_runs.discard(run_id)
         summary.ended_at = time.time()
         summary.log_path = phase_dir
-        if summary.status != results.OK or mode != 'stack' or \
-                phase == results.STACK_PHASES[-1]:
+        if (
+            summary.status != results.OK
+            or mode != 'stack'
+            or phase == results.STACK_PHASES[-1]
+        ):
             self.close_run(run_id)
         report(summary)
         return summary
@@ -225,14 +246,17 @@ class _PhaseRun:
         self.s = node.settings
         self.event = event
         self.run_id, self.mode, self.phase = (
-            event['run_id'], event['mode'], event['phase'])
+            event['run_id'],
+            event['mode'],
+            event['phase'],
+        )
         self.plugins = [_Plugin(p) for p in event['plugins']]
         self.localconf = localconf_mod.LocalConf.from_dict(event['localconf'])
         self.phase_dir = phase_dir
         self.deadline = deadline
         self.report = report
         self.run_dir = os.path.dirname(phase_dir)
-        self.current = None         # [plugin, started_at] while one runs
+        self.current = None  # [plugin, started_at] while one runs
         self.step = 'start'
 
     def execute(self):
@@ -245,11 +269,16 @@ class _PhaseRun:
                 self._merge(session, 'extra')
             # stack phases are `stack <phase>`; clean's first step is a
             # plain `unstack`, as clean.sh runs unstack.sh first.
-            args = (('stack', self.phase) if self.mode == 'stack'
-                    else (self.phase, ''))
-            self._run(session, shell.command('__pluginsd_run_phase', *args,
-                                             self.phase_dir),
-                      on_event=self._on_event)
+            args = (
+                ('stack', self.phase)
+                if self.mode == 'stack'
+                else (self.phase, '')
+            )
+            self._run(
+                session,
+                shell.command('__pluginsd_run_phase', *args, self.phase_dir),
+                on_event=self._on_event,
+            )
             if self.phase in ('post-config', 'test-config'):
                 self._merge(session, self.phase)
             if self.phase == 'extra':
@@ -264,32 +293,46 @@ class _PhaseRun:
         allowed = self.s.allowed_sources
         for plugin in self.plugins:
             if allowed is not None and not any(
-                    plugin.url.startswith(prefix) for prefix in allowed):
+                plugin.url.startswith(prefix) for prefix in allowed
+            ):
                 raise _PhaseFailed(
-                    results.FAILED, None,
+                    results.FAILED,
+                    None,
                     f'node {self.s.host} refuses plugin {plugin.name}: source '
-                    f'{plugin.url} is not in [agent] allowed_sources')
+                    f'{plugin.url} is not in [agent] allowed_sources',
+                )
 
     def _session(self):
         with self.node._lock:
             session = self.node._sessions.get(self.run_id)
         phases = results.MODE_PHASES[self.mode]
         index = phases.index(self.phase)
-        if session and session.bash.alive and session.mode == self.mode and \
-                session.last_phase == (phases[index - 1] if index else None):
+        if (
+            session
+            and session.bash.alive
+            and session.mode == self.mode
+            and session.last_phase == (phases[index - 1] if index else None)
+        ):
             return session
         if session:
             self.node.close_run(self.run_id)
         return self._new_session()
 
     def _new_session(self):
-        output = open(os.path.join(self.run_dir, f'session-{self.phase}.log'), 'ab')
-        env = {'PLUGINSD_DEST': self.s.dest,
-               'PLUGINSD_EXTRAS_DIR': self.s.extras_dir or '',
-               'PLUGINSD_PACKAGE_INSTALLER': getattr(self.s.installer, 'name', 'noop'),
-               'PLUGINSD_HOST': self.s.host}
-        bash = shell.BashSession(self.s.bash, env=env, output=output,
-                                 cwd=self.run_dir)
+        output = open(
+            os.path.join(self.run_dir, f'session-{self.phase}.log'), 'ab'
+        )
+        env = {
+            'PLUGINSD_DEST': self.s.dest,
+            'PLUGINSD_EXTRAS_DIR': self.s.extras_dir or '',
+            'PLUGINSD_PACKAGE_INSTALLER': getattr(
+                self.s.installer, 'name', 'noop'
+            ),
+            'PLUGINSD_HOST': self.s.host,
+        }
+        bash = shell.BashSession(
+            self.s.bash, env=env, output=output, cwd=self.run_dir
+        )
         session = _Session(bash, output, self.mode)
         self.node.session_started(bash.proc.pid)
         with self.node._lock:
@@ -315,22 +358,29 @@ class _PhaseRun:
         first.append("__pluginsd_evt step 'sourcing localrc'")
         first.append(shell.command('__pluginsd_source_localrc', localrc))
         if stack:
-            first.append('set -o errexit')      # as stack.sh, before fetching
+            first.append('set -o errexit')  # as stack.sh, before fetching
         else:
             first.append(shell.command('__pluginsd_load_stackenv', stackenv))
         first.append('__pluginsd_plugin_dirs')
         events = self._run(session, '; '.join(first), on_event=self._on_step)
         self._checkouts(session, {e[1]: e[2] for e in events if e[0] == 'dir'})
-        second = [shell.command('__pluginsd_set_order', *[p.name for p in self.plugins]),
-                  '__pluginsd_override_defaults', '__pluginsd_load_settings',
-                  '__pluginsd_load_hypervisor']
+        second = [
+            shell.command(
+                '__pluginsd_set_order', *[p.name for p in self.plugins]
+            ),
+            '__pluginsd_override_defaults',
+            '__pluginsd_load_settings',
+            '__pluginsd_load_hypervisor',
+        ]
         if stack:
             os.makedirs(self.s.state_dir, exist_ok=True)
-            second += ['__pluginsd_evt step verify_disabled_services',
-                       'verify_disabled_services',
-                       shell.command('__pluginsd_save_stackenv', stackenv)]
+            second += [
+                '__pluginsd_evt step verify_disabled_services',
+                'verify_disabled_services',
+                shell.command('__pluginsd_save_stackenv', stackenv),
+            ]
         elif self.s.xtrace:
-            second.append('set -o xtrace')      # unstack.sh: after settings
+            second.append('set -o xtrace')  # unstack.sh: after settings
         self._run(session, '; '.join(second), on_event=self._on_step)
         self.step = 'running'
 
@@ -339,14 +389,16 @@ class _PhaseRun:
         wanted = [p.name for p in self.plugins]
         if sorted(dirs) != sorted(wanted):
             raise _PhaseFailed(
-                results.FAILED, None,
+                results.FAILED,
+                None,
                 f'node {self.s.host}: localrc enables {sorted(dirs)} but the '
-                f'run pinned {sorted(wanted)}')
+                f'run pinned {sorted(wanted)}',
+            )
         for plugin in self.plugins:
             target = dirs[plugin.name]
             session.dirs[plugin.name] = target
             if self.mode != 'stack':
-                continue        # unstack and clean never fetch (contract 5.6)
+                continue  # unstack and clean never fetch (contract 5.6)
             if fetch.head(target) == plugin.sha:
                 continue
             source, ref = plugin.url, plugin.sha
@@ -358,8 +410,11 @@ class _PhaseRun:
         wanted = []
         for plugin in self.plugins:
             wanted += packages.plugin_packages(
-                session.dirs[plugin.name], plugin.name, self.node.distro,
-                self.node.os_package)
+                session.dirs[plugin.name],
+                plugin.name,
+                self.node.distro,
+                self.node.os_package,
+            )
         if not wanted:
             return
         log_path = os.path.join(self.phase_dir, 'packages.log')
@@ -367,34 +422,50 @@ class _PhaseRun:
             status = self.s.installer.install(wanted, log)
         if status:
             raise _PhaseFailed(
-                results.FAILED, status,
+                results.FAILED,
+                status,
                 f'node {self.s.host}: installing plugin packages failed '
                 f'(status {status}): {" ".join(wanted)}',
-                tail(log_path, self.s.tail_lines))
+                tail(log_path, self.s.tail_lines),
+            )
 
     def _merge(self, session, group):
         by_file = collections.OrderedDict()
         for section in self.localconf.merge_sections(group):
             [(_, path)] = self._run(
-                session, shell.command('__pluginsd_expand', section.file_spec))
+                session, shell.command('__pluginsd_expand', section.file_spec)
+            )
             if not path:
-                LOG.warning('%s:%s: [[%s|%s]] expands to nothing; the rest of '
-                            'the %s group is skipped, as DevStack does',
-                            self.localconf.path, section.line, group,
-                            section.file_spec, group)
+                LOG.warning(
+                    '%s:%s: [[%s|%s]] expands to nothing; the rest of '
+                    'the %s group is skipped, as DevStack does',
+                    self.localconf.path,
+                    section.line,
+                    group,
+                    section.file_spec,
+                    group,
+                )
                 break
             options = by_file.setdefault(path, collections.OrderedDict())
             for opt in section.options:
-                options.setdefault((opt.section, opt.key), []).append(opt.value)
+                options.setdefault((opt.section, opt.key), []).append(
+                    opt.value
+                )
         for path, options in by_file.items():
             for (section, key), values in options.items():
-                self._run(session, shell.command(
-                    '__pluginsd_merge_option', path, section, key, *values))
+                self._run(
+                    session,
+                    shell.command(
+                        '__pluginsd_merge_option', path, section, key, *values
+                    ),
+                )
 
     # -- running -----------------------------------------------------------
 
     def _run(self, session, line, on_event=None):
-        return session.bash.run(line, on_event=on_event, deadline=self.deadline)
+        return session.bash.run(
+            line, on_event=on_event, deadline=self.deadline
+        )
 
     def _on_step(self, fields):
         if fields[0] == 'step':
@@ -411,16 +482,35 @@ class _PhaseRun:
             self.current = None
         elif kind == 'skip':
             now = float(fields[2])
-            self.report(self._result(fields[1], results.SKIPPED, None, now, now,
-                                     'no devstack/plugin.sh'))
+            self.report(
+                self._result(
+                    fields[1],
+                    results.SKIPPED,
+                    None,
+                    now,
+                    now,
+                    'no devstack/plugin.sh',
+                )
+            )
 
     def _result(self, plugin, status, code, started, ended, message=''):
         log_path = os.path.join(self.phase_dir, f'{plugin}.log')
         return results.Result(
-            self.run_id, self.s.host, plugin, self.mode, self.phase, status,
-            code, started, ended, log_path if status != results.SKIPPED else '',
-            tail(log_path, self.s.tail_lines) if status != results.SKIPPED else '',
-            message)
+            self.run_id,
+            self.s.host,
+            plugin,
+            self.mode,
+            self.phase,
+            status,
+            code,
+            started,
+            ended,
+            log_path if status != results.SKIPPED else '',
+            tail(log_path, self.s.tail_lines)
+            if status != results.SKIPPED
+            else '',
+            message,
+        )
 
     def _report_plugin(self, plugin, status, code, ended, message=''):
         started = self.current[1] if self.current else ended
@@ -429,14 +519,18 @@ class _PhaseRun:
         return result
 
     def _fail(self, error, session):
-        cancelled = self.node.is_cancelled(self.run_id, self.event.get('attempt', 1))
+        cancelled = self.node.is_cancelled(
+            self.run_id, self.event.get('attempt', 1)
+        )
         if isinstance(error, shell.ShellTimeout):
             status, code = results.TIMEOUT, None
             why = 'deadline passed; its process group was killed'
         elif self.node._stopping:
             status, code = results.KILLED, error.returncode
-            why = ('the agent stopped and killed its process group after '
-                   'graceful_shutdown_timeout')
+            why = (
+                'the agent stopped and killed its process group after '
+                'graceful_shutdown_timeout'
+            )
         elif cancelled:
             status, code = results.CANCELLED, error.returncode
             why = 'run cancelled; its process group was killed'
@@ -445,17 +539,28 @@ class _PhaseRun:
             why = f'exit status {code}'
             if code == 0:
                 # `exit 0` in a plugin ends stack.sh too; nothing after it runs.
-                status, why = results.FAILED, 'the plugin called exit; bash ended'
+                status, why = (
+                    results.FAILED,
+                    'the plugin called exit; bash ended',
+                )
         self.node.close_run(self.run_id)
         if self.current:
             plugin = self.current[0]
-            result = self._report_plugin(plugin, status, code, time.time(), why)
+            result = self._report_plugin(
+                plugin, status, code, time.time(), why
+            )
             raise _PhaseFailed(
-                status, code,
+                status,
+                code,
                 f'node {self.s.host}: plugin {plugin} failed in {self.mode} '
-                f'{self.phase}: {why}', result.tail)
+                f'{self.phase}: {why}',
+                result.tail,
+            )
         session_log = session.output.name
         raise _PhaseFailed(
-            status, code,
+            status,
+            code,
             f'node {self.s.host}: {self.step} failed in {self.mode} '
-            f'{self.phase}: {why}', tail(session_log, self.s.tail_lines))
+            f'{self.phase}: {why}',
+            tail(session_log, self.s.tail_lines),
+        )

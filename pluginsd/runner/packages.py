@@ -46,8 +46,9 @@ def package_dir(os_package):
 
 
 def plugin_packages(plugin_dir, name, distro, os_package='deb'):
-    path = os.path.join(plugin_dir, 'devstack', 'files',
-                        package_dir(os_package), name)
+    path = os.path.join(
+        plugin_dir, 'devstack', 'files', package_dir(os_package), name
+    )
     if not os.path.isfile(path):
         return []
     with open(path, errors='replace') as f:
@@ -69,9 +70,9 @@ def os_facts(path='/etc/os-release'):
         return facts.get('VERSION_CODENAME', ''), 'deb'
     major = facts.get('VERSION_ID', '').split('.')[0]
     if facts.get('ID') == 'fedora':
-        return f'f{major}', 'rpm'               # DevStack's name: f40
+        return f'f{major}', 'rpm'  # DevStack's name: f40
     if {'rhel', 'fedora', 'centos'} & set(like):
-        return f'rhel{major}', 'rpm'            # Rocky, Alma, CentOS: rhel9
+        return f'rhel{major}', 'rpm'  # Rocky, Alma, CentOS: rhel9
     if 'suse' in ' '.join(like):
         return facts.get('ID', ''), 'rpm'
     return facts.get('VERSION_CODENAME', ''), 'deb'
@@ -86,9 +87,13 @@ class Installer:
             return 0
         cmd = [*self.command, *packages]
         LOG.info('Installing packages: %s', ' '.join(cmd))
-        return subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL,
-                               env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'))
+        return subprocess.call(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'),
+        )
 
 
 class AptInstaller(Installer):
@@ -101,8 +106,12 @@ class AptInstaller(Installer):
     def install(self, packages, log):
         # Refresh the package index once per agent, as DevStack does per run.
         if packages and not self._updated:
-            subprocess.call(['apt-get', 'update', '-qq'], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            subprocess.call(
+                ['apt-get', 'update', '-qq'],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
             self._updated = True
         return super().install(packages, log)
 
@@ -119,11 +128,14 @@ class ZypperInstaller(Installer):
 
 class NoopInstaller(Installer):
     """Installs nothing; says what it would have installed (tests, demo)."""
+
     name = 'noop'
 
     def install(self, packages, log):
         if packages:
-            log.write(f'pluginsd: would install: {" ".join(packages)}\n'.encode())
+            log.write(
+                f'pluginsd: would install: {" ".join(packages)}\n'.encode()
+            )
             log.flush()
         return 0
 
@@ -135,10 +147,13 @@ def get_installer(name, os_package='deb'):
     """Load the installer driver ``name`` (or the distribution's default)."""
     name = name or DETECTED.get(os_package, 'apt')
     try:
-        return driver.DriverManager(NAMESPACE, name, invoke_on_load=True).driver
+        return driver.DriverManager(
+            NAMESPACE, name, invoke_on_load=True
+        ).driver
     except Exception as e:
         known = sorted(driver.ExtensionManager(NAMESPACE).names())
         raise exception.ConfigError(
             reason=f'[runner] package_installer = {name!r} cannot be loaded '
-                   f'({type(e).__name__}); known installers: '
-                   f'{", ".join(known) or "none (is pluginsd installed?)"}')
+            f'({type(e).__name__}); known installers: '
+            f'{", ".join(known) or "none (is pluginsd installed?)"}'
+        )

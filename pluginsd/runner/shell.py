@@ -40,13 +40,26 @@ class BashSession:
         self._evt_r, evt_w = os.pipe()
         full_env = dict(os.environ)
         full_env.update(env or {})
-        full_env.update(PLUGINSD_LIB=LIB_DIR, PLUGINSD_CMD_FD=str(cmd_r),
-                        PLUGINSD_EVT_FD=str(evt_w))
+        full_env.update(
+            PLUGINSD_LIB=LIB_DIR,
+            PLUGINSD_CMD_FD=str(cmd_r),
+            PLUGINSD_EVT_FD=str(evt_w),
+        )
         self.proc = subprocess.Popen(
-            [bash, '--noprofile', '--norc', os.path.join(LIB_DIR, 'driver.sh')],
-            stdin=subprocess.DEVNULL, stdout=output or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT, pass_fds=(cmd_r, evt_w), env=full_env,
-            cwd=cwd, start_new_session=True)
+            [
+                bash,
+                '--noprofile',
+                '--norc',
+                os.path.join(LIB_DIR, 'driver.sh'),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=output or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            pass_fds=(cmd_r, evt_w),
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         os.close(cmd_r)
         os.close(evt_w)
         self._buffer = b''
@@ -90,7 +103,7 @@ class BashSession:
                 if chunk:
                     self._buffer += chunk
                     continue
-                self.proc.wait()    # EOF: every writer is gone, bash too
+                self.proc.wait()  # EOF: every writer is gone, bash too
             # Quiet: a plugin's background child may hold the pipe open
             # after bash died, so the process state decides.
             if self.proc.poll() is not None:

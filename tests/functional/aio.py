@@ -16,7 +16,9 @@ def make_conf(state_path, **overrides):
     conf(args=[], project='pluginsd', default_config_files=[])
     conf.set_override('state_path', str(state_path))
     conf.set_override('host', 'node-1')
-    conf.set_override('dest', os.path.join(str(state_path), 'dest'), group='agent')
+    conf.set_override(
+        'dest', os.path.join(str(state_path), 'dest'), group='agent'
+    )
     conf.set_override('package_installer', 'noop', group='runner')
     for key, value in overrides.items():
         group, _, name = key.rpartition('.')
@@ -29,8 +31,12 @@ class AllInOne:
         self.conf = make_conf(state_path, **overrides)
         self.embedded = allinone.AllInOne(self.conf)
         self.embedded.start()
-        self.api = rpcapi.DaemonAPI(self.conf, self.embedded.transport, timeout=30,
-                                    signer=signing.signer_for(self.conf, 'test'))
+        self.api = rpcapi.DaemonAPI(
+            self.conf,
+            self.embedded.transport,
+            timeout=30,
+            signer=signing.signer_for(self.conf, 'test'),
+        )
 
     def start(self, mode, local_conf, path='local.conf', roles=None):
         confs = {'*': local_conf, **(roles or {})}
@@ -59,5 +65,6 @@ def wait_final(api, run_id, timeout):
 
 
 def results_by(view, **match):
-    return [r for r in view['results']
-            if all(r[k] == v for k, v in match.items())]
+    return [
+        r for r in view['results'] if all(r[k] == v for k, v in match.items())
+    ]

@@ -7,8 +7,8 @@ import sys
 import time
 
 from pluginsd import conf as pluginsd_conf
-from pluginsd.daemon import rpcapi
 from pluginsd import rpc
+from pluginsd.daemon import rpcapi
 from pluginsd.rpc import signing
 from tests.functional import aio
 
@@ -30,19 +30,31 @@ def write_conf(path, groups):
 
 def base_groups(url, state, host, **extra):
     groups = {
-        'DEFAULT': {'transport_url': url, 'state_path': state, 'host': host,
-                    'log_file': os.path.join(state, 'service.log'), 'debug': 'True'},
+        'DEFAULT': {
+            'transport_url': url,
+            'state_path': state,
+            'host': host,
+            'log_file': os.path.join(state, 'service.log'),
+            'debug': 'True',
+        },
         'oslo_messaging_rabbit': {
             # Measured (docs/rabbitmq-and-oslo-messaging.md): durable queues
             # keep results across a broker restart; short reconnects.
-            'amqp_durable_queues': 'True', 'rabbit_retry_interval': 1,
-            'rabbit_retry_backoff': 0, 'rabbit_interval_max': 2,
-            'kombu_reconnect_delay': 0.5, 'heartbeat_timeout_threshold': 10},
+            'amqp_durable_queues': 'True',
+            'rabbit_retry_interval': 1,
+            'rabbit_retry_backoff': 0,
+            'rabbit_interval_max': 2,
+            'kombu_reconnect_delay': 0.5,
+            'heartbeat_timeout_threshold': 10,
+        },
         'security': {'shared_key': KEY},
         'runner': {'package_installer': 'noop'},
         'agent': {'heartbeat_interval': 1, 'result_resend_interval': 2},
-        'daemon': {'agent_down_time': 6, 'republish_interval': 3,
-                   'node_wait_timeout': 30},
+        'daemon': {
+            'agent_down_time': 6,
+            'republish_interval': 3,
+            'node_wait_timeout': 30,
+        },
     }
     for group, options in extra.items():
         groups.setdefault(group, {}).update(options)
@@ -66,8 +78,12 @@ class Process:
         out = open(os.path.join(self.state, 'stdout.log'), 'ab')
         self.proc = subprocess.Popen(
             [os.path.join(BIN, self.command), '--config-file', self.conf_path],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, **(self.env or {})), start_new_session=True)
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **(self.env or {})),
+            start_new_session=True,
+        )
         return self
 
     def terminate(self):
@@ -107,14 +123,20 @@ class Cluster:
         self.agents = {}
         state = os.path.join(self.base, 'daemon')
         os.makedirs(state, exist_ok=True)
-        self.daemon_conf = write_conf(os.path.join(self.base, 'daemon.conf'),
-                                      base_groups(url, state, 'daemon', **daemon_extra))
+        self.daemon_conf = write_conf(
+            os.path.join(self.base, 'daemon.conf'),
+            base_groups(url, state, 'daemon', **daemon_extra),
+        )
         self.daemon = Process('pluginsd', self.daemon_conf, state, self.env)
         self.conf = pluginsd_conf.new_conf()
         self.conf(['--config-file', self.daemon_conf], project='pluginsd')
         self.transport = rpc.get_transport(self.conf)
-        self.api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=30,
-                                    signer=signing.signer_for(self.conf, 'test'))
+        self.api = rpcapi.DaemonAPI(
+            self.conf,
+            self.transport,
+            timeout=30,
+            signer=signing.signer_for(self.conf, 'test'),
+        )
         # Polls while the daemon may not be up yet: a call to a queue that
         # does not exist is dropped and only times out.
         self.poll_api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=2)
@@ -123,8 +145,11 @@ class Cluster:
         state = os.path.join(self.base, host)
         os.makedirs(state, exist_ok=True)
         groups = base_groups(self.url, state, host, **extra)
-        groups['agent'].update(roles=roles, dest=os.path.join(state, 'dest'),
-                               allowed_sources=self.allowed)
+        groups['agent'].update(
+            roles=roles,
+            dest=os.path.join(state, 'dest'),
+            allowed_sources=self.allowed,
+        )
         path = write_conf(os.path.join(self.base, f'{host}.conf'), groups)
         self.agents[host] = Process('pluginsd-agent', path, state, self.env)
         return self.agents[host]
@@ -139,27 +164,40 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                up = {n['host'] for n in self.poll_api.list_nodes({})
-                      if n['state'] == 'up'}
+                up = {
+                    n['host']
+                    for n in self.poll_api.list_nodes({})
+                    if n['state'] == 'up'
+                }
                 if hosts <= up:
                     return
             except Exception:
                 pass
             time.sleep(0.3)
-        raise AssertionError(f'nodes {hosts} not up in {timeout} s; daemon log:\n'
-                             + self.daemon.log_text()[-3000:])
+        raise AssertionError(
+            f'nodes {hosts} not up in {timeout} s; daemon log:\n'
+            + self.daemon.log_text()[-3000:]
+        )
 
     def ctl(self, *args, timeout=300):
         return subprocess.run(
-            [os.path.join(BIN, 'pluginsctl'), '--config-file', self.daemon_conf, *args],
-            capture_output=True, text=True, timeout=timeout,
-            env=dict(os.environ, **self.env))
+            [
+                os.path.join(BIN, 'pluginsctl'),
+                '--config-file',
+                self.daemon_conf,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(os.environ, **self.env),
+        )
 
     def wait_run(self, run_id, timeout=120):
         return aio.wait_final(self.api, run_id, timeout)
 
     def stop(self):
-        for agent in self.agents.values():      # in parallel: each may wait
+        for agent in self.agents.values():  # in parallel: each may wait
             agent.terminate()
         for agent in self.agents.values():
             agent.stop()

@@ -15,8 +15,10 @@ def rabbit(tmp_path_factory):
     Tests may restart() it, but must leave it running.
     """
     if not os.path.exists(rabbit_mod.SERVER):
-        pytest.skip(f'{rabbit_mod.SERVER} is missing: install rabbitmq-server '
-                    '(Debian package) to run the broker tests')
+        pytest.skip(
+            f'{rabbit_mod.SERVER} is missing: install rabbitmq-server '
+            '(Debian package) to run the broker tests'
+        )
     broker = rabbit_mod.RabbitBroker(tmp_path_factory.mktemp('rabbit'))
     broker.start()
     try:
@@ -46,7 +48,9 @@ DATABASE_ENV = 'OS_DATABASE__CONNECTION'
 @pytest.fixture(scope='session')
 def postgres():
     if not postgres_mod.available():
-        pytest.fail('PLUGINSD_TEST_DB=postgresql but PostgreSQL is not installed')
+        pytest.fail(
+            'PLUGINSD_TEST_DB=postgresql but PostgreSQL is not installed'
+        )
     server = postgres_mod.PostgresServer().start()
     try:
         yield server

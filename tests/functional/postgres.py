@@ -43,30 +43,65 @@ class PostgresServer:
     def _run(self, *cmd, check=True):
         if self.user:
             cmd = ('runuser', '-u', self.user, '--', *cmd)
-        return subprocess.run(cmd, check=check, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            cmd, check=check, capture_output=True, text=True, timeout=120
+        )
 
     def start(self):
         os.makedirs(self.base, exist_ok=True)
         if self.user:
             pw = pwd.getpwnam(self.user)
             os.chown(self.base, pw.pw_uid, pw.pw_gid)
-        self._run(os.path.join(self.bin, 'initdb'), '-D', self.data, '-A', 'trust',
-                  '-U', 'postgres', '--no-sync')
-        self._run(os.path.join(self.bin, 'pg_ctl'), '-D', self.data, '-w', '-t', '120',
-                  '-l', os.path.join(self.base, 'server.log'), '-o',
-                  f'-h 127.0.0.1 -p {self.port} -k {self.base} -F', 'start')
+        self._run(
+            os.path.join(self.bin, 'initdb'),
+            '-D',
+            self.data,
+            '-A',
+            'trust',
+            '-U',
+            'postgres',
+            '--no-sync',
+        )
+        self._run(
+            os.path.join(self.bin, 'pg_ctl'),
+            '-D',
+            self.data,
+            '-w',
+            '-t',
+            '120',
+            '-l',
+            os.path.join(self.base, 'server.log'),
+            '-o',
+            f'-h 127.0.0.1 -p {self.port} -k {self.base} -F',
+            'start',
+        )
         return self
 
     def create_database(self):
         name = 'pluginsd_' + uuid.uuid4().hex[:12]
-        self._run(os.path.join(self.bin, 'createdb'), '-h', '127.0.0.1', '-p',
-                  str(self.port), '-U', 'postgres', name)
+        self._run(
+            os.path.join(self.bin, 'createdb'),
+            '-h',
+            '127.0.0.1',
+            '-p',
+            str(self.port),
+            '-U',
+            'postgres',
+            name,
+        )
         return f'postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{name}'
 
     def stop(self):
         if os.path.isdir(self.data):
-            self._run(os.path.join(self.bin, 'pg_ctl'), '-D', self.data, '-m', 'fast',
-                      '-w', 'stop', check=False)
+            self._run(
+                os.path.join(self.bin, 'pg_ctl'),
+                '-D',
+                self.data,
+                '-m',
+                'fast',
+                '-w',
+                'stop',
+                check=False,
+            )
         shutil.rmtree(self.base, ignore_errors=True)
         time.sleep(0.1)

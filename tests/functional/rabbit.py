@@ -13,7 +13,9 @@ import socket
 import subprocess
 import time
 
-RABBIT_BIN = '/usr/lib/rabbitmq/bin'  # not /usr/sbin: those wrappers su to rabbitmq
+RABBIT_BIN = (
+    '/usr/lib/rabbitmq/bin'  # not /usr/sbin: those wrappers su to rabbitmq
+)
 SERVER = os.path.join(RABBIT_BIN, 'rabbitmq-server')
 CTL = os.path.join(RABBIT_BIN, 'rabbitmqctl')
 EPMD = 'epmd'
@@ -27,7 +29,10 @@ MARKER = 'PLUGINSD_TEST_RABBIT'  # env var that tags every process we start
 
 def _free(port):
     """True if nothing listens on port, on 127.0.0.1 nor ::1 (epmd binds both)."""
-    for family, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):
+    for family, host in (
+        (socket.AF_INET, '127.0.0.1'),
+        (socket.AF_INET6, '::1'),
+    ):
         try:
             with socket.socket(family, socket.SOCK_STREAM) as s:
                 s.bind((host, port))
@@ -107,8 +112,10 @@ class RabbitBroker:
 
     @property
     def url(self):
-        return (f'rabbit://{self.user}:{self.password}@127.0.0.1:{self.port}'
-                f'/{self.vhost}')
+        return (
+            f'rabbit://{self.user}:{self.password}@127.0.0.1:{self.port}'
+            f'/{self.vhost}'
+        )
 
     @property
     def log_file(self):
@@ -135,25 +142,33 @@ class RabbitBroker:
         d = self.base_dir
         dist_args = '-kernel inet_dist_use_interface {127,0,0,1}'
         env = dict(os.environ)
-        env.update({
-            'HOME': d,  # private ~/.erlang.cookie for server and CLI
-            'RABBITMQ_NODENAME': self.node,
-            'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
-            'RABBITMQ_NODE_PORT': str(self.port),
-            'RABBITMQ_DIST_PORT': str(self.dist_port),
-            'ERL_EPMD_PORT': str(self.epmd_port),
-            'ERL_EPMD_ADDRESS': '127.0.0.1',
-            'RABBITMQ_MNESIA_BASE': os.path.join(d, 'mnesia'),
-            'RABBITMQ_LOG_BASE': self.log_dir,
-            'RABBITMQ_CONFIG_FILE': os.path.join(d, 'rabbitmq'),  # + ".conf"
-            'RABBITMQ_CONF_ENV_FILE': os.path.join(d, 'rabbitmq-env.conf'),
-            'RABBITMQ_ENABLED_PLUGINS_FILE': os.path.join(d, 'enabled_plugins'),
-            'RABBITMQ_PID_FILE': self.pid_file,
-            'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS': dist_args,
-            'RABBITMQ_CTL_ERL_ARGS': dist_args,
-            'PATH': RABBIT_BIN + os.pathsep + env.get('PATH', '/usr/bin:/bin'),
-            MARKER: self._tag,  # lets stop() find strays, epmd included
-        })
+        env.update(
+            {
+                'HOME': d,  # private ~/.erlang.cookie for server and CLI
+                'RABBITMQ_NODENAME': self.node,
+                'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
+                'RABBITMQ_NODE_PORT': str(self.port),
+                'RABBITMQ_DIST_PORT': str(self.dist_port),
+                'ERL_EPMD_PORT': str(self.epmd_port),
+                'ERL_EPMD_ADDRESS': '127.0.0.1',
+                'RABBITMQ_MNESIA_BASE': os.path.join(d, 'mnesia'),
+                'RABBITMQ_LOG_BASE': self.log_dir,
+                'RABBITMQ_CONFIG_FILE': os.path.join(
+                    d, 'rabbitmq'
+                ),  # + ".conf"
+                'RABBITMQ_CONF_ENV_FILE': os.path.join(d, 'rabbitmq-env.conf'),
+                'RABBITMQ_ENABLED_PLUGINS_FILE': os.path.join(
+                    d, 'enabled_plugins'
+                ),
+                'RABBITMQ_PID_FILE': self.pid_file,
+                'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS': dist_args,
+                'RABBITMQ_CTL_ERL_ARGS': dist_args,
+                'PATH': RABBIT_BIN
+                + os.pathsep
+                + env.get('PATH', '/usr/bin:/bin'),
+                MARKER: self._tag,  # lets stop() find strays, epmd included
+            }
+        )
         # A private broker must not pick up the caller's broker settings.
         for key in ('RABBITMQ_ENABLED_PLUGINS', 'RABBITMQ_USE_LONGNAME'):
             env.pop(key, None)
@@ -165,14 +180,16 @@ class RabbitBroker:
         # default_* only apply on first boot (empty database); a restart keeps them.
         conf = os.path.join(d, 'rabbitmq.conf')
         with open(conf, 'w') as f:
-            f.write(f'listeners.tcp.default = 127.0.0.1:{self.port}\n'
-                    'loopback_users.guest = true\n'
-                    f'default_vhost = {self.vhost}\n'
-                    f'default_user = {self.user}\n'
-                    f'default_pass = {self.password}\n'
-                    'default_permissions.configure = .*\n'
-                    'default_permissions.read = .*\n'
-                    'default_permissions.write = .*\n')
+            f.write(
+                f'listeners.tcp.default = 127.0.0.1:{self.port}\n'
+                'loopback_users.guest = true\n'
+                f'default_vhost = {self.vhost}\n'
+                f'default_user = {self.user}\n'
+                f'default_pass = {self.password}\n'
+                'default_permissions.configure = .*\n'
+                'default_permissions.read = .*\n'
+                'default_permissions.write = .*\n'
+            )
         # Empty: ignore /etc/rabbitmq/rabbitmq-env.conf.
         open(os.path.join(d, 'rabbitmq-env.conf'), 'w').close()
         with open(os.path.join(d, 'enabled_plugins'), 'w') as f:
@@ -203,9 +220,14 @@ class RabbitBroker:
             # New session (setsid): beam lives in the launcher's process group,
             # so stop() can kill the whole group if the graceful path hangs.
             self._proc = subprocess.Popen(
-                [SERVER], env=self.env, cwd=self.base_dir,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [SERVER],
+                env=self.env,
+                cwd=self.base_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         # Polling the port is cheaper than rabbitmqctl (1 s of CPU per call,
         # taken from a CPU-bound boot); the listener opens last in the boot.
         deadline = began + timeout
@@ -213,23 +235,31 @@ class RabbitBroker:
             if self._proc.poll() is not None:
                 rc = self._proc.returncode
                 self.stop()
-                raise RuntimeError(self._failure(f'exited with {rc} during boot'))
+                raise RuntimeError(
+                    self._failure(f'exited with {rc} during boot')
+                )
             try:
-                with socket.create_connection(('127.0.0.1', self.port), timeout=1):
+                with socket.create_connection(
+                    ('127.0.0.1', self.port), timeout=1
+                ):
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(self._failure(f'not ready after {timeout} s'))
+                raise RuntimeError(
+                    self._failure(f'not ready after {timeout} s')
+                )
             time.sleep(0.2)
         self.start_seconds = time.monotonic() - began
         return self
 
     def _failure(self, what):
-        return (f'RabbitMQ {self.node} (dir {self.base_dir}) {what}\n'
-                f'--- {self.out_file}:\n{_tail(self.out_file)}'
-                f'--- {self.log_file}:\n{_tail(self.log_file)}')
+        return (
+            f'RabbitMQ {self.node} (dir {self.base_dir}) {what}\n'
+            f'--- {self.out_file}:\n{_tail(self.out_file)}'
+            f'--- {self.log_file}:\n{_tail(self.log_file)}'
+        )
 
     def stop(self):
         """Stop gracefully; never leave beam, erl_child_setup or epmd behind.
@@ -249,9 +279,14 @@ class RabbitBroker:
         # The node spawned epmd -daemon, which is reparented to PID 1 and
         # outlives it; it refuses to die while a name is still registered.
         if os.path.isdir(self.base_dir):
-            subprocess.run([EPMD, '-port', str(self.epmd_port), '-kill'],
-                           env=self.env, cwd=self.base_dir, timeout=30,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [EPMD, '-port', str(self.epmd_port), '-kill'],
+                env=self.env,
+                cwd=self.base_dir,
+                timeout=30,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         self._kill_strays()
 
     def _kill_strays(self, timeout=30):
@@ -288,11 +323,19 @@ class RabbitBroker:
 
     def ctl(self, *args, timeout=120):
         """Run rabbitmqctl against this node; returns its stdout."""
-        res = subprocess.run([CTL, *args], env=self.env, cwd=self.base_dir,
-                             capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(
+            [CTL, *args],
+            env=self.env,
+            cwd=self.base_dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if res.returncode:
-            raise RuntimeError(f'rabbitmqctl {" ".join(args)} failed '
-                               f'({res.returncode}):\n{res.stdout}{res.stderr}')
+            raise RuntimeError(
+                f'rabbitmqctl {" ".join(args)} failed '
+                f'({res.returncode}):\n{res.stdout}{res.stderr}'
+            )
         return res.stdout
 
     def add_vhost(self):

@@ -7,29 +7,53 @@ import sys
 
 from tests import gitrepos
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOP = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 CTL = os.path.join(os.path.dirname(sys.executable), 'pluginsctl')
 
 
 def ctl(state, *args, env=None):
-    cmd = [CTL, '--all-in-one', '--state-dir', str(state),
-           '--dest', str(state / 'dest'), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, **(env or {})))
+    cmd = [
+        CTL,
+        '--all-in-one',
+        '--state-dir',
+        str(state),
+        '--dest',
+        str(state / 'dest'),
+        *args,
+    ]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def test_failing_install_names_node_plugin_phase_code_and_tail(tmp_path):
-    good = gitrepos.make_repo(str(tmp_path / 'good'), gitrepos.tracing_plugin('good'))
-    bad = gitrepos.make_repo(str(tmp_path / 'bad'), {
-        'devstack/plugin.sh': 'if [[ $2 == install ]]; then\n'
-                              '    echo "compiling the thing"\n'
-                              '    echo "fatal: out of widgets" >&2\n'
-                              '    exit 3\nfi\n'})
+    good = gitrepos.make_repo(
+        str(tmp_path / 'good'), gitrepos.tracing_plugin('good')
+    )
+    bad = gitrepos.make_repo(
+        str(tmp_path / 'bad'),
+        {
+            'devstack/plugin.sh': 'if [[ $2 == install ]]; then\n'
+            '    echo "compiling the thing"\n'
+            '    echo "fatal: out of widgets" >&2\n'
+            '    exit 3\nfi\n'
+        },
+    )
     conf = tmp_path / 'local.conf'
-    conf.write_text(f'[[local|localrc]]\nenable_plugin good {good}\n'
-                    f'enable_plugin bad {bad}\n')
+    conf.write_text(
+        f'[[local|localrc]]\nenable_plugin good {good}\n'
+        f'enable_plugin bad {bad}\n'
+    )
     trace = tmp_path / 'trace'
-    proc = ctl(tmp_path / 'state', 'stack', str(conf), env={'TEST_TRACE': str(trace)})
+    proc = ctl(
+        tmp_path / 'state', 'stack', str(conf), env={'TEST_TRACE': str(trace)}
+    )
     assert proc.returncode == 1, proc.stderr
     host = proc.stderr  # the host name is this machine's
     assert 'plugin bad failed in stack install: exit status 3' in proc.stderr
@@ -39,7 +63,7 @@ def test_failing_install_names_node_plugin_phase_code_and_tail(tmp_path):
     lines = proc.stdout.splitlines()
     bad_row = next(ln for ln in lines if '| bad ' in ln)
     assert 'FAILED (3)' in bad_row
-    assert bad_row.count('| -') == 3        # post-config, extra, test-config
+    assert bad_row.count('| -') == 3  # post-config, extra, test-config
     phases = [t[2] for t in gitrepos.read_trace(trace) if t[1] == 'plugin.sh']
     assert 'stack post-config' not in phases
 
@@ -66,27 +90,41 @@ def test_missing_local_conf(tmp_path):
 
 
 def test_plan_shows_order_and_reasons(tmp_path):
-    base = gitrepos.make_repo(str(tmp_path / 'base'), gitrepos.tracing_plugin('base'))
-    app = gitrepos.make_repo(str(tmp_path / 'app'),
-                             gitrepos.tracing_plugin('app', requires=['base']))
+    base = gitrepos.make_repo(
+        str(tmp_path / 'base'), gitrepos.tracing_plugin('base')
+    )
+    app = gitrepos.make_repo(
+        str(tmp_path / 'app'),
+        gitrepos.tracing_plugin('app', requires=['base']),
+    )
     conf = tmp_path / 'local.conf'
-    conf.write_text(f'[[local|localrc]]\nenable_plugin app {app}\nenable_plugin base {base}\n')
+    conf.write_text(
+        f'[[local|localrc]]\nenable_plugin app {app}\nenable_plugin base {base}\n'
+    )
     proc = ctl(tmp_path / 'state', 'plan', str(conf), '-f', 'json')
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     install = [r['Plugin'] for r in rows if r['Phase'] == 'install']
     assert install == ['base', 'app']
-    [moved] = [r['Moved because'] for r in rows
-               if r['Phase'] == 'pre-install' and r['Plugin'] == 'base']
+    [moved] = [
+        r['Moved because']
+        for r in rows
+        if r['Phase'] == 'pre-install' and r['Plugin'] == 'base'
+    ]
     assert moved.startswith('base moved before app: app requires base')
     assert 'moved: base moved before app' in proc.stderr
 
 
 def test_demo_stacks_the_examples(tmp_path):
     """The README's first command, on a fresh state directory."""
-    proc = subprocess.run([os.path.join(TOP, 'tools', 'demo.sh')], cwd=TOP,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PLUGINSD_DEMO_STATE=str(tmp_path)))
+    proc = subprocess.run(
+        [os.path.join(TOP, 'tools', 'demo.sh')],
+        cwd=TOP,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PLUGINSD_DEMO_STATE=str(tmp_path)),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = proc.stdout
     assert '| base-service ' in table and '| app-service ' in table
@@ -94,9 +132,21 @@ def test_demo_stacks_the_examples(tmp_path):
     app_conf = tmp_path / 'dest' / 'data' / 'app-service' / 'app.conf'
     text = app_conf.read_text()
     assert 'base_url = http://' in text and ':9111' in text
-    assert 'workers = 4' in text        # [[post-config]] beat the plugin's 2
-    subprocess.run([CTL, '--all-in-one', '--state-dir', str(tmp_path), '--dest',
-                    str(tmp_path / 'dest'), 'unstack', os.path.join(TOP, 'examples',
-                                                                     'local.conf')],
-                   capture_output=True, timeout=120,
-                   env=dict(os.environ, PLUGINSD_EXAMPLES_GIT=str(tmp_path / 'examples-git')))
+    assert 'workers = 4' in text  # [[post-config]] beat the plugin's 2
+    subprocess.run(
+        [
+            CTL,
+            '--all-in-one',
+            '--state-dir',
+            str(tmp_path),
+            '--dest',
+            str(tmp_path / 'dest'),
+            'unstack',
+            os.path.join(TOP, 'examples', 'local.conf'),
+        ],
+        capture_output=True,
+        timeout=120,
+        env=dict(
+            os.environ, PLUGINSD_EXAMPLES_GIT=str(tmp_path / 'examples-git')
+        ),
+    )

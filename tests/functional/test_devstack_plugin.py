@@ -22,8 +22,10 @@ import sqlalchemy
 from tests import gitrepos
 from tests.functional import aio
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)    # the venv where pluginsd is installed
+TOP = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+BIN = os.path.dirname(sys.executable)  # the venv where pluginsd is installed
 KEY = 'devstack-plugin-test-key'
 SERVICES = ('pluginsd', 'pluginsd-agent')
 STACK = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
@@ -32,21 +34,30 @@ STACK = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
 def plugin_repo(path):
     """A git repo holding a copy of the working tree's devstack/ folder, so
     the test runs what is on disk, committed or not."""
-    shutil.copytree(os.path.join(TOP, 'devstack'), os.path.join(path, 'devstack'),
-                    ignore=shutil.ignore_patterns('*.pyc', '__pycache__', '*~', '*.swp'))
-    return gitrepos.make_repo(path, {'README': 'pluginsd devstack/ under test\n'})
+    shutil.copytree(
+        os.path.join(TOP, 'devstack'),
+        os.path.join(path, 'devstack'),
+        ignore=shutil.ignore_patterns('*.pyc', '__pycache__', '*~', '*.swp'),
+    )
+    return gitrepos.make_repo(
+        path, {'README': 'pluginsd devstack/ under test\n'}
+    )
 
 
 def local_conf(repo, settings):
-    lines = [f'{name}={shlex.quote(str(value))}' for name, value in settings.items()]
-    return ('[[local|localrc]]\n' + '\n'.join(lines) + '\n'
-            f'enable_plugin pluginsd {repo}\n'
-            '\n'
-            # Merged after the plugin's post-config, before extra: the first
-            # heartbeat that finds the daemon up comes within a second.
-            '[[post-config|$PLUGINSD_CONF]]\n'
-            '[agent]\n'
-            'heartbeat_interval = 1\n')
+    lines = [
+        f'{name}={shlex.quote(str(value))}' for name, value in settings.items()
+    ]
+    return (
+        '[[local|localrc]]\n' + '\n'.join(lines) + '\n'
+        f'enable_plugin pluginsd {repo}\n'
+        '\n'
+        # Merged after the plugin's post-config, before extra: the first
+        # heartbeat that finds the daemon up comes within a second.
+        '[[post-config|$PLUGINSD_CONF]]\n'
+        '[agent]\n'
+        'heartbeat_interval = 1\n'
+    )
 
 
 def daemon_tables(state_dir):
@@ -103,8 +114,10 @@ def describe(view, service_dir):
     parts = [f'run {view["state"]}: {view["error"]}']
     for r in view['results']:
         if r['status'] not in ('ok', 'skipped'):
-            parts.append(f'{r["node"]} {r["plugin"]} {r["phase"]} {r["status"]}:'
-                         f'\n{r["tail"]}')
+            parts.append(
+                f'{r["node"]} {r["plugin"]} {r["phase"]} {r["status"]}:'
+                f'\n{r["tail"]}'
+            )
     for service in SERVICES:
         path = os.path.join(service_dir, f'{service}.log')
         if os.path.exists(path):
@@ -120,24 +133,28 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
     conf_dir = tmp_path / 'etc-pluginsd'
     service_dir = tmp_path / 'services'
     conf_path = conf_dir / 'pluginsd.conf'
-    host = socket.gethostname().split('.')[0]     # the settings' default
-    text = local_conf(repo, {
-        'PLUGINSD_TRANSPORT_URL': rabbit_vhost,
-        'PLUGINSD_BIN_DIR': BIN,
-        'PLUGINSD_SHARED_KEY': KEY,
-        'PLUGINSD_STATE_DIR': state_dir,
-        'PLUGINSD_CONF_DIR': conf_dir,
-        # run_process's pid and log files (a runner variable).
-        'PLUGINSD_SERVICE_DIR': service_dir,
-    })
+    host = socket.gethostname().split('.')[0]  # the settings' default
+    text = local_conf(
+        repo,
+        {
+            'PLUGINSD_TRANSPORT_URL': rabbit_vhost,
+            'PLUGINSD_BIN_DIR': BIN,
+            'PLUGINSD_SHARED_KEY': KEY,
+            'PLUGINSD_STATE_DIR': state_dir,
+            'PLUGINSD_CONF_DIR': conf_dir,
+            # run_process's pid and log files (a runner variable).
+            'PLUGINSD_SERVICE_DIR': service_dir,
+        },
+    )
     harness = aio.AllInOne(tmp_path / 'aio')
     dest = harness.conf.agent.dest
     pids = {}
     try:
         view = harness.run('stack', text, timeout=300)
         assert view['state'] == 'completed', describe(view, service_dir)
-        assert [r['status'] for r in aio.results_by(view, plugin='pluginsd')] == \
-            ['ok'] * len(STACK)
+        assert [
+            r['status'] for r in aio.results_by(view, plugin='pluginsd')
+        ] == ['ok'] * len(STACK)
         # setup_develop ran against the checkout (printed: pip is noop here).
         [install] = aio.results_by(view, plugin='pluginsd', phase='install')
         with open(install['log_path'], errors='replace') as f:
@@ -146,13 +163,17 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
         conf = configparser.RawConfigParser()
         assert conf.read(conf_path) == [str(conf_path)]
         assert dict(conf['DEFAULT']) == {
-            'transport_url': rabbit_vhost, 'state_path': str(state_dir),
-            'host': host, 'log_dir': str(state_dir / 'log'), 'debug': 'True'}
+            'transport_url': rabbit_vhost,
+            'state_path': str(state_dir),
+            'host': host,
+            'log_dir': str(state_dir / 'log'),
+            'debug': 'True',
+        }
         assert conf['security']['shared_key'] == KEY
         assert conf['agent']['roles'] == 'controller'
         assert conf['agent']['dest'] == dest
         assert conf['agent']['allowed_sources'] == 'https://opendev.org/'
-        assert conf['agent']['heartbeat_interval'] == '1'   # the user's section
+        assert conf['agent']['heartbeat_interval'] == '1'  # the user's section
         assert conf['daemon']['role_order'] == 'controller,*'
         assert conf['oslo_messaging_rabbit']['amqp_durable_queues'] == 'True'
         # pluginsd-manage db upgrade made the daemon's database.
@@ -166,20 +187,39 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
             assert (state_dir / 'log' / f'{service}.log').exists(), service
 
         nodes = subprocess.run(
-            [os.path.join(BIN, 'pluginsctl'), '--config-file', str(conf_path),
-             'nodes', '-f', 'value', '-c', 'Host', '-c', 'Roles', '-c', 'State'],
-            capture_output=True, text=True, timeout=120)
+            [
+                os.path.join(BIN, 'pluginsctl'),
+                '--config-file',
+                str(conf_path),
+                'nodes',
+                '-f',
+                'value',
+                '-c',
+                'Host',
+                '-c',
+                'Roles',
+                '-c',
+                'State',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert nodes.returncode == 0, nodes.stderr
-        assert f'{host} controller up' in nodes.stdout.splitlines(), nodes.stdout
+        assert f'{host} controller up' in nodes.stdout.splitlines(), (
+            nodes.stdout
+        )
 
         view = harness.run('unstack', text, timeout=120)
         assert view['state'] == 'completed', describe(view, service_dir)
         for service in SERVICES:
             assert not (service_dir / f'{service}.pid').exists(), service
-            deadline = time.monotonic() + 10    # stop_process waited already
+            deadline = time.monotonic() + 10  # stop_process waited already
             while alive(pids[service]) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not alive(pids[service]), f'{service} still runs after unstack'
+            assert not alive(pids[service]), (
+                f'{service} still runs after unstack'
+            )
 
         view = harness.run('clean', text, timeout=120)
         assert view['state'] == 'completed', describe(view, service_dir)
@@ -189,30 +229,38 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
         # Nothing may outlive the test, whatever failed: the pids seen, and
         # any pid file left (e.g. stack failed after run_process).
         for service in SERVICES:
-            for pid in (pids.get(service), read_pid(service_dir / f'{service}.pid')):
+            for pid in (
+                pids.get(service),
+                read_pid(service_dir / f'{service}.pid'),
+            ):
                 if pid:
                     kill_group(pid)
         harness.close()
 
 
 @pytest.mark.timeout(600)
-def test_agent_only_node_without_a_daemon_fails_stack_clearly(tmp_path, rabbit_vhost):
+def test_agent_only_node_without_a_daemon_fails_stack_clearly(
+    tmp_path, rabbit_vhost
+):
     """`disable_service pluginsd` makes an agent-only (compute) node; with no
     daemon on the broker, stack extra dies naming the host after the timeout."""
     repo = plugin_repo(str(tmp_path / 'repos' / 'pluginsd'))
     state_dir = tmp_path / 'pluginsd-state'
     service_dir = tmp_path / 'services'
     conf_path = tmp_path / 'etc-pluginsd' / 'pluginsd.conf'
-    text = local_conf(repo, {
-        'PLUGINSD_TRANSPORT_URL': rabbit_vhost,
-        'PLUGINSD_BIN_DIR': BIN,
-        'PLUGINSD_SHARED_KEY': KEY,
-        'PLUGINSD_STATE_DIR': state_dir,
-        'PLUGINSD_CONF_DIR': tmp_path / 'etc-pluginsd',
-        'PLUGINSD_SERVICE_DIR': service_dir,
-        'PLUGINSD_HOSTNAME': 'cmp-1',
-        'PLUGINSD_START_TIMEOUT': 5,
-    }).replace('enable_plugin', 'disable_service pluginsd\nenable_plugin', 1)
+    text = local_conf(
+        repo,
+        {
+            'PLUGINSD_TRANSPORT_URL': rabbit_vhost,
+            'PLUGINSD_BIN_DIR': BIN,
+            'PLUGINSD_SHARED_KEY': KEY,
+            'PLUGINSD_STATE_DIR': state_dir,
+            'PLUGINSD_CONF_DIR': tmp_path / 'etc-pluginsd',
+            'PLUGINSD_SERVICE_DIR': service_dir,
+            'PLUGINSD_HOSTNAME': 'cmp-1',
+            'PLUGINSD_START_TIMEOUT': 5,
+        },
+    ).replace('enable_plugin', 'disable_service pluginsd\nenable_plugin', 1)
     harness = aio.AllInOne(tmp_path / 'aio')
     pid = None
     try:
@@ -220,8 +268,10 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(tmp_path, rabbit_v
         assert view['state'] == 'failed', describe(view, service_dir)
         [extra] = aio.results_by(view, plugin='pluginsd', phase='extra')
         assert extra['status'] == 'failed'
-        assert 'pluginsd-agent cmp-1 is not up in the pluginsd daemon after 5s' \
-            in extra['tail'], extra['tail']
+        assert (
+            'pluginsd-agent cmp-1 is not up in the pluginsd daemon after 5s'
+            in extra['tail']
+        ), extra['tail']
         assert not aio.results_by(view, plugin='pluginsd', phase='test-config')
 
         conf = configparser.RawConfigParser()

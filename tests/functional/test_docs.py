@@ -12,25 +12,53 @@ import sys
 
 import pytest
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PAGES = ('index', 'install', 'architecture', 'contract', 'configuration',
-         'cli', 'operations', 'extensions')
+TOP = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+PAGES = (
+    'index',
+    'install',
+    'architecture',
+    'contract',
+    'configuration',
+    'cli',
+    'operations',
+    'extensions',
+)
 
 
 @pytest.mark.timeout(600)
 def test_docs_build_without_warnings(tmp_path):
     out = tmp_path / 'html'
     proc = subprocess.run(
-        [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-b', 'html',
-         os.path.join('doc', 'source'), str(out)],
-        cwd=TOP, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            '-m',
+            'sphinx',
+            '-W',
+            '--keep-going',
+            '-b',
+            'html',
+            os.path.join('doc', 'source'),
+            str(out),
+        ],
+        cwd=TOP,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for page in PAGES:
         assert (out / f'{page}.html').is_file(), f'{page}.html was not built'
     # show-options rendered pluginsd's own options ...
     reference = (out / 'configuration.html').read_text()
-    for option in ('allowed_sources', 'shared_key', 'phase_timeout',
-                   'role_order', 'plugin_source'):
+    for option in (
+        'allowed_sources',
+        'shared_key',
+        'phase_timeout',
+        'role_order',
+        'plugin_source',
+    ):
         assert option in reference, f'{option} missing from the reference'
     # ... and sphinxconfiggen wrote the sample the page includes and links.
     sample = out / '_static' / 'pluginsd.conf.sample'

@@ -12,34 +12,64 @@ import pytest
 import sqlalchemy as sa
 
 from pluginsd import conf as pluginsd_conf
-from tests.functional import cluster as cluster_mod
 from tests import gitrepos
+from tests.functional import cluster as cluster_mod
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOP = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 BIN = os.path.dirname(sys.executable)
 EXAMPLE = os.path.join(TOP, 'examples', 'extensions', 'pluginsd-audit')
 PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
 
 
 def pip(*args):
-    subprocess.run([sys.executable, '-m', 'pip', '-q', '--disable-pip-version-check',
-                    *args], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pip',
+            '-q',
+            '--disable-pip-version-check',
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def ctl(state, *args, env=None, config=None):
-    cmd = [os.path.join(BIN, 'pluginsctl'), '--all-in-one', '--state-dir', str(state),
-           '--dest', str(state / 'dest')]
+    cmd = [
+        os.path.join(BIN, 'pluginsctl'),
+        '--all-in-one',
+        '--state-dir',
+        str(state),
+        '--dest',
+        str(state / 'dest'),
+    ]
     if config:
         cmd += ['--config-file', str(config)]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        cmd + list(args),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def two_plugins(tmp_path):
-    a = gitrepos.make_repo(str(tmp_path / 'repos' / 'alpha'), gitrepos.tracing_plugin('alpha'))
-    b = gitrepos.make_repo(str(tmp_path / 'repos' / 'beta'), gitrepos.tracing_plugin('beta'))
+    a = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'alpha'), gitrepos.tracing_plugin('alpha')
+    )
+    b = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'beta'), gitrepos.tracing_plugin('beta')
+    )
     conf = tmp_path / 'local.conf'
-    conf.write_text(f'[[local|localrc]]\nenable_plugin alpha {a}\nenable_plugin beta {b}\n')
+    conf.write_text(
+        f'[[local|localrc]]\nenable_plugin alpha {a}\nenable_plugin beta {b}\n'
+    )
     return conf
 
 
@@ -53,8 +83,9 @@ def audit_installed():
 
 
 @pytest.mark.timeout(600)
-def test_pip_installed_extension_is_found_and_sees_every_event(tmp_path, audit_installed,
-                                                               database_url):
+def test_pip_installed_extension_is_found_and_sees_every_event(
+    tmp_path, audit_installed, database_url
+):
     state = tmp_path / 'state'
     env = {'TEST_TRACE': str(tmp_path / 'trace')}
     # A new pluginsctl --all-in-one process is a daemon restart.
@@ -68,37 +99,70 @@ def test_pip_installed_extension_is_found_and_sees_every_event(tmp_path, audit_i
 
     proc = ctl(state, 'stack', str(two_plugins(tmp_path)), env=env)
     assert proc.returncode == 0, proc.stderr
-    lines = [json.loads(x) for x in (state / 'audit-events.jsonl').read_text().splitlines()]
+    lines = [
+        json.loads(x)
+        for x in (state / 'audit-events.jsonl').read_text().splitlines()
+    ]
     run_events = [e for e in lines if e['event'] != 'node_register']
     expected = ['run_start']
     for phase in PHASES:
-        expected += ['phase_start', 'plugin_result', 'plugin_result', 'phase_end']
+        expected += [
+            'phase_start',
+            'plugin_result',
+            'plugin_result',
+            'phase_end',
+        ]
     expected.append('run_end')
     assert [e['event'] for e in run_events] == expected
-    assert [e['phase'] for e in run_events if e['event'] == 'phase_start'] == PHASES
-    assert [e['plugin'] for e in run_events if e['event'] == 'plugin_result'][:2] == \
-        ['alpha', 'beta']
+    assert [
+        e['phase'] for e in run_events if e['event'] == 'phase_start'
+    ] == PHASES
+    assert [e['plugin'] for e in run_events if e['event'] == 'plugin_result'][
+        :2
+    ] == ['alpha', 'beta']
     assert run_events[-1]['state'] == 'completed'
     assert {e['event'] for e in lines} >= {'node_register'}
     # Its own Alembic branch made its own table, in the daemon's database.
     url = database_url or f'sqlite:///{state}/pluginsd.sqlite'
     with sa.create_engine(url).connect() as db:
-        count = db.execute(sa.text('select count(*) from audit_events')).scalar()
-        heads = {r[0] for r in db.execute(sa.text('select version_num from '
-                                                  'alembic_version'))}
+        count = db.execute(
+            sa.text('select count(*) from audit_events')
+        ).scalar()
+        heads = {
+            r[0]
+            for r in db.execute(
+                sa.text('select version_num from alembic_version')
+            )
+        }
     assert count == len(lines)
     assert heads == {'0001', 'audit_0001'}
     # pluginsd-manage applies the extension's branch too, on a new database.
     manage_conf = tmp_path / 'manage.conf'
     manage_conf.write_text(f'[DEFAULT]\nstate_path = {tmp_path / "manage"}\n')
-    manage = [os.path.join(BIN, 'pluginsd-manage'), '--config-file', str(manage_conf)]
-    upgrade = subprocess.run(manage + ['db', 'upgrade'], capture_output=True, text=True)
+    manage = [
+        os.path.join(BIN, 'pluginsd-manage'),
+        '--config-file',
+        str(manage_conf),
+    ]
+    upgrade = subprocess.run(
+        manage + ['db', 'upgrade'], capture_output=True, text=True
+    )
     assert upgrade.returncode == 0, upgrade.stderr
-    version = subprocess.run(manage + ['db', 'version'], capture_output=True, text=True)
+    version = subprocess.run(
+        manage + ['db', 'version'], capture_output=True, text=True
+    )
     assert sorted(version.stdout.split()) == ['0001', 'audit_0001']
     # Its option shows up in the generated sample configuration.
-    sample = subprocess.run([os.path.join(BIN, 'oslo-config-generator'), '--namespace',
-                             'pluginsd'], capture_output=True, text=True, check=True)
+    sample = subprocess.run(
+        [
+            os.path.join(BIN, 'oslo-config-generator'),
+            '--namespace',
+            'pluginsd',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert '[audit]' in sample.stdout and 'events_file' in sample.stdout
 
 
@@ -106,8 +170,17 @@ def broken_extensions(base):
     """Two installed distributions: one that cannot import, one that raises."""
     site = base / 'site'
     for dist, name, module, code in [
-            ('broken_import', 'broken', 'broken_mod', 'import no_such_module_here\n'),
-            ('raising', 'raising', 'raising_mod', textwrap.dedent('''
+        (
+            'broken_import',
+            'broken',
+            'broken_mod',
+            'import no_such_module_here\n',
+        ),
+        (
+            'raising',
+            'raising',
+            'raising_mod',
+            textwrap.dedent('''
                 from pluginsd.extensions import base
                 class Raising(base.Extension):
                     version = '0.1'
@@ -115,14 +188,18 @@ def broken_extensions(base):
                     def on_run_start(self, run):
                         raise RuntimeError('raising on purpose')
                     on_phase_start = on_plugin_result = on_run_start
-                ''')),
+                '''),
+        ),
     ]:
         info = site / f'{dist}-0.1.dist-info'
         info.mkdir(parents=True)
-        (info / 'METADATA').write_text(f'Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n')
+        (info / 'METADATA').write_text(
+            f'Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n'
+        )
         attr = ':Raising' if dist == 'raising' else ':Thing'
         (info / 'entry_points.txt').write_text(
-            f'[pluginsd.extensions]\n{name} = {module}{attr}\n')
+            f'[pluginsd.extensions]\n{name} = {module}{attr}\n'
+        )
         (site / f'{module}.py').write_text(code)
     return site
 
@@ -149,19 +226,29 @@ def test_broken_extensions_are_listed_and_the_run_succeeds(tmp_path):
     assert proc.returncode == 1
     # The load failure is logged with its traceback; the verdict is one line.
     assert 'Traceback' in proc.stderr and 'broken_mod:Thing' in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].endswith(
-        'configuration: extensions failed to load: broken '
-        '([extensions] fail_on_error is set)')
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            'configuration: extensions failed to load: broken '
+            '([extensions] fail_on_error is set)'
+        )
+    )
 
 
 @pytest.mark.timeout(600)
 def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
     conf_file = two_plugins(tmp_path)
-    c = cluster_mod.Cluster(tmp_path / 'cluster', rabbit_vhost,
-                            [str(tmp_path / 'repos') + '/'],
-                            env={'TEST_TRACE': str(tmp_path / 'trace')},
-                            oslo_messaging_notifications={'driver': 'messagingv2',
-                                                          'topics': 'notifications'})
+    c = cluster_mod.Cluster(
+        tmp_path / 'cluster',
+        rabbit_vhost,
+        [str(tmp_path / 'repos') + '/'],
+        env={'TEST_TRACE': str(tmp_path / 'trace')},
+        oslo_messaging_notifications={
+            'driver': 'messagingv2',
+            'topics': 'notifications',
+        },
+    )
     c.add_agent('node-1', 'controller')
     received, done = [], threading.Event()
 
@@ -170,6 +257,7 @@ def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
             received.append((event_type, payload))
             if event_type == 'pluginsd.run.end':
                 done.set()
+
         error = info
 
     # The daemon's own settings: durable queues must match on one exchange.
@@ -177,9 +265,12 @@ def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
     conf(['--config-file', c.daemon_conf], project='pluginsd')
     transport = messaging.get_notification_transport(conf)
     listener = messaging.get_notification_listener(
-        transport, [messaging.Target(topic='notifications')], [Endpoint()],
-        executor='threading')
-    listener.start()            # its queue must exist before anything is sent
+        transport,
+        [messaging.Target(topic='notifications')],
+        [Endpoint()],
+        executor='threading',
+    )
+    listener.start()  # its queue must exist before anything is sent
     try:
         c.start()
         proc = c.ctl('stack', str(conf_file))
@@ -192,7 +283,7 @@ def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
         transport.cleanup()
     types = [e for e, _ in received]
     assert types[0] == 'pluginsd.node.register'
-    run_types = types[types.index('pluginsd.run.start'):]
+    run_types = types[types.index('pluginsd.run.start') :]
     assert run_types[:2] == ['pluginsd.run.start', 'pluginsd.phase.start']
     assert run_types.count('pluginsd.phase.end') == 5
     assert run_types.count('pluginsd.plugin.result') == 10

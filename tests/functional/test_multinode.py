@@ -10,21 +10,22 @@ import time
 
 import pytest
 
-from pluginsd.agent import rpcapi as agent_rpcapi
 from pluginsd import localconf
+from pluginsd.agent import rpcapi as agent_rpcapi
 from pluginsd.rpc import signing
-from tests.functional import cluster as cluster_mod
 from tests import gitrepos
+from tests.functional import cluster as cluster_mod
 
 PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
 
 
 def traced(name, body=''):
     """A plugin that logs host, plugin, arguments and time at every call."""
-    return {'devstack/settings': f'define_plugin {name}\n',
-            'devstack/plugin.sh':
-                f'echo "$PLUGINSD_HOST|{name}|$*|$EPOCHREALTIME" >> "$TEST_TRACE"\n'
-                f'{body}\ntrue\n'}
+    return {
+        'devstack/settings': f'define_plugin {name}\n',
+        'devstack/plugin.sh': f'echo "$PLUGINSD_HOST|{name}|$*|$EPOCHREALTIME" >> "$TEST_TRACE"\n'
+        f'{body}\ntrue\n',
+    }
 
 
 def read(path):
@@ -37,10 +38,13 @@ def cluster(tmp_path, rabbit_vhost):
 
     def make(hosts, _env=None, **daemon_extra):
         trace = str(tmp_path / 'trace')
-        c = cluster_mod.Cluster(tmp_path / 'cluster', rabbit_vhost,
-                                [str(tmp_path / 'repos') + '/'],
-                                env={'TEST_TRACE': trace, **(_env or {})},
-                                **daemon_extra)
+        c = cluster_mod.Cluster(
+            tmp_path / 'cluster',
+            rabbit_vhost,
+            [str(tmp_path / 'repos') + '/'],
+            env={'TEST_TRACE': trace, **(_env or {})},
+            **daemon_extra,
+        )
         c.trace = trace
         for host, roles, extra in hosts:
             c.add_agent(host, roles, **extra)
@@ -68,37 +72,65 @@ def run_id_of(proc):
 
 @pytest.mark.timeout(600)
 def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
-    shared = gitrepos.make_repo(str(tmp_path / 'repos' / 'shared'), traced('shared'))
-    only = gitrepos.make_repo(str(tmp_path / 'repos' / 'computeonly'), traced('computeonly'))
-    c = cluster([('ctl', 'controller', {}), ('cmp1', 'compute', {}),
-                 ('cmp2', 'compute', {})])
-    default = conf_file(tmp_path, 'local.conf', f'enable_plugin shared {shared}')
-    compute = conf_file(tmp_path, 'compute.conf', f'enable_plugin shared {shared}',
-                        f'enable_plugin computeonly {only}')
+    shared = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'shared'), traced('shared')
+    )
+    only = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'computeonly'), traced('computeonly')
+    )
+    c = cluster(
+        [
+            ('ctl', 'controller', {}),
+            ('cmp1', 'compute', {}),
+            ('cmp2', 'compute', {}),
+        ]
+    )
+    default = conf_file(
+        tmp_path, 'local.conf', f'enable_plugin shared {shared}'
+    )
+    compute = conf_file(
+        tmp_path,
+        'compute.conf',
+        f'enable_plugin shared {shared}',
+        f'enable_plugin computeonly {only}',
+    )
 
     proc = c.ctl('stack', default, '--role', f'compute={compute}')
     assert proc.returncode == 0, proc.stderr
     view = c.api.get_run({}, run_id_of(proc))
     assert view['stages'] == [['ctl'], ['cmp1', 'cmp2']]
-    node = {(r['node'], r['phase']): r for r in view['results'] if r['plugin'] == ''}
+    node = {
+        (r['node'], r['phase']): r
+        for r in view['results']
+        if r['plugin'] == ''
+    }
     # The controller finished every phase before any compute started.
     ctl_end = max(node[('ctl', p)]['ended_at'] for p in PHASES)
-    assert ctl_end <= min(node[(h, 'pre-install')]['started_at'] for h in ('cmp1', 'cmp2'))
+    assert ctl_end <= min(
+        node[(h, 'pre-install')]['started_at'] for h in ('cmp1', 'cmp2')
+    )
     # The computes move in lock-step: phase N starts after both ended N-1.
     for before, after in zip(PHASES, PHASES[1:]):
-        assert max(node[(h, before)]['ended_at'] for h in ('cmp1', 'cmp2')) <= \
-            min(node[(h, after)]['started_at'] for h in ('cmp1', 'cmp2'))
+        assert max(
+            node[(h, before)]['ended_at'] for h in ('cmp1', 'cmp2')
+        ) <= min(node[(h, after)]['started_at'] for h in ('cmp1', 'cmp2'))
     trace = read(c.trace)
     ran = {(t[0], t[1]) for t in trace}
-    assert ran == {('ctl', 'shared'), ('cmp1', 'shared'), ('cmp2', 'shared'),
-                   ('cmp1', 'computeonly'), ('cmp2', 'computeonly')}
+    assert ran == {
+        ('ctl', 'shared'),
+        ('cmp1', 'shared'),
+        ('cmp2', 'shared'),
+        ('cmp1', 'computeonly'),
+        ('cmp2', 'computeonly'),
+    }
     # Every node runs the pinned commit, fetched from the daemon's cache.
     sha = gitrepos.git(shared, 'rev-parse', 'HEAD')
     for host in ('ctl', 'cmp1', 'cmp2'):
         dest = os.path.join(c.base, host, 'dest', 'shared')
         assert gitrepos.git(dest, 'rev-parse', 'HEAD') == sha
-        assert os.path.exists(os.path.join(c.base, host, 'agent', 'bundles',
-                                           f'{sha}.bundle'))
+        assert os.path.exists(
+            os.path.join(c.base, host, 'agent', 'bundles', f'{sha}.bundle')
+        )
 
     for mode in ('unstack', 'clean'):
         proc = c.ctl(mode, default, '--role', f'compute={compute}')
@@ -107,17 +139,30 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
     assert ('cmp1', 'computeonly', 'clean') in calls
     assert ('ctl', 'computeonly', 'unstack') not in calls
     nodes = c.ctl('nodes', '-f', 'value', '-c', 'Host', '-c', 'State')
-    assert sorted(nodes.stdout.split('\n')[:3]) == ['cmp1 up', 'cmp2 up', 'ctl up']
+    assert sorted(nodes.stdout.split('\n')[:3]) == [
+        'cmp1 up',
+        'cmp2 up',
+        'ctl up',
+    ]
 
 
 @pytest.mark.timeout(600)
 def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
     mark, pidfile = tmp_path / 'slept', tmp_path / 'sleep.pid'
-    body = (f'if [[ $2 == install && $PLUGINSD_HOST == cmp1 && ! -e {mark} ]]; then\n'
-            f'  touch {mark}; sleep 300 & echo $! > {pidfile}; wait\nfi')
-    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
-    c = cluster([('ctl', 'controller', {}), ('cmp1', 'compute', {}),
-                 ('cmp2', 'compute', {})])
+    body = (
+        f'if [[ $2 == install && $PLUGINSD_HOST == cmp1 && ! -e {mark} ]]; then\n'
+        f'  touch {mark}; sleep 300 & echo $! > {pidfile}; wait\nfi'
+    )
+    slow = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'slow'), traced('slow', body)
+    )
+    c = cluster(
+        [
+            ('ctl', 'controller', {}),
+            ('cmp1', 'compute', {}),
+            ('cmp2', 'compute', {}),
+        ]
+    )
     conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
     proc = c.ctl('stack', '--no-wait', conf)
     run_id = run_id_of(proc)
@@ -130,14 +175,16 @@ def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
     view = c.wait_run(run_id, timeout=60)
     assert view['state'] == 'failed'
     assert 'node cmp1 lost during stack install' in view['error']
-    assert time.monotonic() - killed_at < 6 + 10     # agent_down_time + slack
+    assert time.monotonic() - killed_at < 6 + 10  # agent_down_time + slack
 
     c.agents['cmp1'].start()
     c.wait_nodes({'cmp1'})
     sleeper = int(pidfile.read_text())
     # The new agent killed the plugin session its predecessor left behind.
-    assert not os.path.exists(f'/proc/{sleeper}') or \
-        open(f'/proc/{sleeper}/stat').read().split()[2] == 'Z'
+    assert (
+        not os.path.exists(f'/proc/{sleeper}')
+        or open(f'/proc/{sleeper}/stat').read().split()[2] == 'Z'
+    )
     proc = c.ctl('retry', run_id)
     assert proc.returncode == 0, proc.stderr
     view = c.api.get_run({}, run_id)
@@ -149,14 +196,24 @@ def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
 @pytest.mark.timeout(900)
 def test_broker_restart_mid_run_loses_no_result(tmp_path, rabbit, cluster):
     started = tmp_path / 'install-started'
-    body = (f'if [[ $2 == install ]]; then touch {started}; sleep 4; fi')
-    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
-    quick = gitrepos.make_repo(str(tmp_path / 'repos' / 'quick'), traced('quick'))
+    body = f'if [[ $2 == install ]]; then touch {started}; sleep 4; fi'
+    slow = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'slow'), traced('slow', body)
+    )
+    quick = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'quick'), traced('quick')
+    )
     long_wait = {'daemon': {'agent_down_time': 120}}
-    c = cluster([('ctl', 'controller', long_wait), ('cmp1', 'compute', long_wait)],
-                **long_wait)
-    conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}',
-                     f'enable_plugin quick {quick}')
+    c = cluster(
+        [('ctl', 'controller', long_wait), ('cmp1', 'compute', long_wait)],
+        **long_wait,
+    )
+    conf = conf_file(
+        tmp_path,
+        'local.conf',
+        f'enable_plugin slow {slow}',
+        f'enable_plugin quick {quick}',
+    )
     run_id = run_id_of(c.ctl('stack', '--no-wait', conf))
     deadline = time.monotonic() + 60
     while not started.exists():
@@ -169,21 +226,43 @@ def test_broker_restart_mid_run_loses_no_result(tmp_path, rabbit, cluster):
     assert len(keys) == len(set(keys))
     # 2 nodes x 5 phases x (2 plugins + the node's own phase result)
     assert len(keys) == 2 * 5 * 3
-    per_node = [t[0] for t in read(c.trace) if t[1] == 'slow' and t[2] == 'stack install']
+    per_node = [
+        t[0]
+        for t in read(c.trace)
+        if t[1] == 'slow' and t[2] == 'stack install'
+    ]
     assert sorted(per_node) == ['cmp1', 'ctl']
 
 
 @pytest.mark.timeout(600)
 def test_forged_and_replayed_events_run_nothing(tmp_path, cluster):
-    plugin = gitrepos.make_repo(str(tmp_path / 'repos' / 'shared'), traced('shared'))
+    plugin = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'shared'), traced('shared')
+    )
     c = cluster([('cmp1', 'compute', {'agent': {'plugin_source': 'origin'}})])
     sha = gitrepos.git(plugin, 'rev-parse', 'HEAD')
     text = f'[[local|localrc]]\nenable_plugin shared {plugin}\n'
-    event = {'run_id': 'forged', 'mode': 'stack', 'phase': 'pre-install',
-             'attempt': 1, 'deadline': 60, 'targets': {'cmp1': '*'},
-             'parts': {'*': {'plugins': [{'name': 'shared', 'url': plugin,
-                                          'ref': 'master', 'sha': sha}],
-                             'localconf': localconf.parse(text).to_dict()}}}
+    event = {
+        'run_id': 'forged',
+        'mode': 'stack',
+        'phase': 'pre-install',
+        'attempt': 1,
+        'deadline': 60,
+        'targets': {'cmp1': '*'},
+        'parts': {
+            '*': {
+                'plugins': [
+                    {
+                        'name': 'shared',
+                        'url': plugin,
+                        'ref': 'master',
+                        'sha': sha,
+                    }
+                ],
+                'localconf': localconf.parse(text).to_dict(),
+            }
+        },
+    }
     agents = agent_rpcapi.AgentAPI(c.conf, c.transport)
     log = c.agents['cmp1']
 
@@ -206,38 +285,59 @@ def test_forged_and_replayed_events_run_nothing(tmp_path, cluster):
     agents.run_phase({}, valid)
     wait_log('replayed message')
     time.sleep(1)
-    assert [t[:3] for t in read(c.trace)] == [['cmp1', 'shared', 'stack pre-install']]
+    assert [t[:3] for t in read(c.trace)] == [
+        ['cmp1', 'shared', 'stack pre-install']
+    ]
 
     # Without the key, the daemon will not start a run either.
     from pluginsd.daemon import rpcapi as daemon_rpcapi
-    intruder = daemon_rpcapi.DaemonAPI(c.conf, c.transport, timeout=30,
-                                       signer=signing.Signer('guess', 'intruder'))
+
+    intruder = daemon_rpcapi.DaemonAPI(
+        c.conf,
+        c.transport,
+        timeout=30,
+        signer=signing.Signer('guess', 'intruder'),
+    )
     with pytest.raises(Exception) as refused:
         intruder.start_run({}, 'stack', {'*': text}, 'forged.conf')
     assert 'bad signature' in str(refused.value)
     assert c.api.list_runs({}) == []
 
     # A source outside [agent] allowed_sources: the node refuses it.
-    outside = gitrepos.make_repo(str(tmp_path / 'elsewhere' / 'rogue'), traced('rogue'))
-    proc = c.ctl('stack', conf_file(tmp_path, 'rogue.conf', f'enable_plugin rogue {outside}'))
+    outside = gitrepos.make_repo(
+        str(tmp_path / 'elsewhere' / 'rogue'), traced('rogue')
+    )
+    proc = c.ctl(
+        'stack',
+        conf_file(tmp_path, 'rogue.conf', f'enable_plugin rogue {outside}'),
+    )
     assert proc.returncode == 1
-    assert f'node cmp1 refuses plugin rogue: source {outside} is not in ' \
-           '[agent] allowed_sources' in proc.stderr
+    assert (
+        f'node cmp1 refuses plugin rogue: source {outside} is not in '
+        '[agent] allowed_sources' in proc.stderr
+    )
     assert not any(t[1] == 'rogue' for t in read(c.trace))
 
 
 @pytest.mark.timeout(600)
 def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     import socket
+
     notify = tmp_path / 'notify.sock'
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
     sock.settimeout(60)
-    body = ('if [[ $2 == install ]]; then echo "hello from install"; '
-            f'touch {tmp_path}/in-install; sleep 120; fi')
-    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
-    c = cluster([('cmp1', 'compute', {'agent': {'graceful_shutdown_timeout': 1}})],
-          _env={'NOTIFY_SOCKET': str(notify)})
+    body = (
+        'if [[ $2 == install ]]; then echo "hello from install"; '
+        f'touch {tmp_path}/in-install; sleep 120; fi'
+    )
+    slow = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'slow'), traced('slow', body)
+    )
+    c = cluster(
+        [('cmp1', 'compute', {'agent': {'graceful_shutdown_timeout': 1}})],
+        _env={'NOTIFY_SOCKET': str(notify)},
+    )
     # systemd's Type=notify: both services said READY=1 once they served.
     ready = sorted(sock.recv(100) for _ in range(2))
     assert ready == [b'READY=1', b'READY=1']
@@ -253,18 +353,29 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
         return run_id
 
     run_id = start_and_reach_install()
-    logs = c.ctl('logs', run_id, '--node', 'cmp1', '--plugin', 'slow',
-                 '--phase', 'install')
+    logs = c.ctl(
+        'logs',
+        run_id,
+        '--node',
+        'cmp1',
+        '--plugin',
+        'slow',
+        '--phase',
+        'install',
+    )
     assert logs.returncode == 0, logs.stderr
     assert 'hello from install' in logs.stdout
-    assert '+ ' in logs.stdout                      # the xtrace of the plugin
+    assert '+ ' in logs.stdout  # the xtrace of the plugin
     show = c.ctl('show', run_id[:8])
     assert 'waiting on: cmp1 (install)' in show.stderr
     assert c.ctl('cancel', run_id).returncode == 0
     view = c.wait_run(run_id, timeout=60)
     assert view['state'] == 'cancelled'
-    [install] = [r for r in view['results']
-                 if r['plugin'] == 'slow' and r['phase'] == 'install']
+    [install] = [
+        r
+        for r in view['results']
+        if r['plugin'] == 'slow' and r['phase'] == 'install'
+    ]
     assert install['status'] == 'cancelled'
 
     run_id = start_and_reach_install()
@@ -274,8 +385,11 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     assert sock.recv(100) == b'STOPPING=1'
     view = c.wait_run(run_id, timeout=60)
     assert view['state'] == 'failed'
-    [install] = [r for r in view['results']
-                 if r['plugin'] == 'slow' and r['phase'] == 'install']
+    [install] = [
+        r
+        for r in view['results']
+        if r['plugin'] == 'slow' and r['phase'] == 'install'
+    ]
     assert install['status'] == 'killed'
     assert 'graceful_shutdown_timeout' in install['message']
     sock.close()
@@ -284,7 +398,9 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
 @pytest.mark.timeout(600)
 def test_sighup_reloads_a_mutable_option(tmp_path, cluster):
     body = 'if [[ $2 == install ]]; then sleep 30; fi'
-    slow = gitrepos.make_repo(str(tmp_path / 'repos' / 'slow'), traced('slow', body))
+    slow = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'slow'), traced('slow', body)
+    )
     c = cluster([('cmp1', 'compute', {})])
     conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
     # Lower [daemon] phase_timeout in the daemon's file, then SIGHUP it.
@@ -299,9 +415,11 @@ def test_sighup_reloads_a_mutable_option(tmp_path, cluster):
     started = time.monotonic()
     proc = c.ctl('stack', conf)
     assert proc.returncode == 1
-    assert time.monotonic() - started < 25         # not the plugin's 30 s
-    assert 'plugin slow failed in stack install: deadline passed' in proc.stderr
-    assert c.daemon.proc.poll() is None             # still serving
+    assert time.monotonic() - started < 25  # not the plugin's 30 s
+    assert (
+        'plugin slow failed in stack install: deadline passed' in proc.stderr
+    )
+    assert c.daemon.proc.poll() is None  # still serving
 
 
 @pytest.mark.timeout(600)
@@ -321,20 +439,41 @@ def test_services_exit_when_the_broker_stays_away(tmp_path, rabbit, cluster):
 
 @pytest.mark.timeout(600)
 def test_logs_follow_streams_while_the_plugin_runs(tmp_path, cluster):
-    body = ('if [[ $2 == install ]]; then for i in 1 2 3; do echo "step $i"; '
-            f'touch {tmp_path}/step-$i; sleep 1; done; fi')
-    chatty = gitrepos.make_repo(str(tmp_path / 'repos' / 'chatty'), traced('chatty', body))
+    body = (
+        'if [[ $2 == install ]]; then for i in 1 2 3; do echo "step $i"; '
+        f'touch {tmp_path}/step-$i; sleep 1; done; fi'
+    )
+    chatty = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'chatty'), traced('chatty', body)
+    )
     c = cluster([('cmp1', 'compute', {})])
-    run_id = run_id_of(c.ctl('stack', '--no-wait',
-                             conf_file(tmp_path, 'local.conf', f'enable_plugin chatty {chatty}')))
+    run_id = run_id_of(
+        c.ctl(
+            'stack',
+            '--no-wait',
+            conf_file(
+                tmp_path, 'local.conf', f'enable_plugin chatty {chatty}'
+            ),
+        )
+    )
     deadline = time.monotonic() + 60
     while not (tmp_path / 'step-1').exists():
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert not (tmp_path / 'step-3').exists()       # still running: we follow
-    proc = c.ctl('logs', run_id, '--node', 'cmp1', '--plugin', 'chatty',
-                 '--phase', 'install', '--follow')
+    assert not (tmp_path / 'step-3').exists()  # still running: we follow
+    proc = c.ctl(
+        'logs',
+        run_id,
+        '--node',
+        'cmp1',
+        '--plugin',
+        'chatty',
+        '--phase',
+        'install',
+        '--follow',
+    )
     assert proc.returncode == 0, proc.stderr
-    assert [ln for ln in proc.stdout.splitlines() if ln.startswith('step')] == \
-        ['step 1', 'step 2', 'step 3']
+    assert [
+        ln for ln in proc.stdout.splitlines() if ln.startswith('step')
+    ] == ['step 1', 'step 2', 'step 3']
     assert c.wait_run(run_id)['state'] == 'completed'

@@ -5,13 +5,13 @@ import socket
 import threading
 import time
 
-import oslo_messaging
-import pytest
 from oslo_config import cfg
+import oslo_messaging
 from oslo_messaging import opts as om_opts
 from oslo_messaging._metrics import client as metrics_client
 from oslo_messaging._tracing import client as tracing_client
 from oslo_messaging.rpc import dispatcher
+import pytest
 
 from tests.functional import rabbit as rabbit_mod
 
@@ -21,10 +21,12 @@ def make_conf(**rabbit_opts):
     conf([])
     # oslo.messaging 18.x registers these only on the global cfg.CONF, yet
     # RPCClient reads them from the transport's conf (NoSuchOptError otherwise).
-    conf.register_opts(tracing_client.oslo_messaging_tracing,
-                       group='oslo_messaging_tracing')
-    conf.register_opts(metrics_client.oslo_messaging_metrics,
-                       group='oslo_messaging_metrics')
+    conf.register_opts(
+        tracing_client.oslo_messaging_tracing, group='oslo_messaging_tracing'
+    )
+    conf.register_opts(
+        metrics_client.oslo_messaging_metrics, group='oslo_messaging_metrics'
+    )
     # The driver reads its options when the transport is built, so register
     # and override them before get_rpc_transport.
     for group, opts in om_opts.list_opts():
@@ -50,8 +52,12 @@ class Endpoint:
 
 def rpc_server(transport, topic, endpoint):
     return oslo_messaging.get_rpc_server(
-        transport, oslo_messaging.Target(topic=topic, server='s1'), [endpoint],
-        executor='threading', access_policy=dispatcher.DefaultRPCAccessPolicy)
+        transport,
+        oslo_messaging.Target(topic=topic, server='s1'),
+        [endpoint],
+        executor='threading',
+        access_policy=dispatcher.DefaultRPCAccessPolicy,
+    )
 
 
 def stop_server(server):
@@ -66,7 +72,8 @@ def test_rpc_call(rabbit):
     server.start()
     try:
         client = oslo_messaging.get_rpc_client(
-            transport, oslo_messaging.Target(topic='fixture-ping'), timeout=30)
+            transport, oslo_messaging.Target(topic='fixture-ping'), timeout=30
+        )
         assert client.call({}, 'ping', value='x') == 'pong x'
     finally:
         stop_server(server)
@@ -95,7 +102,8 @@ def test_durable_cast_survives_restart(rabbit, rabbit_vhost):
         server.start()
         stop_server(server)  # the durable queue stays (amqp_auto_delete=False)
         client = oslo_messaging.get_rpc_client(
-            transport, oslo_messaging.Target(topic=topic))
+            transport, oslo_messaging.Target(topic=topic)
+        )
         for n in range(count):
             client.cast({}, 'record', n=n)
         # Publishing is asynchronous: make sure they sit in the queue before
@@ -187,4 +195,6 @@ def test_stop_leaves_nothing_behind(tmp_path):
 
     assert broker_processes(broker) == []
     with pytest.raises(OSError):  # the private epmd is gone too
-        socket.create_connection(('127.0.0.1', broker.epmd_port), timeout=2).close()
+        socket.create_connection(
+            ('127.0.0.1', broker.epmd_port), timeout=2
+        ).close()

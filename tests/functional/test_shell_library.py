@@ -5,12 +5,12 @@ library, and checks what the DevStack-compatible functions actually do.
 """
 
 import os
+from pathlib import Path
 import re
 import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -57,7 +57,9 @@ def bash(script, tmp_path, env=None, strict=True, source=True, timeout=120):
 
 
 def ok(result):
-    assert result.returncode == 0, f"rc={result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"rc={result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
     return result.stdout
 
 
@@ -69,8 +71,9 @@ def lines(result):
 
 
 def test_sources_under_set_eu_and_functions_survive_strict_mode(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         trueorfalse False NOT_SET_ANYWHERE
         if is_service_enabled nothing; then echo wrong; fi
         get_python_exec_prefix
@@ -88,8 +91,9 @@ def test_sources_under_set_eu_and_functions_survive_strict_mode(tmp_path):
         async_wait never-started
         echo END
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.splitlines() == [
         "False",
         "/usr/local/bin",
@@ -101,55 +105,63 @@ def test_sources_under_set_eu_and_functions_survive_strict_mode(tmp_path):
 
 
 def test_global_arrays_are_associative_and_survive_resourcing(tmp_path):
-    out = ok(bash(
-        f"""
+    out = ok(
+        bash(
+            f"""
         GITREPO[alpha]=a; GITREPO[beta]=b; PROJECT_VENV[x]=/v
         source "{FUNCTIONS}"
         source "{STACKRC}"
         echo "${{#GITREPO[@]}} ${{GITREPO[alpha]}} ${{GITREPO[beta]}} ${{PROJECT_VENV[x]}}"
         for a in GITREPO GITDIR GITBRANCH PROJECT_VENV; do declare -p $a | cut -d' ' -f2; done
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.splitlines() == ["2 a b /v", "-A", "-A", "-A", "-A"]
 
 
 def test_sourcing_is_fast(tmp_path):
     # Sanity bound only (target is < 3 ms): 20 sources in one bash < 10 ms each.
-    out = ok(bash(
-        f"""
+    out = ok(
+        bash(
+            f"""
         TIMEFORMAT=%R
         {{ time for i in {{1..20}}; do source "{FUNCTIONS}"; done; }} 2>&1
         """,
-        tmp_path,
-        source=False,
-    ))
+            tmp_path,
+            source=False,
+        )
+    )
     seconds = float(out.strip().splitlines()[-1].replace(",", "."))
     assert seconds / 20 < 0.010, f"average {seconds / 20 * 1000:.2f} ms"
 
 
 def test_library_spawns_no_process_at_source_time(tmp_path):
     # With an empty PATH any external command at source time would fail.
-    out = ok(bash(
-        f"""
+    out = ok(
+        bash(
+            f"""
         PATH=/nonexistent
         source "{FUNCTIONS}"
         echo loaded
         """,
-        tmp_path,
-        source=False,
-    ))
+            tmp_path,
+            source=False,
+        )
+    )
     assert out.strip() == "loaded"
 
 
 def test_plugin_definitions_replace_library_functions(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         function echo_summary { echo "plugin: $*"; }
         echo_summary hello
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.strip() == "plugin: hello"
 
 
@@ -157,8 +169,9 @@ def test_plugin_definitions_replace_library_functions(tmp_path):
 
 
 def test_stackrc_defaults_and_environment_rules(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         echo "$DEST|$DATA_DIR|$FILES|$TOP_DIR|$SERVICE_PROTOCOL|$GIT_BASE|$REGION_NAME"
         echo "$ENABLE_DEBUG_LOG_LEVEL|$SERVICE_TIMEOUT|$SYSLOG|$LOG_COLOR|$TARGET_BRANCH"
         echo "$USE_VENV|$GLOBAL_VENV|$RECLONE|$ERROR_ON_CLONE|$OFFLINE|$GIT_DEPTH|$GIT_TIMEOUT"
@@ -166,76 +179,105 @@ def test_stackrc_defaults_and_environment_rules(tmp_path):
         echo "$DATABASE_TYPE|$DATABASE_BACKENDS|$SERVICE_HOST|$HOST_IP"
         [[ $STACK_USER == $( (( EUID == 0 )) && echo stack || id -un) ]] && echo user-ok
         """,
-        tmp_path,
-        env={"DEST": "/exported/dest/is/ignored", "TOP_DIR": "/ignored", "DISABLED_SERVICES": "x"},
-    ))
+            tmp_path,
+            env={
+                "DEST": "/exported/dest/is/ignored",
+                "TOP_DIR": "/ignored",
+                "DISABLED_SERVICES": "x",
+            },
+        )
+    )
     d = tmp_path / "dest"
     rows = out.splitlines()
-    assert rows[0] == f"{d}|{d}/data|{d}/files||http|https://opendev.org|RegionOne"
+    assert (
+        rows[0]
+        == f"{d}|{d}/data|{d}/files||http|https://opendev.org|RegionOne"
+    )
     assert rows[1] == "True|60|False|False|master"
     assert rows[2] == "False|False|False|False|False|0|0"
     assert rows[3] == "[]|service|[]|[]|[]"
     database, backends, service_host, host_ip = rows[4].split("|")
     assert (database, backends) == ("sqlite", "mysql postgresql")
-    assert service_host == host_ip and re.fullmatch(r"\d+\.\d+\.\d+\.\d+", host_ip)
+    assert service_host == host_ip and re.fullmatch(
+        r"\d+\.\d+\.\d+\.\d+", host_ip
+    )
     assert rows[5] == "user-ok"
 
 
 def test_stackrc_lets_environment_win_where_devstack_does(tmp_path):
-    out = ok(bash(
-        'echo "$DATA_DIR|$RECLONE|$OFFLINE|$SYSLOG|$SERVICE_HOST|$HOST_IP|[$ENABLED_SERVICES]|$TOP_DIR|$FILES"',
-        tmp_path,
-        env={
-            "DATA_DIR": "/custom/data",
-            "RECLONE": "yes",
-            "OFFLINE": "TRUE",
-            "SYSLOG": "maybe",  # not a boolean spelling -> the default
-            "HOST_IP": "10.1.2.3",
-            "ENABLED_SERVICES": "",  # set but empty is kept
-            "PLUGINSD_TOP_DIR": "/devstack",
-        },
-    ))
-    assert out.strip() == "/custom/data|True|True|False|10.1.2.3|10.1.2.3|[]|/devstack|/devstack/files"
+    out = ok(
+        bash(
+            'echo "$DATA_DIR|$RECLONE|$OFFLINE|$SYSLOG|$SERVICE_HOST|$HOST_IP|[$ENABLED_SERVICES]|$TOP_DIR|$FILES"',
+            tmp_path,
+            env={
+                "DATA_DIR": "/custom/data",
+                "RECLONE": "yes",
+                "OFFLINE": "TRUE",
+                "SYSLOG": "maybe",  # not a boolean spelling -> the default
+                "HOST_IP": "10.1.2.3",
+                "ENABLED_SERVICES": "",  # set but empty is kept
+                "PLUGINSD_TOP_DIR": "/devstack",
+            },
+        )
+    )
+    assert (
+        out.strip()
+        == "/custom/data|True|True|False|10.1.2.3|10.1.2.3|[]|/devstack|/devstack/files"
+    )
 
 
 def test_stackrc_alone_loads_the_functions(tmp_path):
-    out = ok(bash(
-        f'set -eu; source "{STACKRC}"; trueorfalse True X; declare -F enable_plugin >/dev/null && echo has',
-        tmp_path,
-        source=False,
-    ))
+    out = ok(
+        bash(
+            f'set -eu; source "{STACKRC}"; trueorfalse True X; declare -F enable_plugin >/dev/null && echo has',
+            tmp_path,
+            source=False,
+        )
+    )
     assert out.split() == ["True", "has"]
 
 
 @pytest.mark.parametrize(
     "os_release, expected",
     [
-        ('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nNAME="Debian GNU/Linux"\n',
-         "Debian|12|bookworm|deb|bookworm|ubuntu"),
-        ('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\n',
-         "Ubuntu|24.04|noble|deb|noble|ubuntu"),
-        ('NAME="Fedora Linux"\nID=fedora\nVERSION_ID=40\n',
-         "Fedora|40|n/a|rpm|f40|fedora"),
-        ('NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n',
-         "RockyLinux|9.4|n/a|rpm|rhel9|fedora"),
-        ('NAME="CentOS Stream"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="9"',  # no final newline
-         "CentOSStream|9|n/a|rpm|rhel9|fedora"),
+        (
+            'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nNAME="Debian GNU/Linux"\n',
+            "Debian|12|bookworm|deb|bookworm|ubuntu",
+        ),
+        (
+            'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\n',
+            "Ubuntu|24.04|noble|deb|noble|ubuntu",
+        ),
+        (
+            'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=40\n',
+            "Fedora|40|n/a|rpm|f40|fedora",
+        ),
+        (
+            'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n',
+            "RockyLinux|9.4|n/a|rpm|rhel9|fedora",
+        ),
+        (
+            'NAME="CentOS Stream"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="9"',  # no final newline
+            "CentOSStream|9|n/a|rpm|rhel9|fedora",
+        ),
     ],
 )
 def test_os_facts_and_distro(tmp_path, os_release, expected):
     release = tmp_path / "os-release"
     release.write_text(os_release)
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         fam=none
         if is_ubuntu; then fam=ubuntu; fi
         if is_fedora; then fam=fedora; fi
         if is_suse; then fam=suse; fi
         echo "$os_VENDOR|$os_RELEASE|$os_CODENAME|$os_PACKAGE|$DISTRO|$fam"
         """,
-        tmp_path,
-        env={"PLUGINSD_OS_RELEASE_FILE": str(release)},
-    ))
+            tmp_path,
+            env={"PLUGINSD_OS_RELEASE_FILE": str(release)},
+        )
+    )
     assert out.strip() == expected
 
 
@@ -250,10 +292,17 @@ OTHER_SPELLINGS = ["", "yES", "tRUE", "2", "on", "y", "maybe"]
 def test_trueorfalse_table(tmp_path):
     values = TRUE_SPELLINGS + FALSE_SPELLINGS + OTHER_SPELLINGS
     env = {f"V{i}": v for i, v in enumerate(values)}
-    script = "".join(f'echo "$(trueorfalse Dflt V{i})"\n' for i in range(len(values)))
+    script = "".join(
+        f'echo "$(trueorfalse Dflt V{i})"\n' for i in range(len(values))
+    )
     script += 'echo "$(trueorfalse True UNSET_VARIABLE)"\n'
     out = lines(bash(script, tmp_path, env=env))
-    expected = ["True"] * 7 + ["False"] * 7 + ["Dflt"] * len(OTHER_SPELLINGS) + ["True"]
+    expected = (
+        ["True"] * 7
+        + ["False"] * 7
+        + ["Dflt"] * len(OTHER_SPELLINGS)
+        + ["True"]
+    )
     assert out == expected
 
 
@@ -295,21 +344,26 @@ def test_err_and_warn_report_without_exiting(tmp_path):
 
 
 def test_die_if_not_set(tmp_path):
-    result = bash('FOO=x; die_if_not_set $LINENO FOO "no foo"; echo fine; die_if_not_set $LINENO BAR "BAR missing"; echo no', tmp_path)
+    result = bash(
+        'FOO=x; die_if_not_set $LINENO FOO "no foo"; echo fine; die_if_not_set $LINENO BAR "BAR missing"; echo no',
+        tmp_path,
+    )
     assert result.returncode == 1
     assert result.stdout == "fine\n"
     assert "BAR missing" in result.stderr
 
 
 def test_function_exists(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         function my_fn { :; }
         function_exists my_fn && echo yes
         function_exists not_there || echo no
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.split() == ["yes", "no"]
 
 
@@ -327,7 +381,22 @@ def test_is_service_enabled_exact_match_no_regex(tmp_path):
     result = check_enabled(
         tmp_path,
         "axb,foo-bar,p,q,key",
-        ["foo-bar", "axb", "a.b", "'.'", "'a|zz'", "'p,q'", "'a.*'", "fo", "foo", "ke", "'*'", "", "nope foo-bar", "nope other"],
+        [
+            "foo-bar",
+            "axb",
+            "a.b",
+            "'.'",
+            "'a|zz'",
+            "'p,q'",
+            "'a.*'",
+            "fo",
+            "foo",
+            "ke",
+            "'*'",
+            "",
+            "nope foo-bar",
+            "nope other",
+        ],
     )
     assert result == "TTFFFFFFFFFFTF"
 
@@ -338,7 +407,12 @@ def test_is_service_enabled_hooks(tmp_path):
     function is_off_enabled { return 1; }
     function is_barbican-svc_enabled { return 0; }
     """
-    result = check_enabled(tmp_path, "aodh-api,off", ["aodh", "off", "barbican-svc", "'off aodh'", "ceilometer"], prelude)
+    result = check_enabled(
+        tmp_path,
+        "aodh-api,off",
+        ["aodh", "off", "barbican-svc", "'off aodh'", "ceilometer"],
+        prelude,
+    )
     # "off" is listed, so it is enabled whatever its hook says.
     assert result == "TTTTF"
     result = check_enabled(tmp_path, "x", ["aodh"], prelude)
@@ -346,9 +420,40 @@ def test_is_service_enabled_hooks(tmp_path):
 
 
 def test_is_service_enabled_legacy_families(tmp_path):
-    assert check_enabled(tmp_path, "n-api,g-reg,q-svc,tr-api,s-proxy", ["nova", "glance", "neutron", "trove", "swift"]) == "TTTTT"
-    assert check_enabled(tmp_path, "key,novax,qq,swiftly", ["nova", "glance", "neutron", "trove", "swift", "n-", "q", "s-", "s-proxy"]) == "FFFFFFFFF"
-    assert check_enabled(tmp_path, "swift,n-cpu", ["s-proxy", "s-object", "n-cpu-ironic", "n-api"]) == "TTTF"
+    assert (
+        check_enabled(
+            tmp_path,
+            "n-api,g-reg,q-svc,tr-api,s-proxy",
+            ["nova", "glance", "neutron", "trove", "swift"],
+        )
+        == "TTTTT"
+    )
+    assert (
+        check_enabled(
+            tmp_path,
+            "key,novax,qq,swiftly",
+            [
+                "nova",
+                "glance",
+                "neutron",
+                "trove",
+                "swift",
+                "n-",
+                "q",
+                "s-",
+                "s-proxy",
+            ],
+        )
+        == "FFFFFFFFF"
+    )
+    assert (
+        check_enabled(
+            tmp_path,
+            "swift,n-cpu",
+            ["s-proxy", "s-object", "n-cpu-ironic", "n-api"],
+        )
+        == "TTTF"
+    )
 
 
 def test_enable_disable_negation_and_stickiness(tmp_path):
@@ -411,8 +516,9 @@ def test_verify_disabled_services_dies_naming_the_service(tmp_path):
 
 
 def test_enable_plugin_defaults_and_dest_at_call_time(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         enable_plugin alpha https://example.org/alpha
         DEST=/elsewhere
         enable_plugin beta https://example.org/beta stable/2024.1
@@ -423,14 +529,18 @@ def test_enable_plugin_defaults_and_dest_at_call_time(tmp_path):
         echo "${GITBRANCH[a.b]}"
         for p in alpha a.b axb al; do if is_plugin_enabled $p; then echo "$p:T"; else echo "$p:F"; fi; done
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.splitlines() == [
         ",alpha,beta,a.b",
         f"https://example.org/alpha|master|{tmp_path}/dest/alpha",
         "https://example.org/beta|stable/2024.1|/elsewhere/beta",
         "master",
-        "alpha:T", "a.b:T", "axb:F", "al:F",
+        "alpha:T",
+        "a.b:T",
+        "axb:F",
+        "al:F",
     ]
 
 
@@ -453,11 +563,19 @@ def test_enable_plugin_twice_dies_with_name_url_ref_and_line(tmp_path):
 
 
 @pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
-@pytest.mark.parametrize("name", ["a b", "a/b", "../x", "a*", "a;b", "$x", "é", "ß"])
+@pytest.mark.parametrize(
+    "name", ["a b", "a/b", "../x", "a*", "a;b", "$x", "é", "ß"]
+)
 def test_enable_plugin_rejects_bad_names(tmp_path, name, locale):
     localrc = tmp_path / "localrc"
-    localrc.write_text('enable_plugin good https://example.org/good\nenable_plugin "$NAME" https://example.org/x\n')
-    result = bash(f'source "{localrc}"\necho not-reached', tmp_path, env={"NAME": name, "LC_ALL": locale})
+    localrc.write_text(
+        'enable_plugin good https://example.org/good\nenable_plugin "$NAME" https://example.org/x\n'
+    )
+    result = bash(
+        f'source "{localrc}"\necho not-reached',
+        tmp_path,
+        env={"NAME": name, "LC_ALL": locale},
+    )
     assert result.returncode == 1
     assert "not-reached" not in result.stdout
     assert f"'{name}'" in result.stderr
@@ -475,8 +593,9 @@ def test_enable_plugin_missing_arguments(tmp_path):
 
 
 def test_install_package_noop(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         install_package foo "bar baz"
         uninstall_package old
         yum_install rpmthing
@@ -484,8 +603,9 @@ def test_install_package_noop(tmp_path):
         install_package
         PLUGINSD_PACKAGE_INSTALLER=noop install_package explicit
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.splitlines() == [
         "pluginsd: would install: foo bar baz",
         "pluginsd: would uninstall: old",
@@ -496,7 +616,11 @@ def test_install_package_noop(tmp_path):
 
 
 def test_install_package_unknown_installer_dies(tmp_path):
-    result = bash("install_package foo\necho no", tmp_path, env={"PLUGINSD_PACKAGE_INSTALLER": "brew"})
+    result = bash(
+        "install_package foo\necho no",
+        tmp_path,
+        env={"PLUGINSD_PACKAGE_INSTALLER": "brew"},
+    )
     assert result.returncode == 1
     assert "'brew'" in result.stderr and result.stdout == ""
 
@@ -504,14 +628,16 @@ def test_install_package_unknown_installer_dies(tmp_path):
 def test_is_package_installed_is_a_real_query(tmp_path):
     if not shutil.which("dpkg") and not shutil.which("rpm"):
         pytest.skip("no package database")
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         if is_package_installed bash; then echo yes; fi
         if ! is_package_installed pluginsd-no-such-package-xyz; then echo no; fi
         if ! is_package_installed; then echo none; fi
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.split() == ["yes", "no", "none"]
 
 
@@ -548,13 +674,17 @@ AWKWARD = [
 
 
 def test_iniset_iniget_round_trip_awkward_values(tmp_path, awk_env):
-    conf = tmp_path / "etc" / "svc" / "svc.conf"  # directory does not exist yet
+    conf = (
+        tmp_path / "etc" / "svc" / "svc.conf"
+    )  # directory does not exist yet
     env = dict(awk_env, CONF=str(conf))
     env.update({f"V{i}": v for i, v in enumerate(AWKWARD)})
     script = ""
     for i in range(len(AWKWARD)):
         script += f'iniset "$CONF" sec opt{i} "$V{i}"\n'
-        script += f'iniset "$CONF" sec opt{i} "$V{i}"\n'  # replacing keeps one line
+        script += (
+            f'iniset "$CONF" sec opt{i} "$V{i}"\n'  # replacing keeps one line
+        )
     for i in range(len(AWKWARD)):
         script += f'printf "<%s>\\n" "$(iniget "$CONF" sec opt{i})"\n'
     out = lines(bash(script, tmp_path, env=env))
@@ -577,17 +707,19 @@ def test_iniset_replaces_value_and_leaves_the_rest_alone(tmp_path, awk_env):
         "debug = keep\n"
         "connection = x\n"
     )
-    ok(bash(
-        """
+    ok(
+        bash(
+            """
         iniset "$CONF" DEFAULT debug True
         iniset "$CONF" DEFAULT other 2
         iniset "$CONF" DEFAULT newopt v
         iniset "$CONF" newsec a "b c"
         iniset -sudo "$CONF" database connection "sqlite:////tmp/x.db?a=1&b=2"
         """,
-        tmp_path,
-        env=dict(awk_env, CONF=str(conf)),
-    ))
+            tmp_path,
+            env=dict(awk_env, CONF=str(conf)),
+        )
+    )
     assert conf.read_text() == (
         "[DEFAULT]\n"
         "# debug = commented\n"
@@ -607,7 +739,9 @@ def test_iniset_replaces_value_and_leaves_the_rest_alone(tmp_path, awk_env):
 
 def test_ini_multiline_add_comment_delete(tmp_path, awk_env):
     conf = tmp_path / "m.conf"
-    conf.write_text("[s]\nkeep = 1\nmulti = old1\nmulti = old2\n\n[t]\nmulti = other\n")
+    conf.write_text(
+        "[s]\nkeep = 1\nmulti = old1\nmulti = old2\n\n[t]\nmulti = other\n"
+    )
     result = bash(
         """
         iniset_multiline "$CONF" s multi "a b" "c&d" "e|f"
@@ -642,13 +776,22 @@ def test_ini_multiline_add_comment_delete(tmp_path, awk_env):
         "[s]\nkeep = 1\nmulti = a b\nmulti = c&d\nmulti = e|f\n\n[t]\nmulti = other\n"
     )
     assert "#keep = 1\n" in Path(f"{conf}.2").read_text()
-    assert conf.read_text() == "[s]\nkeep = 1\n\n[t]\nmulti = other\n\n[new]\nmulti = x\nmulti = y\n"
+    assert (
+        conf.read_text()
+        == "[s]\nkeep = 1\n\n[t]\nmulti = other\n\n[new]\nmulti = x\nmulti = y\n"
+    )
 
 
 def test_iniuncomment_handles_spaced_comments(tmp_path, awk_env):
     conf = tmp_path / "c.conf"
     conf.write_text("[a]\n#  opt = 1\n# optional = 2\n[b]\n# opt = 3\n")
-    ok(bash('iniuncomment "$CONF" a opt', tmp_path, env=dict(awk_env, CONF=str(conf))))
+    ok(
+        bash(
+            'iniuncomment "$CONF" a opt',
+            tmp_path,
+            env=dict(awk_env, CONF=str(conf)),
+        )
+    )
     assert conf.read_text() == "[a]\nopt = 1\n# optional = 2\n[b]\n# opt = 3\n"
 
 
@@ -666,14 +809,22 @@ def test_ini_edge_cases(tmp_path, awk_env):
         tmp_path,
         env=dict(awk_env, CONF=str(tmp_path / "e.conf")),
     )
-    assert lines(result) == ["[]", "no-file", "delete-ok", "no-section", "[]", "[]"]
+    assert lines(result) == [
+        "[]",
+        "no-file",
+        "delete-ok",
+        "no-section",
+        "[]",
+        "[]",
+    ]
     assert (tmp_path / "e.conf").read_text() == "[s]\nempty = \n"
 
 
 def test_iniset_rpc_backend(tmp_path):
     conf = tmp_path / "rpc.conf"
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         iniset_rpc_backend svc "$CONF"
         [[ -e $CONF ]] || echo nothing-written
         enable_service rabbit
@@ -681,10 +832,14 @@ def test_iniset_rpc_backend(tmp_path):
         iniset_rpc_backend svc "$CONF"
         iniget "$CONF" DEFAULT transport_url
         """,
-        tmp_path,
-        env={"CONF": str(conf)},
-    ))
-    assert out.splitlines() == ["nothing-written", "rabbit://stackrabbit:s3cr/t&x@10.0.0.5:5672/"]
+            tmp_path,
+            env={"CONF": str(conf)},
+        )
+    )
+    assert out.splitlines() == [
+        "nothing-written",
+        "rabbit://stackrabbit:s3cr/t&x@10.0.0.5:5672/",
+    ]
 
 
 # --- git --------------------------------------------------------------------------------
@@ -692,8 +847,19 @@ def test_iniset_rpc_backend(tmp_path):
 
 def git(cwd, *args, env):
     return subprocess.run(
-        ["git", "-c", "user.email=test@example.com", "-c", "user.name=Test", *args],
-        cwd=cwd, env=env, check=True, capture_output=True, text=True,
+        [
+            "git",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "user.name=Test",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -738,11 +904,20 @@ def head(path, env):
 
 
 def on_branch(path, env):
-    r = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=path, env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        ["git", "symbolic-ref", "-q", "--short", "HEAD"],
+        cwd=path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     return r.stdout.strip() or None
 
 
-@pytest.mark.parametrize("ref, commit", [("stable", "C"), ("v1", "A"), ("master", "B"), ("", "B"), ("SHA:B", "B")])
+@pytest.mark.parametrize(
+    "ref, commit",
+    [("stable", "C"), ("v1", "A"), ("master", "B"), ("", "B"), ("SHA:B", "B")],
+)
 def test_git_clone_fresh(tmp_path, upstream, ref, commit):
     if ref.startswith("SHA:"):
         ref = upstream["sha"][ref[4:]]
@@ -751,7 +926,9 @@ def test_git_clone_fresh(tmp_path, upstream, ref, commit):
     env = upstream["env"]
     assert head(dest, env) == upstream["sha"][commit]
     assert on_branch(dest, env) is None  # detached at FETCH_HEAD
-    assert git(dest, "show-ref", "--verify", "refs/heads/master", env=env)  # the clone's default branch
+    assert git(
+        dest, "show-ref", "--verify", "refs/heads/master", env=env
+    )  # the clone's default branch
     assert not list(dest.parent.glob("*pluginsd-clone*"))
 
 
@@ -766,18 +943,40 @@ def test_git_clone_existing_is_left_alone_unless_reclone(tmp_path, upstream):
     assert head(dest, env) == upstream["sha"]["B"]
     assert (dest / "local-edit").exists()
 
-    ok(bash(f'git_clone "{upstream["path"]}" "{dest}" master', tmp_path, env={"RECLONE": "yes"}))
+    ok(
+        bash(
+            f'git_clone "{upstream["path"]}" "{dest}" master',
+            tmp_path,
+            env={"RECLONE": "yes"},
+        )
+    )
     assert head(dest, env) == newer
     assert on_branch(dest, env) == "master"
 
-    ok(bash(f'git_clone "{upstream["path"]}" "{dest}" stable', tmp_path, env={"RECLONE": "True"}))
+    ok(
+        bash(
+            f'git_clone "{upstream["path"]}" "{dest}" stable',
+            tmp_path,
+            env={"RECLONE": "True"},
+        )
+    )
     assert head(dest, env) == upstream["sha"]["C"]
     assert on_branch(dest, env) == "stable"
 
-    ok(bash(f'git_clone "{upstream["path"]}" "{dest}" v1', tmp_path, env={"RECLONE": "1"}))
+    ok(
+        bash(
+            f'git_clone "{upstream["path"]}" "{dest}" v1',
+            tmp_path,
+            env={"RECLONE": "1"},
+        )
+    )
     assert head(dest, env) == upstream["sha"]["A"]
 
-    result = bash(f'git_clone "{upstream["path"]}" "{dest}" {upstream["sha"]["B"]}', tmp_path, env={"RECLONE": "True"})
+    result = bash(
+        f'git_clone "{upstream["path"]}" "{dest}" {upstream["sha"]["B"]}',
+        tmp_path,
+        env={"RECLONE": "True"},
+    )
     assert result.returncode == 1
     assert "neither branch nor tag" in result.stderr
 
@@ -786,59 +985,102 @@ def test_git_clone_gerrit_ref_is_always_fetched(tmp_path, upstream):
     env = upstream["env"]
     dest = tmp_path / "plugin"
     ok(bash(f'git_clone "{upstream["path"]}" "{dest}" master', tmp_path))
-    ok(bash(f'git_clone "{upstream["path"]}" "{dest}" refs/changes/01/1/1', tmp_path))
+    ok(
+        bash(
+            f'git_clone "{upstream["path"]}" "{dest}" refs/changes/01/1/1',
+            tmp_path,
+        )
+    )
     assert head(dest, env) == upstream["sha"]["D"]
 
     fresh = tmp_path / "fresh"
-    ok(bash(f'git_clone "{upstream["path"]}" "{fresh}" refs/changes/01/1/1', tmp_path))
+    ok(
+        bash(
+            f'git_clone "{upstream["path"]}" "{fresh}" refs/changes/01/1/1',
+            tmp_path,
+        )
+    )
     assert head(fresh, env) == upstream["sha"]["D"]
 
 
 def test_git_clone_error_on_clone(tmp_path, upstream):
     dest = tmp_path / "missing-plugin"
-    result = bash(f'git_clone "{upstream["path"]}" "{dest}" master\necho not-reached', tmp_path, env={"ERROR_ON_CLONE": "True"})
+    result = bash(
+        f'git_clone "{upstream["path"]}" "{dest}" master\necho not-reached',
+        tmp_path,
+        env={"ERROR_ON_CLONE": "True"},
+    )
     assert result.returncode == 1
     assert "not-reached" not in result.stdout
     assert str(dest) in result.stderr
-    assert "ERROR_ON_CLONE" in result.stderr and "required-projects" in result.stderr
+    assert (
+        "ERROR_ON_CLONE" in result.stderr
+        and "required-projects" in result.stderr
+    )
     assert not dest.exists()
 
     ok(bash(f'git_clone "{upstream["path"]}" "{dest}" master', tmp_path))
-    ok(bash(f'git_clone "{upstream["path"]}" "{dest}" master', tmp_path, env={"ERROR_ON_CLONE": "True"}))
+    ok(
+        bash(
+            f'git_clone "{upstream["path"]}" "{dest}" master',
+            tmp_path,
+            env={"ERROR_ON_CLONE": "True"},
+        )
+    )
 
 
 def test_git_clone_offline(tmp_path, upstream):
     env = upstream["env"]
     dest = tmp_path / "plugin"
-    result = bash(f'git_clone "{upstream["path"]}" "{dest}" master', tmp_path, env={"OFFLINE": "True"})
+    result = bash(
+        f'git_clone "{upstream["path"]}" "{dest}" master',
+        tmp_path,
+        env={"OFFLINE": "True"},
+    )
     assert result.returncode == 1
     assert "OFFLINE" in result.stderr and str(dest) in result.stderr
     assert not dest.exists()
 
     ok(bash(f'git_clone "{upstream["path"]}" "{dest}" master', tmp_path))
     upstream["add_commit"]("E")
-    ok(bash(f'git_clone "{upstream["path"]}" "{dest}" master', tmp_path, env={"OFFLINE": "True", "RECLONE": "True"}))
+    ok(
+        bash(
+            f'git_clone "{upstream["path"]}" "{dest}" master',
+            tmp_path,
+            env={"OFFLINE": "True", "RECLONE": "True"},
+        )
+    )
     assert head(dest, env) == upstream["sha"]["B"]
 
 
-def test_git_clone_unknown_ref_dies_quoting_git_and_leaves_nothing(tmp_path, upstream):
+def test_git_clone_unknown_ref_dies_quoting_git_and_leaves_nothing(
+    tmp_path, upstream
+):
     dest = tmp_path / "plugins" / "plugin"
-    result = bash(f'git_clone "{upstream["path"]}" "{dest}" no-such-ref\necho not-reached', tmp_path)
+    result = bash(
+        f'git_clone "{upstream["path"]}" "{dest}" no-such-ref\necho not-reached',
+        tmp_path,
+    )
     assert result.returncode == 1
-    assert re.search(r"git call failed: \[git -C \S+ fetch origin no-such-ref\]", result.stderr)
+    assert re.search(
+        r"git call failed: \[git -C \S+ fetch origin no-such-ref\]",
+        result.stderr,
+    )
     assert not dest.exists()
     assert list(dest.parent.iterdir()) == []
 
 
 def test_git_clone_by_name(tmp_path, upstream):
-    out = ok(bash(
-        f"""
+    out = ok(
+        bash(
+            f"""
         enable_plugin myplugin "{upstream['path']}" stable
         git_clone_by_name myplugin >/dev/null 2>&1
         git -C "$DEST/myplugin" rev-parse HEAD
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.strip() == upstream["sha"]["C"]
 
 
@@ -875,22 +1117,27 @@ def test_run_process_and_stop_process(tmp_path):
     svc_dir = tmp_path / "services"
     held = tmp_path / "held-by-runner"
     env = {"PLUGINSD_SERVICE_DIR": str(svc_dir), "HELD": str(held)}
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         ENABLED_SERVICES=mysvc
         exec 7>"$HELD" 9>"$HELD" 12>"$HELD"
         run_process mysvc "echo service-started; echo on-stderr >&2; exec sleep 1000"
         run_process notenabled "sleep 1000"
         cat "$PLUGINSD_SERVICE_DIR/mysvc.pid"
         """,
-        tmp_path,
-        env=env,
-    ))
+            tmp_path,
+            env=env,
+        )
+    )
     pid = int(out.splitlines()[-1])
     try:
         assert not (svc_dir / "notenabled.pid").exists()
         deadline = time.time() + 10
-        while time.time() < deadline and "on-stderr" not in (svc_dir / "mysvc.log").read_text():
+        while (
+            time.time() < deadline
+            and "on-stderr" not in (svc_dir / "mysvc.log").read_text()
+        ):
             time.sleep(0.05)
         log = (svc_dir / "mysvc.log").read_text()
         assert "service-started" in log and "on-stderr" in log
@@ -901,9 +1148,18 @@ def test_run_process_and_stop_process(tmp_path):
             fds = process_fds(member)
             assert not [fd for fd in fds if 3 <= fd], f"inherited fds: {fds}"
             assert str(held) not in fds.values()
-        assert any(b"sleep" in Path(f"/proc/{m}/cmdline").read_bytes() for m in members)
+        assert any(
+            b"sleep" in Path(f"/proc/{m}/cmdline").read_bytes()
+            for m in members
+        )
 
-        ok(bash("stop_process mysvc; stop_process notenabled", tmp_path, env=env))
+        ok(
+            bash(
+                "stop_process mysvc; stop_process notenabled",
+                tmp_path,
+                env=env,
+            )
+        )
         assert group_members(pid) == []
         assert not (svc_dir / "mysvc.pid").exists()
     finally:
@@ -913,24 +1169,32 @@ def test_run_process_and_stop_process(tmp_path):
             pass
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root and runuser")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("runuser"),
+    reason="needs root and runuser",
+)
 def test_run_process_switches_user(tmp_path):
     svc_dir = tmp_path / "services"
     svc_dir.mkdir()
     env = {"PLUGINSD_SERVICE_DIR": str(svc_dir)}
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         enable_service asuser
         run_process asuser "id -un; exec sleep 1000" "" nobody
         cat "$PLUGINSD_SERVICE_DIR/asuser.pid"
         """,
-        tmp_path,
-        env=env,
-    ))
+            tmp_path,
+            env=env,
+        )
+    )
     pid = int(out.splitlines()[-1])
     try:
         deadline = time.time() + 10
-        while time.time() < deadline and "nobody" not in (svc_dir / "asuser.log").read_text():
+        while (
+            time.time() < deadline
+            and "nobody" not in (svc_dir / "asuser.log").read_text()
+        ):
             time.sleep(0.05)
         assert "nobody" in (svc_dir / "asuser.log").read_text()
         ok(bash("stop_process asuser", tmp_path, env=env))
@@ -947,24 +1211,33 @@ def test_safe_chmod_and_chown(tmp_path):
     target.write_text("x")
     target.chmod(0o644)
     uid, gid = os.getuid(), os.getgid()
-    ok(bash(f'safe_chmod 600 "{target}"; safe_chown {uid}:{gid} "{target}"', tmp_path))
+    ok(
+        bash(
+            f'safe_chmod 600 "{target}"; safe_chown {uid}:{gid} "{target}"',
+            tmp_path,
+        )
+    )
     assert target.stat().st_mode & 0o777 == 0o600
     result = bash(f'safe_chmod 600 "{tmp_path}/missing"; echo no', tmp_path)
-    assert result.returncode != 0  # a real chmod ran and failed, as in DevStack
+    assert (
+        result.returncode != 0
+    )  # a real chmod ran and failed, as in DevStack
 
 
 def test_stop_process_kills_what_ignores_term(tmp_path):
     svc_dir = tmp_path / "services"
     env = {"PLUGINSD_SERVICE_DIR": str(svc_dir), "PLUGINSD_STOP_TIMEOUT": "1"}
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         enable_service stubborn
         run_process stubborn "trap '' TERM; sleep 1000"
         cat "$PLUGINSD_SERVICE_DIR/stubborn.pid"
         """,
-        tmp_path,
-        env=env,
-    ))
+            tmp_path,
+            env=env,
+        )
+    )
     pid = int(out.splitlines()[-1])
     try:
         assert group_members(pid)
@@ -996,21 +1269,25 @@ def test_async_jobs_run_and_report_failure(tmp_path):
     out = ok(result)
     assert "ok-ran" in out and "fail-start" in out and "from-command" in out
     assert "after-false" not in out  # errexit still applies inside the job
-    assert out.index("survived") < out.index("wait-ok") < out.index("wait-failed")
+    assert (
+        out.index("survived") < out.index("wait-ok") < out.index("wait-failed")
+    )
     assert "job_fail failed" in result.stderr
 
 
 def test_stack_install_service(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         function install_foo { echo "installing foo venv=[${PIP_VIRTUAL_ENV:-}]"; }
         stack_install_service foo
         USE_VENV=True; PROJECT_VENV[foo]=/tmp/venv-foo
         stack_install_service foo
         echo "after=[${PIP_VIRTUAL_ENV:-}]"
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.splitlines() == [
         "installing foo venv=[]",
         "pluginsd: would create virtualenv /tmp/venv-foo",
@@ -1027,7 +1304,10 @@ def test_wait_for_service_times_out(tmp_path):
     if not shutil.which("curl"):
         pytest.skip("curl missing")
     started = time.time()
-    result = bash("if ! wait_for_service 2 http://127.0.0.1:9/; then echo timed-out; fi", tmp_path)
+    result = bash(
+        "if ! wait_for_service 2 http://127.0.0.1:9/; then echo timed-out; fi",
+        tmp_path,
+    )
     assert ok(result).strip() == "timed-out"
     assert 1.5 <= time.time() - started < 20
 
@@ -1036,8 +1316,9 @@ def test_wait_for_service_times_out(tmp_path):
 
 
 def test_python_helpers_and_pip_noop(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         LIBS_FROM_GIT="oslo.config,python-fooclient"
         for l in oslo.config python-fooclient oslo oslo_config foo; do
             if use_library_from_git $l; then echo "$l:T"; else echo "$l:F"; fi
@@ -1051,10 +1332,15 @@ def test_python_helpers_and_pip_noop(tmp_path):
         setup_dev_lib libx
         setup_package /src/other
         """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert out.splitlines() == [
-        "oslo.config:T", "python-fooclient:T", "oslo:F", "oslo_config:F", "foo:F",
+        "oslo.config:T",
+        "python-fooclient:T",
+        "oslo:F",
+        "oslo_config:F",
+        "foo:F",
         "all:T",
         "/usr/local/bin/nova-rootwrap",
         f"{tmp_path}/dest/data/venv/bin",
@@ -1068,8 +1354,16 @@ def test_python_helpers_and_pip_noop(tmp_path):
 def test_pip_install_gr_uses_pinned_spec(tmp_path):
     req = tmp_path / "req"
     req.mkdir()
-    (req / "global-requirements.txt").write_text("# pins\nfoo-bar>=2.0  # Apache\nfoo>=1.5,!=1.6\n")
-    out = ok(bash("pip_install_gr foo; pip_install_gr Foo-Bar; pip_install_gr unknown", tmp_path, env={"REQUIREMENTS_DIR": str(req)}))
+    (req / "global-requirements.txt").write_text(
+        "# pins\nfoo-bar>=2.0  # Apache\nfoo>=1.5,!=1.6\n"
+    )
+    out = ok(
+        bash(
+            "pip_install_gr foo; pip_install_gr Foo-Bar; pip_install_gr unknown",
+            tmp_path,
+            env={"REQUIREMENTS_DIR": str(req)},
+        )
+    )
     assert out.splitlines() == [
         "pluginsd: would pip install: foo>=1.5,!=1.6",
         "pluginsd: would pip install: foo-bar>=2.0",
@@ -1078,8 +1372,9 @@ def test_pip_install_gr_uses_pinned_spec(tmp_path):
 
 
 def test_small_helpers(tmp_path):
-    out = ok(bash(
-        """
+    out = ok(
+        bash(
+            """
         ipv6_unquote "[2001:db8::1]"
         ipv6_unquote 10.0.0.1
         printf '+----+------+\\n| ID | Name |\\n| 42 | foo  |\\n' | get_field 1 | tail -1
@@ -1096,9 +1391,10 @@ def test_small_helpers(tmp_path):
         apache_site_config_for keystone
         time_start t1; time_stop t1; echo "timer=${_PLUGINSD_TIME_TOTAL[t1]}"
         """,
-        tmp_path,
-        env={"PLUGINSD_OS_RELEASE_FILE": "/nonexistent"},
-    ))
+            tmp_path,
+            env={"PLUGINSD_OS_RELEASE_FILE": "/nonexistent"},
+        )
+    )
     assert out.splitlines()[:12] == [
         "2001:db8::1",
         "10.0.0.1",
@@ -1137,21 +1433,37 @@ def test_test_with_retry_and_get_extra_file(tmp_path):
         tmp_path,
     )
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [f"{tmp_path}/dest/files/payload.tar.gz", "data", "retry-ok"]
+    assert result.stdout.splitlines() == [
+        f"{tmp_path}/dest/files/payload.tar.gz",
+        "data",
+        "retry-ok",
+    ]
     assert "gave up waiting" in result.stderr
 
 
 def test_exit_distro_not_supported(tmp_path):
-    result = bash('exit_distro_not_supported "frobnication"\necho no', tmp_path)
+    result = bash(
+        'exit_distro_not_supported "frobnication"\necho no', tmp_path
+    )
     assert result.returncode == 1
     assert "frobnication" in result.stderr and result.stdout == ""
 
 
 def test_system_services_noop_and_missing_manager(tmp_path):
-    out = ok(bash("restart_service apache2", tmp_path, env={"PLUGINSD_SYSTEM_SERVICES": "noop"}))
+    out = ok(
+        bash(
+            "restart_service apache2",
+            tmp_path,
+            env={"PLUGINSD_SYSTEM_SERVICES": "noop"},
+        )
+    )
     assert out.strip() == "pluginsd: would restart system service apache2"
     # Neither systemd nor `service` on PATH: a warning, status 0.
-    result = bash("PATH=/nonexistent; start_service foo; echo continued", tmp_path) if not Path("/run/systemd/system").is_dir() else None
+    result = (
+        bash("PATH=/nonexistent; start_service foo; echo continued", tmp_path)
+        if not Path("/run/systemd/system").is_dir()
+        else None
+    )
     if result is not None:
         assert ok(result).strip() == "continued"
         assert "cannot start foo" in result.stderr

@@ -10,10 +10,12 @@ def test_an_override_does_not_leak_into_another_config():
     first, second = pluginsd_conf.new_conf(), pluginsd_conf.new_conf()
     for conf in (first, second):
         conf([], default_config_files=[])
-    for group, name, value in [('runner', 'extras_dir', '/tmp/extras'),
-                               ('agent', 'dest', '/srv/dest'),
-                               ('security', 'shared_key', 'k'),
-                               ('daemon', 'phase_timeout', 7)]:
+    for group, name, value in [
+        ('runner', 'extras_dir', '/tmp/extras'),
+        ('agent', 'dest', '/srv/dest'),
+        ('security', 'shared_key', 'k'),
+        ('daemon', 'phase_timeout', 7),
+    ]:
         default = getattr(getattr(second, group), name)
         first.set_override(name, value, group=group)
         assert getattr(getattr(first, group), name) == value

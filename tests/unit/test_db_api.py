@@ -16,22 +16,46 @@ def clock(monkeypatch):
 
 @pytest.fixture
 def db(tmp_path):
-    database = api.Database('sqlite:///' + str(tmp_path / 'state' / 'db.sqlite'))
+    database = api.Database(
+        'sqlite:///' + str(tmp_path / 'state' / 'db.sqlite')
+    )
     database.upgrade()
     yield database
     database.engine.dispose()
 
 
-def result(plugin='alpha', node='n1', phase='install', attempt=1,
-           status='ok', run_id='run-1', **extra):
-    return dict(run_id=run_id, node=node, plugin=plugin, mode='stack',
-                phase=phase, attempt=attempt, status=status, **extra)
+def result(
+    plugin='alpha',
+    node='n1',
+    phase='install',
+    attempt=1,
+    status='ok',
+    run_id='run-1',
+    **extra,
+):
+    return dict(
+        run_id=run_id,
+        node=node,
+        plugin=plugin,
+        mode='stack',
+        phase=phase,
+        attempt=attempt,
+        status=status,
+        **extra,
+    )
 
 
 RUN_DEFAULTS = {
-    'local_conf_path': '', 'local_confs': {}, 'plans': {}, 'stages': [],
-    'node_roles': {}, 'stage_index': 0, 'phase_index': 0, 'attempt': 1,
-    'pending_hosts': None, 'error': '',
+    'local_conf_path': '',
+    'local_confs': {},
+    'plans': {},
+    'stages': [],
+    'node_roles': {},
+    'stage_index': 0,
+    'phase_index': 0,
+    'attempt': 1,
+    'pending_hosts': None,
+    'error': '',
 }
 
 
@@ -41,24 +65,32 @@ class TestSchema:
         tables = set(sa.inspect(db.engine).get_table_names())
         assert {'runs', 'results', 'nodes', 'alembic_version'} <= tables
         with db.engine.connect() as c:
-            assert c.execute(sa.text(
-                'SELECT version_num FROM alembic_version')).scalars().all() == [
-                '0001']
+            assert c.execute(
+                sa.text('SELECT version_num FROM alembic_version')
+            ).scalars().all() == ['0001']
 
 
 class TestRuns:
     def test_create_and_get(self, db, clock):
         run = db.create_run(id='11111111-aaaa', mode='stack', state='pending')
-        assert run == dict(RUN_DEFAULTS, id='11111111-aaaa', mode='stack',
-                           state='pending', created_at=clock[0],
-                           updated_at=clock[0])
+        assert run == dict(
+            RUN_DEFAULTS,
+            id='11111111-aaaa',
+            mode='stack',
+            state='pending',
+            created_at=clock[0],
+            updated_at=clock[0],
+        )
         assert db.get_run('11111111-aaaa') == run
 
     def test_json_columns_round_trip(self, db, clock):
-        values = dict(local_confs={'controller': {'path': '/x', 'sections': []}},
-                      plans={'controller': {'plugins': [], 'declared': ['a']}},
-                      stages=[['h1'], ['h2', 'h3']],
-                      node_roles={'h1': ['controller']}, pending_hosts=['h2'])
+        values = dict(
+            local_confs={'controller': {'path': '/x', 'sections': []}},
+            plans={'controller': {'plugins': [], 'declared': ['a']}},
+            stages=[['h1'], ['h2', 'h3']],
+            node_roles={'h1': ['controller']},
+            pending_hosts=['h2'],
+        )
         db.create_run(id='r', mode='stack', state='running', **values)
         run = db.get_run('r')
         for key, value in values.items():
@@ -67,11 +99,15 @@ class TestRuns:
     def test_update(self, db, clock):
         db.create_run(id='r1', mode='stack', state='pending')
         clock[0] += 7
-        db.update_run('r1', state='running', phase_index=2,
-                      pending_hosts=['h1'])
+        db.update_run(
+            'r1', state='running', phase_index=2, pending_hosts=['h1']
+        )
         run = db.get_run('r1')
         assert (run['state'], run['phase_index'], run['pending_hosts']) == (
-            'running', 2, ['h1'])
+            'running',
+            2,
+            ['h1'],
+        )
         assert run['updated_at'] == clock[0]
         assert run['created_at'] == clock[0] - 7
 
@@ -81,7 +117,9 @@ class TestRuns:
         db.create_run(id='c', mode='unstack', state='pending', created_at=1.0)
         assert [r['id'] for r in db.list_runs()] == ['c', 'b', 'a']
         assert [r['id'] for r in db.list_runs(['running', 'pending'])] == [
-            'c', 'a']
+            'c',
+            'a',
+        ]
         assert db.list_runs(['failed']) == []
 
     def test_get_by_unique_prefix(self, db):
@@ -131,8 +169,14 @@ class TestResults:
         db.create_run(id='run-1', mode='stack', state='running')
 
     def test_store_and_list(self, db):
-        r = result(exit_code=0, started_at=1.0, ended_at=2.0,
-                   log_path='/l/alpha.log', tail='done', message='')
+        r = result(
+            exit_code=0,
+            started_at=1.0,
+            ended_at=2.0,
+            log_path='/l/alpha.log',
+            tail='done',
+            message='',
+        )
         assert db.store_results([r]) == [r]
         rows = db.list_results('run-1')
         assert len(rows) == 1
@@ -143,9 +187,14 @@ class TestResults:
     def test_defaults(self, db):
         db.store_results([result()])
         row = db.list_results('run-1')[0]
-        assert (row['exit_code'], row['started_at'], row['ended_at'],
-                row['log_path'], row['tail'], row['message']) == (
-            None, None, None, '', '', '')
+        assert (
+            row['exit_code'],
+            row['started_at'],
+            row['ended_at'],
+            row['log_path'],
+            row['tail'],
+            row['message'],
+        ) == (None, None, None, '', '', '')
 
     def test_idempotent_same_key_twice(self, db):
         db.store_results([result()])
@@ -174,7 +223,8 @@ class TestResults:
         db.store_results([result(status='failed', attempt=1, message='old')])
         rows = db.list_results('run-1')
         assert [(r['status'], r['attempt'], r['message']) for r in rows] == [
-            ('ok', 2, 'new')]
+            ('ok', 2, 'new')
+        ]
         assert db.count_results('run-1') == 1
 
     def test_older_attempt_not_reported_as_stored(self, db):
@@ -190,26 +240,41 @@ class TestResults:
         assert db.list_results('run-1')[0]['status'] == 'ok'
 
     def test_distinct_keys(self, db):
-        db.store_results([result('alpha'), result('beta'), result('', ),
-                          result('alpha', node='n2'),
-                          result('alpha', phase='extra')])
+        db.store_results(
+            [
+                result('alpha'),
+                result('beta'),
+                result(
+                    '',
+                ),
+                result('alpha', node='n2'),
+                result('alpha', phase='extra'),
+            ]
+        )
         assert db.count_results('run-1') == 5
-        assert [(r['node'], r['plugin'], r['phase'])
-                for r in db.list_results('run-1', node='n1',
-                                         phase='install')] == [
-            ('n1', 'alpha', 'install'), ('n1', 'beta', 'install'),
-            ('n1', '', 'install')]
+        assert [
+            (r['node'], r['plugin'], r['phase'])
+            for r in db.list_results('run-1', node='n1', phase='install')
+        ] == [
+            ('n1', 'alpha', 'install'),
+            ('n1', 'beta', 'install'),
+            ('n1', '', 'install'),
+        ]
         assert db.count_results('other') == 0
 
     def test_delete_results(self, db):
-        db.store_results([result('a', node='n1', phase='install'),
-                          result('a', node='n2', phase='install'),
-                          result('a', node='n1', phase='extra'),
-                          result('a', node='n1', phase='post-config')])
+        db.store_results(
+            [
+                result('a', node='n1', phase='install'),
+                result('a', node='n2', phase='install'),
+                result('a', node='n1', phase='extra'),
+                result('a', node='n1', phase='post-config'),
+            ]
+        )
         db.delete_results('run-1', 'stack', ['install', 'extra'], ['n1'])
-        assert sorted((r['node'], r['phase'])
-                      for r in db.list_results('run-1')) == [
-            ('n1', 'post-config'), ('n2', 'install')]
+        assert sorted(
+            (r['node'], r['phase']) for r in db.list_results('run-1')
+        ) == [('n1', 'post-config'), ('n2', 'install')]
 
     def test_delete_results_other_mode_untouched(self, db):
         db.store_results([result()])
@@ -225,17 +290,27 @@ class TestNodes:
     def test_upsert_new_then_known(self, db, clock):
         node, new = db.upsert_node('h1', ('controller',), '1.0', 'idle')
         assert new is True
-        assert node == {'host': 'h1', 'roles': ['controller'],
-                        'version': '1.0', 'activity': 'idle',
-                        'registered_at': clock[0], 'last_seen': clock[0]}
+        assert node == {
+            'host': 'h1',
+            'roles': ['controller'],
+            'version': '1.0',
+            'activity': 'idle',
+            'registered_at': clock[0],
+            'last_seen': clock[0],
+        }
         clock[0] += 10
-        node, new = db.upsert_node('h1', ['controller', 'compute'], '1.1',
-                                   'running stack install')
+        node, new = db.upsert_node(
+            'h1', ['controller', 'compute'], '1.1', 'running stack install'
+        )
         assert new is False
-        assert node == {'host': 'h1', 'roles': ['controller', 'compute'],
-                        'version': '1.1', 'activity': 'running stack install',
-                        'registered_at': clock[0] - 10,
-                        'last_seen': clock[0]}
+        assert node == {
+            'host': 'h1',
+            'roles': ['controller', 'compute'],
+            'version': '1.1',
+            'activity': 'running stack install',
+            'registered_at': clock[0] - 10,
+            'last_seen': clock[0],
+        }
 
     def test_list_nodes_sorted(self, db):
         db.upsert_node('h2', ['compute'], '1', '')

@@ -27,8 +27,9 @@ class Upstream:
         self.first = git(path, 'rev-parse', 'HEAD')
         git(path, 'tag', 'v1')
         git(path, 'branch', 'stable')
-        self.master = commit(path, {'devstack/settings': 'define_plugin a\n'},
-                             'second')
+        self.master = commit(
+            path, {'devstack/settings': 'define_plugin a\n'}, 'second'
+        )
 
     def advance(self, branch='master', text='more\n'):
         git(self.path, 'checkout', '-q', branch)
@@ -73,18 +74,27 @@ class TestFreshClone:
         sha = fetch.fetch(plugin(upstream), target, FetchOptions())
         assert sha == upstream.master
         assert head(target) == upstream.master
-        assert current_branch(target) == 'HEAD'          # detached
-        assert git(target, 'for-each-ref', '--format=%(refname:short)',
-                   'refs/heads') == 'master'
+        assert current_branch(target) == 'HEAD'  # detached
+        assert (
+            git(
+                target,
+                'for-each-ref',
+                '--format=%(refname:short)',
+                'refs/heads',
+            )
+            == 'master'
+        )
         assert os.path.isfile(os.path.join(target, 'devstack', 'plugin.sh'))
         assert git(target, 'status', '--porcelain') == ''
         assert git(target, 'remote', 'get-url', 'origin') == upstream.path
-        assert sorted(os.listdir(dest)) == ['alpha']     # no temp dir left
+        assert sorted(os.listdir(dest)) == ['alpha']  # no temp dir left
 
     def test_tag(self, upstream, dest):
         target = os.path.join(dest, 'alpha')
-        assert fetch.fetch(plugin(upstream, 'v1'), target,
-                           FetchOptions()) == upstream.first
+        assert (
+            fetch.fetch(plugin(upstream, 'v1'), target, FetchOptions())
+            == upstream.first
+        )
         assert current_branch(target) == 'HEAD'
         with open(os.path.join(target, 'devstack', 'settings')) as f:
             assert f.read() == 'define_plugin alpha\n'
@@ -92,22 +102,38 @@ class TestFreshClone:
     def test_other_branch(self, upstream, dest):
         new = upstream.advance('stable')
         target = os.path.join(dest, 'alpha')
-        assert fetch.fetch(plugin(upstream, 'stable'), target,
-                           FetchOptions()) == new
+        assert (
+            fetch.fetch(plugin(upstream, 'stable'), target, FetchOptions())
+            == new
+        )
         assert current_branch(target) == 'HEAD'
 
     def test_sha(self, upstream, dest):
         target = os.path.join(dest, 'alpha')
-        assert fetch.fetch(plugin(upstream, upstream.first), target,
-                           FetchOptions()) == upstream.first
+        assert (
+            fetch.fetch(
+                plugin(upstream, upstream.first), target, FetchOptions()
+            )
+            == upstream.first
+        )
         assert current_branch(target) == 'HEAD'
 
     def test_gerrit_style_ref(self, upstream, dest):
-        git(upstream.path, 'update-ref', 'refs/changes/12/3456/7',
-            upstream.first)
+        git(
+            upstream.path,
+            'update-ref',
+            'refs/changes/12/3456/7',
+            upstream.first,
+        )
         target = os.path.join(dest, 'alpha')
-        assert fetch.fetch(plugin(upstream, 'refs/changes/12/3456/7'), target,
-                           FetchOptions()) == upstream.first
+        assert (
+            fetch.fetch(
+                plugin(upstream, 'refs/changes/12/3456/7'),
+                target,
+                FetchOptions(),
+            )
+            == upstream.first
+        )
 
     def test_git_depth(self, upstream, dest):
         target = os.path.join(dest, 'alpha')
@@ -118,14 +144,18 @@ class TestFreshClone:
 
     def test_parent_created(self, upstream, tmp_path):
         target = str(tmp_path / 'deep' / 'er' / 'alpha')
-        assert fetch.fetch(plugin(upstream), target,
-                           FetchOptions()) == upstream.master
+        assert (
+            fetch.fetch(plugin(upstream), target, FetchOptions())
+            == upstream.master
+        )
 
     def test_existing_empty_dir_is_cloned_into(self, upstream, dest):
         target = os.path.join(dest, 'alpha')
         os.mkdir(target)
-        assert fetch.fetch(plugin(upstream), target,
-                           FetchOptions()) == upstream.master
+        assert (
+            fetch.fetch(plugin(upstream), target, FetchOptions())
+            == upstream.master
+        )
         assert sorted(os.listdir(dest)) == ['alpha']
 
 
@@ -137,7 +167,8 @@ class TestCloneFailures:
             fetch.fetch(p, target, FetchOptions())
         assert str(err.value) == (
             f'plugin alpha ({upstream.path} nope): "git fetch --quiet origin '
-            f'nope" failed: fatal: couldn\'t find remote ref nope')
+            f'nope" failed: fatal: couldn\'t find remote ref nope'
+        )
         assert not os.path.exists(target)
         assert_nothing_left(dest)
 
@@ -146,8 +177,10 @@ class TestCloneFailures:
         with pytest.raises(exception.FetchError):
             fetch.fetch(plugin(upstream, 'nope'), target, FetchOptions())
         # Unlike DevStack (contract 2.4), nothing half-cloned is reused.
-        assert fetch.fetch(plugin(upstream), target,
-                           FetchOptions()) == upstream.master
+        assert (
+            fetch.fetch(plugin(upstream), target, FetchOptions())
+            == upstream.master
+        )
 
     def test_bad_url(self, tmp_path, dest):
         url = str(tmp_path / 'no' / 'such' / 'repo')
@@ -156,35 +189,42 @@ class TestCloneFailures:
             fetch.fetch(plugin(url), target, FetchOptions())
         message = str(err.value)
         pattern = (
-            re.escape(f'plugin alpha ({url} master): "git clone --quiet '
-                      f'--no-checkout {url} {dest}/.alpha.') +
-            r'[^/ ]+\.clone" failed: ' +
-            re.escape(f"fatal: repository '{url}' does not exist"))
+            re.escape(
+                f'plugin alpha ({url} master): "git clone --quiet '
+                f'--no-checkout {url} {dest}/.alpha.'
+            )
+            + r'[^/ ]+\.clone" failed: '
+            + re.escape(f"fatal: repository '{url}' does not exist")
+        )
         assert re.fullmatch(pattern, message), message
         assert not os.path.exists(target)
         assert_nothing_left(dest)
 
     def test_not_a_plugin(self, tmp_path, dest):
-        url = make_repo(str(tmp_path / 'upstream' / 'lib'),
-                        {'README': 'not a plugin\n'})
+        url = make_repo(
+            str(tmp_path / 'upstream' / 'lib'), {'README': 'not a plugin\n'}
+        )
         target = os.path.join(dest, 'alpha')
         with pytest.raises(exception.FetchError) as err:
             fetch.fetch(plugin(url), target, FetchOptions())
         assert str(err.value) == (
             f'plugin alpha ({url} master): the repository has no devstack/ '
-            'folder at master: not a DevStack plugin')
+            'folder at master: not a DevStack plugin'
+        )
         assert not os.path.exists(target)
         assert_nothing_left(dest)
 
     def test_error_on_clone(self, upstream, dest):
         target = os.path.join(dest, 'alpha')
         with pytest.raises(exception.FetchError) as err:
-            fetch.fetch(plugin(upstream), target,
-                        FetchOptions(error_on_clone=True))
+            fetch.fetch(
+                plugin(upstream), target, FetchOptions(error_on_clone=True)
+            )
         assert str(err.value) == (
             f'plugin alpha ({upstream.path} master): {target} does not exist '
             'and cloning is forbidden by ERROR_ON_CLONE (a gate job must '
-            'list the project as required)')
+            'list the project as required)'
+        )
         assert_nothing_left(dest)
 
     def test_offline(self, upstream, dest):
@@ -193,7 +233,8 @@ class TestCloneFailures:
             fetch.fetch(plugin(upstream), target, FetchOptions(offline=True))
         assert str(err.value) == (
             f'plugin alpha ({upstream.path} master): {target} does not exist '
-            'and OFFLINE forbids cloning')
+            'and OFFLINE forbids cloning'
+        )
         assert_nothing_left(dest)
 
     def test_existing_non_git_dir(self, upstream, dest):
@@ -205,17 +246,20 @@ class TestCloneFailures:
             fetch.fetch(plugin(upstream), target, FetchOptions())
         assert str(err.value) == (
             f'plugin alpha ({upstream.path} master): {target} exists but is '
-            'not a git checkout')
+            'not a git checkout'
+        )
         assert os.listdir(target) == ['precious']
 
     def test_existing_checkout_without_devstack(self, dest):
         target = make_repo(os.path.join(dest, 'alpha'), {'README': 'x\n'})
         with pytest.raises(exception.FetchError) as err:
-            fetch.fetch(plugin('https://example.invalid/alpha'), target,
-                        FetchOptions())
+            fetch.fetch(
+                plugin('https://example.invalid/alpha'), target, FetchOptions()
+            )
         assert str(err.value) == (
             f'plugin alpha (https://example.invalid/alpha master): {target} '
-            'has no devstack/ folder: not a DevStack plugin')
+            'has no devstack/ folder: not a DevStack plugin'
+        )
 
 
 class TestExistingCheckout:
@@ -231,60 +275,86 @@ class TestExistingCheckout:
         upstream.advance()
         # Even a changed ref is ignored (contract 2.3).
         for ref in ('master', 'v1', 'stable'):
-            assert fetch.fetch(plugin(upstream, ref), target,
-                               FetchOptions()) == upstream.master
-        assert git(target, 'status', '--porcelain') == (
-            'M devstack/plugin.sh')
+            assert (
+                fetch.fetch(plugin(upstream, ref), target, FetchOptions())
+                == upstream.master
+            )
+        assert git(target, 'status', '--porcelain') == ('M devstack/plugin.sh')
 
-    def test_error_on_clone_and_offline_accept_existing(self, upstream,
-                                                        target):
+    def test_error_on_clone_and_offline_accept_existing(
+        self, upstream, target
+    ):
         upstream.advance()
-        for options in (FetchOptions(error_on_clone=True),
-                        FetchOptions(offline=True),
-                        FetchOptions(offline=True, reclone=True)):
-            assert fetch.fetch(plugin(upstream), target,
-                               options) == upstream.master
+        for options in (
+            FetchOptions(error_on_clone=True),
+            FetchOptions(offline=True),
+            FetchOptions(offline=True, reclone=True),
+        ):
+            assert (
+                fetch.fetch(plugin(upstream), target, options)
+                == upstream.master
+            )
 
     def test_reclone_follows_branch(self, upstream, target):
         new = upstream.advance()
-        assert fetch.fetch(plugin(upstream), target,
-                           FetchOptions(reclone=True)) == new
+        assert (
+            fetch.fetch(plugin(upstream), target, FetchOptions(reclone=True))
+            == new
+        )
         assert current_branch(target) == 'master'
         newer = upstream.advance(text='again\n')
-        assert fetch.fetch(plugin(upstream), target,
-                           FetchOptions(reclone=True)) == newer
+        assert (
+            fetch.fetch(plugin(upstream), target, FetchOptions(reclone=True))
+            == newer
+        )
 
     def test_reclone_discards_local_edits(self, upstream, target):
         with open(os.path.join(target, 'devstack', 'plugin.sh'), 'a') as f:
             f.write('# local edit\n')
         new = upstream.advance()
-        assert fetch.fetch(plugin(upstream), target,
-                           FetchOptions(reclone=True)) == new
+        assert (
+            fetch.fetch(plugin(upstream), target, FetchOptions(reclone=True))
+            == new
+        )
         assert git(target, 'status', '--porcelain') == ''
 
     def test_reclone_remote_only_branch(self, upstream, target):
         new = upstream.advance('stable')
-        assert fetch.fetch(plugin(upstream, 'stable'), target,
-                           FetchOptions(reclone=True)) == new
+        assert (
+            fetch.fetch(
+                plugin(upstream, 'stable'), target, FetchOptions(reclone=True)
+            )
+            == new
+        )
         assert current_branch(target) == 'stable'
         newer = upstream.advance('stable', 'again\n')
-        assert fetch.fetch(plugin(upstream, 'stable'), target,
-                           FetchOptions(reclone=True)) == newer
+        assert (
+            fetch.fetch(
+                plugin(upstream, 'stable'), target, FetchOptions(reclone=True)
+            )
+            == newer
+        )
         assert current_branch(target) == 'stable'
 
     def test_reclone_follows_moved_tag(self, upstream, target):
         new = upstream.advance()
         git(upstream.path, 'tag', '-f', 'v1', new)
-        assert fetch.fetch(plugin(upstream, 'v1'), target,
-                           FetchOptions(reclone=True)) == new
+        assert (
+            fetch.fetch(
+                plugin(upstream, 'v1'), target, FetchOptions(reclone=True)
+            )
+            == new
+        )
         assert current_branch(target) == 'HEAD'
 
     def test_reclone_resets_origin_url(self, upstream, target, tmp_path):
         moved = str(tmp_path / 'moved')
         os.rename(upstream.path, moved)
         new = commit(moved, {'CHANGES': 'x\n'})
-        assert fetch.fetch(plugin(moved), target,
-                           FetchOptions(reclone=True)) == new
+        assert (
+            fetch.fetch(plugin(moved), target, FetchOptions(reclone=True))
+            == new
+        )
         assert git(target, 'remote', 'get-url', 'origin') == moved
 
     def test_reclone_removes_pyc(self, upstream, target):
@@ -297,25 +367,37 @@ class TestExistingCheckout:
 
     def test_reclone_sha_is_an_error(self, upstream, target):
         with pytest.raises(exception.FetchError) as err:
-            fetch.fetch(plugin(upstream, upstream.first), target,
-                        FetchOptions(reclone=True))
+            fetch.fetch(
+                plugin(upstream, upstream.first),
+                target,
+                FetchOptions(reclone=True),
+            )
         assert str(err.value) == (
             f'plugin alpha ({upstream.path} {upstream.first}): RECLONE: '
-            f'{upstream.first} is neither a branch nor a tag')
+            f'{upstream.first} is neither a branch nor a tag'
+        )
 
     def test_gerrit_ref_always_refetched(self, upstream, dest):
         ref = 'refs/changes/12/3456/7'
         git(upstream.path, 'update-ref', ref, upstream.first)
         target = os.path.join(dest, 'alpha')
-        assert fetch.fetch(plugin(upstream, ref), target,
-                           FetchOptions()) == upstream.first
+        assert (
+            fetch.fetch(plugin(upstream, ref), target, FetchOptions())
+            == upstream.first
+        )
         git(upstream.path, 'update-ref', ref, upstream.master)
-        assert fetch.fetch(plugin(upstream, ref), target,
-                           FetchOptions()) == upstream.master
+        assert (
+            fetch.fetch(plugin(upstream, ref), target, FetchOptions())
+            == upstream.master
+        )
         # ... but not when OFFLINE.
         git(upstream.path, 'update-ref', ref, upstream.first)
-        assert fetch.fetch(plugin(upstream, ref), target,
-                           FetchOptions(offline=True)) == upstream.master
+        assert (
+            fetch.fetch(
+                plugin(upstream, ref), target, FetchOptions(offline=True)
+            )
+            == upstream.master
+        )
 
 
 class TestEnsureCheckout:
@@ -349,8 +431,9 @@ class TestEnsureCheckout:
         with open(os.path.join(target, 'local'), 'w') as f:
             f.write('x')
         # The source is not even read.
-        fetch.ensure_checkout(p, target, upstream.master,
-                              str(tmp_path / 'gone'))
+        fetch.ensure_checkout(
+            p, target, upstream.master, str(tmp_path / 'gone')
+        )
         assert os.path.exists(os.path.join(target, 'local'))
 
     def test_unknown_sha(self, upstream, dest):
@@ -362,7 +445,8 @@ class TestEnsureCheckout:
         message = str(err.value)
         assert message.startswith(
             f'plugin alpha ({self.URL} master): "git fetch --quiet '
-            f'{upstream.path} {missing}" failed: '), message
+            f'{upstream.path} {missing}" failed: '
+        ), message
         assert not os.path.exists(target)
         assert_nothing_left(dest)
 
@@ -381,7 +465,8 @@ class TestHead:
     def test_on_a_packed_branch(self, upstream):
         git(upstream.path, 'pack-refs', '--all')
         assert not os.path.exists(
-            os.path.join(upstream.path, '.git', 'refs', 'heads', 'master'))
+            os.path.join(upstream.path, '.git', 'refs', 'heads', 'master')
+        )
         assert fetch.head(upstream.path) == upstream.master
 
     def test_not_a_checkout(self, tmp_path):

@@ -6,10 +6,24 @@ from pluginsd.agent import journal as journal_mod
 from pluginsd.agent.journal import Journal
 
 
-def result(plugin='alpha', phase='install', attempt=1, run_id='run-1',
-           node='n1', mode='stack', status='ok'):
-    return {'run_id': run_id, 'node': node, 'plugin': plugin, 'mode': mode,
-            'phase': phase, 'attempt': attempt, 'status': status}
+def result(
+    plugin='alpha',
+    phase='install',
+    attempt=1,
+    run_id='run-1',
+    node='n1',
+    mode='stack',
+    status='ok',
+):
+    return {
+        'run_id': run_id,
+        'node': node,
+        'plugin': plugin,
+        'mode': mode,
+        'phase': phase,
+        'attempt': attempt,
+        'status': status,
+    }
 
 
 @pytest.fixture
@@ -35,7 +49,8 @@ class TestJournal:
     def test_key(self):
         assert Journal.key(result()) == 'run-1|n1|alpha|stack|install|1'
         assert Journal.key(result(plugin='', attempt=3)) == (
-            'run-1|n1||stack|install|3')
+            'run-1|n1||stack|install|3'
+        )
 
     def test_empty(self, journal):
         assert journal.due(0) == []
@@ -52,7 +67,9 @@ class TestJournal:
         for name in ('a', 'b', 'c'):
             journal.add(result(name))
         assert [k for k, _ in journal.due(5, limit=2)] == [
-            'run-1|n1|a|stack|install|1', 'run-1|n1|b|stack|install|1']
+            'run-1|n1|a|stack|install|1',
+            'run-1|n1|b|stack|install|1',
+        ]
 
     def test_resend_interval(self, journal, clock):
         r = result()
@@ -91,7 +108,7 @@ class TestJournal:
         assert not journal.phase_done('run-1', 'stack', 'install', 1)
         journal.add(result('alpha'))
         assert not journal.phase_done('run-1', 'stack', 'install', 1)
-        journal.add(result(''))         # the node's whole-phase summary
+        journal.add(result(''))  # the node's whole-phase summary
         assert journal.phase_done('run-1', 'stack', 'install', 1)
         assert not journal.phase_done('run-1', 'stack', 'install', 2)
         assert not journal.phase_done('run-1', 'stack', 'extra', 1)

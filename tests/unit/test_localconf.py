@@ -63,21 +63,34 @@ class TestParse:
     def test_full_example_sections(self):
         conf = localconf.parse(FULL, '/etc/local.conf')
         assert conf.sections == [
-            MetaSection('post-config', '$NOVA_CONF', 6,
-                        [Option('DEFAULT', 'debug', 'True', 8)]),
-            MetaSection('extra', '/etc/extra.conf', 14,
-                        [Option('a', 'key', 'value', 16)]),
-            MetaSection('post-extra', '/etc/pe.conf', 19,
-                        [Option('pe', 'k', 'v', 21)]),
-            MetaSection('test-config', '$TEMPEST_CONFIG', 22,
-                        [Option('auth', 'use_dynamic_credentials', 'False',
-                                24)]),
+            MetaSection(
+                'post-config',
+                '$NOVA_CONF',
+                6,
+                [Option('DEFAULT', 'debug', 'True', 8)],
+            ),
+            MetaSection(
+                'extra',
+                '/etc/extra.conf',
+                14,
+                [Option('a', 'key', 'value', 16)],
+            ),
+            MetaSection(
+                'post-extra', '/etc/pe.conf', 19, [Option('pe', 'k', 'v', 21)]
+            ),
+            MetaSection(
+                'test-config',
+                '$TEMPEST_CONFIG',
+                22,
+                [Option('auth', 'use_dynamic_credentials', 'False', 24)],
+            ),
         ]
 
     def test_merge_sections_filters_by_group(self):
         conf = localconf.parse(FULL)
         assert [s.file_spec for s in conf.merge_sections('extra')] == [
-            '/etc/extra.conf']
+            '/etc/extra.conf'
+        ]
         assert conf.merge_sections('install') == []
         assert conf.merge_sections('local') == []
 
@@ -102,8 +115,10 @@ class TestParse:
             k = v
             ''')
         assert conf.sections == [
-            MetaSection('post-config', '/etc/a.conf', 1,
-                        [Option('x', 'k', 'v', 3)])]
+            MetaSection(
+                'post-config', '/etc/a.conf', 1, [Option('x', 'k', 'v', 3)]
+            )
+        ]
 
     def test_local_header_with_trailing_words(self):
         conf = _parse('''
@@ -114,28 +129,36 @@ class TestParse:
 
     def test_spaces_inside_header_is_an_error(self):
         with pytest.raises(exception.LocalConfError) as err:
-            _parse('''
+            _parse(
+                '''
                 [[local|localrc]]
                 A=1
                 [[post-config | $F]]
                 [x]
                 k = v
-                ''', '/srv/local.conf')
+                ''',
+                '/srv/local.conf',
+            )
         assert str(err.value) == (
             "/srv/local.conf:3: malformed meta-section header "
             "'[[post-config | $F]]': expected [[group|file]] with no spaces "
-            "inside")
+            "inside"
+        )
         assert err.value.kwargs['line'] == 3
         assert err.value.kwargs['path'] == '/srv/local.conf'
 
     def test_header_without_pipe_is_an_error(self):
         with pytest.raises(exception.LocalConfError) as err:
-            _parse('''
+            _parse(
+                '''
                 [[post-config]]
-                ''', 'lc')
+                ''',
+                'lc',
+            )
         assert str(err.value) == (
             "lc:1: malformed meta-section header '[[post-config]]': expected "
-            "[[group|file]] with no spaces inside")
+            "[[group|file]] with no spaces inside"
+        )
 
     def test_bash_test_line_in_localrc_is_shell_not_a_header(self):
         conf = _parse('''
@@ -146,7 +169,8 @@ class TestParse:
             ''')
         assert conf.localrc == (
             '\nA=1\n[[ -n "$A" ]] && B=2\n'
-            '[[ "$A" == 1 ]] && enable_service foo\n')
+            '[[ "$A" == 1 ]] && enable_service foo\n'
+        )
 
     def test_local_other_is_ignored(self):
         conf = _parse('''
@@ -192,7 +216,8 @@ class TestParse:
             fi
             ''')
         assert conf.localrc == (
-            '\n# comment\n  INDENTED=1\n\nif true; then\n    X=2\nfi\n')
+            '\n# comment\n  INDENTED=1\n\nif true; then\n    X=2\nfi\n'
+        )
 
     def test_section_first_word_and_comments_and_indented_ignored(self):
         conf = _parse('''
@@ -230,50 +255,66 @@ class TestParse:
             [s]
             k = 3
             ''')
-        assert [(s.file_spec, s.line, [(o.key, o.value, o.line)
-                                       for o in s.options])
-                for s in conf.sections] == [
+        assert [
+            (
+                s.file_spec,
+                s.line,
+                [(o.key, o.value, o.line) for o in s.options],
+            )
+            for s in conf.sections
+        ] == [
             ('/f', 1, [('k', '1', 3), ('k', '2', 4)]),
             ('/f', 5, [('k', '3', 7)]),
         ]
 
     def test_section_resets_at_each_header(self):
         with pytest.raises(exception.LocalConfError) as err:
-            _parse('''
+            _parse(
+                '''
                 [[post-config|/a]]
                 [s]
                 k = v
                 [[extra|/b]]
                 k2 = v2
-                ''', 'lc')
+                ''',
+                'lc',
+            )
         assert str(err.value) == (
-            "lc:5: option 'k2 = v2' comes before any [section] in "
-            "[[extra|/b]]")
+            "lc:5: option 'k2 = v2' comes before any [section] in [[extra|/b]]"
+        )
 
     def test_line_without_equals_is_an_error(self):
         with pytest.raises(exception.LocalConfError) as err:
-            _parse('''
+            _parse(
+                '''
                 [[local|localrc]]
                 A=1
                 [[post-config|$NOVA_CONF]]
                 [DEFAULT]
                 debug
-                ''', '/opt/devstack/local.conf')
+                ''',
+                '/opt/devstack/local.conf',
+            )
         assert str(err.value) == (
             '/opt/devstack/local.conf:5: expected "key = value" in '
-            "[[post-config|$NOVA_CONF]], got 'debug'")
+            "[[post-config|$NOVA_CONF]], got 'debug'"
+        )
         assert err.value.kwargs['line'] == 5
 
     def test_option_before_section_is_an_error(self):
         with pytest.raises(exception.LocalConfError) as err:
-            _parse('''
+            _parse(
+                '''
                 [[test-config|$TEMPEST_CONFIG]]
                 # comment
                 foo = bar
-                ''', '/x/local.conf')
+                ''',
+                '/x/local.conf',
+            )
         assert str(err.value) == (
             "/x/local.conf:3: option 'foo = bar' comes before any [section] "
-            "in [[test-config|$TEMPEST_CONFIG]]")
+            "in [[test-config|$TEMPEST_CONFIG]]"
+        )
 
 
 class TestLoad:
@@ -284,14 +325,16 @@ class TestLoad:
         assert conf.path == str(path)
         assert conf.localrc == '\nA=1\n\n\n\n'
         assert conf.sections == [
-            MetaSection('extra', '/f', 3, [Option('s', 'k', 'v', 5)])]
+            MetaSection('extra', '/f', 3, [Option('s', 'k', 'v', 5)])
+        ]
 
     def test_missing_file(self, tmp_path):
         path = str(tmp_path / 'nope' / 'local.conf')
         with pytest.raises(exception.LocalConfError) as err:
             localconf.load(path)
         assert str(err.value) == (
-            f'{path}:0: cannot read: No such file or directory')
+            f'{path}:0: cannot read: No such file or directory'
+        )
 
     def test_not_utf8(self, tmp_path):
         path = tmp_path / 'local.conf'
@@ -306,18 +349,21 @@ class TestLoad:
         with pytest.raises(exception.LocalConfError) as err:
             localconf.load(str(path))
         assert str(err.value) == (
-            f'{path}:3: expected "key = value" in [[extra|/f]], got \'oops\'')
+            f'{path}:3: expected "key = value" in [[extra|/f]], got \'oops\''
+        )
 
     def test_localrc_file_beside_replaces_blocks(self, tmp_path):
         path = tmp_path / 'local.conf'
-        path.write_text('[[local|localrc]]\nFROM_BLOCK=1\n'
-                        '[[post-config|/f]]\n[s]\nk = v\n')
+        path.write_text(
+            '[[local|localrc]]\nFROM_BLOCK=1\n[[post-config|/f]]\n[s]\nk = v\n'
+        )
         (tmp_path / 'localrc').write_text('FROM_FILE=1\nOTHER=2\n')
         conf = localconf.load(str(path))
         assert conf.localrc == 'FROM_FILE=1\nOTHER=2\n'
         # The meta-sections still come from local.conf.
         assert conf.sections == [
-            MetaSection('post-config', '/f', 3, [Option('s', 'k', 'v', 5)])]
+            MetaSection('post-config', '/f', 3, [Option('s', 'k', 'v', 5)])
+        ]
 
     def test_localrc_file_beside_not_utf8(self, tmp_path):
         path = tmp_path / 'local.conf'
@@ -342,9 +388,18 @@ class TestRoundTrip:
         assert data['path'] == '/etc/local.conf'
         assert data['localrc'] == conf.localrc
         assert data['sections'][0] == {
-            'group': 'post-config', 'file_spec': '$NOVA_CONF', 'line': 6,
-            'options': [{'section': 'DEFAULT', 'key': 'debug',
-                         'value': 'True', 'line': 8}]}
+            'group': 'post-config',
+            'file_spec': '$NOVA_CONF',
+            'line': 6,
+            'options': [
+                {
+                    'section': 'DEFAULT',
+                    'key': 'debug',
+                    'value': 'True',
+                    'line': 8,
+                }
+            ],
+        }
         again = localconf.LocalConf.from_dict(data)
         assert again == conf
         assert isinstance(again.sections[0], MetaSection)
@@ -352,6 +407,11 @@ class TestRoundTrip:
 
     def test_round_trip_through_json(self):
         import json
+
         conf = localconf.parse(FULL)
-        assert localconf.LocalConf.from_dict(
-            json.loads(json.dumps(conf.to_dict()))) == conf
+        assert (
+            localconf.LocalConf.from_dict(
+                json.loads(json.dumps(conf.to_dict()))
+            )
+            == conf
+        )

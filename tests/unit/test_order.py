@@ -8,8 +8,9 @@ from pluginsd.plugins.order import order
 
 
 def req(plugin, requires, line=2):
-    return Requirement(plugin, requires,
-                       f'/opt/stack/{plugin}/devstack/settings', line)
+    return Requirement(
+        plugin, requires, f'/opt/stack/{plugin}/devstack/settings', line
+    )
 
 
 def assert_deps_first(result, requirements, aliases=None):
@@ -23,7 +24,9 @@ def assert_deps_first(result, requirements, aliases=None):
 class TestOrder:
     def test_no_requirements_keeps_declared_order(self):
         assert order(['zeta', 'alpha', 'mid'], []) == (
-            ['zeta', 'alpha', 'mid'], [])
+            ['zeta', 'alpha', 'mid'],
+            [],
+        )
 
     def test_empty(self):
         assert order([], []) == ([], [])
@@ -36,15 +39,18 @@ class TestOrder:
         assert names == ['x', 'b', 'a']
         assert reasons == [
             'b moved before a: a requires b (plugin_requires at '
-            '/opt/stack/a/devstack/settings:3)']
+            '/opt/stack/a/devstack/settings:3)'
+        ]
 
     def test_first_dependent_wins(self):
-        names, reasons = order(['x', 'a', 'y', 'c', 'b'],
-                               [req('c', 'b'), req('a', 'b')])
+        names, reasons = order(
+            ['x', 'a', 'y', 'c', 'b'], [req('c', 'b'), req('a', 'b')]
+        )
         assert names == ['x', 'b', 'a', 'y', 'c']
         assert reasons == [
             'b moved before a: a requires b (plugin_requires at '
-            '/opt/stack/a/devstack/settings:2)']
+            '/opt/stack/a/devstack/settings:2)'
+        ]
 
     def test_chain(self):
         reqs = [req('a', 'b'), req('b', 'c', 4)]
@@ -59,8 +65,12 @@ class TestOrder:
         ]
 
     def test_diamond(self):
-        reqs = [req('app', 'web', 2), req('app', 'db', 3),
-                req('web', 'core'), req('db', 'core')]
+        reqs = [
+            req('app', 'web', 2),
+            req('app', 'db', 3),
+            req('web', 'core'),
+            req('db', 'core'),
+        ]
         names, reasons = order(['app', 'web', 'db', 'core'], reqs)
         assert names == ['core', 'web', 'db', 'app']
         assert_deps_first(names, reqs)
@@ -75,8 +85,12 @@ class TestOrder:
         ]
 
     def test_diamond_is_stable_across_calls(self):
-        reqs = [req('app', 'web'), req('app', 'db'),
-                req('web', 'core'), req('db', 'core')]
+        reqs = [
+            req('app', 'web'),
+            req('app', 'db'),
+            req('web', 'core'),
+            req('db', 'core'),
+        ]
         first = order(['app', 'web', 'db', 'core'], reqs)
         for _ in range(5):
             assert order(['app', 'web', 'db', 'core'], list(reqs)) == first
@@ -89,8 +103,9 @@ class TestOrder:
         assert order(['a', 'b'], [req('a', 'a')]) == (['a', 'b'], [])
 
     def test_self_dependency_through_alias_ignored(self):
-        assert order(['a', 'b'], [req('a', 'a-define')],
-                     aliases={'a-define': 'a'}) == (['a', 'b'], [])
+        assert order(
+            ['a', 'b'], [req('a', 'a-define')], aliases={'a-define': 'a'}
+        ) == (['a', 'b'], [])
 
     def test_two_cycle(self):
         with pytest.raises(exception.OrderError) as err:
@@ -98,39 +113,45 @@ class TestOrder:
         assert str(err.value) == (
             'dependency cycle: a -> b -> a (a requires b at '
             '/opt/stack/a/devstack/settings:5; b requires a at '
-            '/opt/stack/b/devstack/settings:7)')
+            '/opt/stack/b/devstack/settings:7)'
+        )
 
     def test_three_cycle_behind_an_acyclic_plugin(self):
         with pytest.raises(exception.OrderError) as err:
-            order(['x', 'a', 'b', 'c'],
-                  [req('x', 'a'), req('a', 'b'), req('b', 'c'),
-                   req('c', 'a')])
+            order(
+                ['x', 'a', 'b', 'c'],
+                [req('x', 'a'), req('a', 'b'), req('b', 'c'), req('c', 'a')],
+            )
         assert str(err.value) == (
             'dependency cycle: a -> b -> c -> a ('
             'a requires b at /opt/stack/a/devstack/settings:2; '
             'b requires c at /opt/stack/b/devstack/settings:2; '
-            'c requires a at /opt/stack/c/devstack/settings:2)')
+            'c requires a at /opt/stack/c/devstack/settings:2)'
+        )
 
     def test_unknown_dependency(self):
         with pytest.raises(exception.OrderError) as err:
             order(['a', 'b'], [req('a', 'zz', 9)])
         assert str(err.value) == (
             "plugin a requires 'zz', which is not enabled (plugin_requires "
-            "at /opt/stack/a/devstack/settings:9); enabled plugins: a, b")
+            "at /opt/stack/a/devstack/settings:9); enabled plugins: a, b"
+        )
 
     def test_alias_resolves(self):
         names, reasons = order(
-            ['a', 'neutron-fwaas'], [req('a', 'fwaas')],
-            aliases={'fwaas': 'neutron-fwaas'})
+            ['a', 'neutron-fwaas'],
+            [req('a', 'fwaas')],
+            aliases={'fwaas': 'neutron-fwaas'},
+        )
         assert names == ['neutron-fwaas', 'a']
         assert reasons == [
             'neutron-fwaas moved before a: a requires neutron-fwaas '
-            '(plugin_requires at /opt/stack/a/devstack/settings:2)']
+            '(plugin_requires at /opt/stack/a/devstack/settings:2)'
+        ]
 
     def test_enable_name_preferred_over_alias(self):
         # 'b' is enabled under that name; an alias 'b' -> 'c' is not used.
-        names, _ = order(['a', 'b', 'c'], [req('a', 'b')],
-                         aliases={'b': 'c'})
+        names, _ = order(['a', 'b', 'c'], [req('a', 'b')], aliases={'b': 'c'})
         assert names == ['b', 'a', 'c']
 
     def test_aliases_not_mutated(self):
@@ -139,8 +160,7 @@ class TestOrder:
         assert aliases == {'fw': 'fwaas'}
 
     def test_every_moved_plugin_has_a_reason(self):
-        names, reasons = order(['a', 'b', 'c'],
-                               [req('a', 'c'), req('c', 'b')])
+        names, reasons = order(['a', 'b', 'c'], [req('a', 'c'), req('c', 'b')])
         assert names == ['b', 'c', 'a']
         moved = {r.split(' moved before ')[0] for r in reasons}
         assert moved == {'b', 'c'}

@@ -12,29 +12,41 @@ from pluginsd.runner import packages
 
 class TestParsePackageList:
     def test_comments_blank_lines_and_several_per_line(self):
-        text = ('# a comment line\n'
-                '\n'
-                '   \n'
-                'foo\n'
-                'bar baz   # two packages, one comment\n'
-                '  indented\n'
-                'qux#no space before the hash\n')
+        text = (
+            '# a comment line\n'
+            '\n'
+            '   \n'
+            'foo\n'
+            'bar baz   # two packages, one comment\n'
+            '  indented\n'
+            'qux#no space before the hash\n'
+        )
         assert packages.parse_package_list(text, 'noble') == [
-            'foo', 'bar', 'baz', 'indented', 'qux']
+            'foo',
+            'bar',
+            'baz',
+            'indented',
+            'qux',
+        ]
 
     def test_empty(self):
         assert packages.parse_package_list('', 'noble') == []
 
-    @pytest.mark.parametrize('distro, expected', [
-        ('noble', ['everywhere', 'only-ubuntu']),
-        ('jammy', ['everywhere', 'only-ubuntu', 'not-noble']),
-        ('bookworm', ['everywhere', 'not-noble']),
-    ])
+    @pytest.mark.parametrize(
+        'distro, expected',
+        [
+            ('noble', ['everywhere', 'only-ubuntu']),
+            ('jammy', ['everywhere', 'only-ubuntu', 'not-noble']),
+            ('bookworm', ['everywhere', 'not-noble']),
+        ],
+    )
     def test_dist_keeps_only_listed(self, distro, expected):
-        text = ('everywhere\n'
-                'only-ubuntu # dist:noble,jammy\n'
-                'not-noble # not:noble,bookworm-x\n'
-                'nowhere # dist:noble not:noble\n')
+        text = (
+            'everywhere\n'
+            'only-ubuntu # dist:noble,jammy\n'
+            'not-noble # not:noble,bookworm-x\n'
+            'nowhere # dist:noble not:noble\n'
+        )
         assert packages.parse_package_list(text, distro) == expected
 
     def test_not_drops_listed(self):
@@ -54,16 +66,21 @@ class TestParsePackageList:
         assert packages.parse_package_list(text, 'noble') == ['pkg']
         assert packages.parse_package_list(text, 'jammy') == []
 
-    @pytest.mark.parametrize('line, distro', [
-        ('pkg # dist:NOBLE', 'noble'),
-        ('pkg # dist:noble', 'Noble'),
-        ('pkg # dist:RHEL9,f40', 'rhel9'),
-        ('pkg # dist:rhel9,F40', 'f40'),
-    ])
+    @pytest.mark.parametrize(
+        'line, distro',
+        [
+            ('pkg # dist:NOBLE', 'noble'),
+            ('pkg # dist:noble', 'Noble'),
+            ('pkg # dist:RHEL9,f40', 'rhel9'),
+            ('pkg # dist:rhel9,F40', 'f40'),
+        ],
+    )
     def test_distro_names_case_insensitive(self, line, distro):
         assert packages.parse_package_list(line, distro) == ['pkg']
-        assert packages.parse_package_list(
-            line.replace('dist:', 'not:'), distro) == []
+        assert (
+            packages.parse_package_list(line.replace('dist:', 'not:'), distro)
+            == []
+        )
 
     def test_whole_name_compare_documented_deviation(self):
         # DevStack's substring test makes dist:noblest match noble; pluginsd
@@ -74,11 +91,13 @@ class TestParsePackageList:
         assert packages.parse_package_list(text, 'rhel9') == ['b', 'c']
 
     def test_noprime_anywhere_drops_line(self):
-        text = ('a # NOPRIME\n'
-                'b NOPRIME\n'
-                'c # dist:noble NOPRIME\n'
-                'NOPRIME\n'
-                'd # noprime is case-sensitive\n')
+        text = (
+            'a # NOPRIME\n'
+            'b NOPRIME\n'
+            'c # dist:noble NOPRIME\n'
+            'NOPRIME\n'
+            'd # noprime is case-sensitive\n'
+        )
         assert packages.parse_package_list(text, 'noble') == ['d']
 
     def test_testonly_is_installed(self):
@@ -89,8 +108,7 @@ class TestParsePackageList:
     def test_no_pathname_expansion(self, tmp_path, monkeypatch):
         (tmp_path / 'libfoo-dev').write_text('')
         monkeypatch.chdir(tmp_path)
-        assert packages.parse_package_list('libfoo*\n', 'noble') == [
-            'libfoo*']
+        assert packages.parse_package_list('libfoo*\n', 'noble') == ['libfoo*']
 
 
 class TestPluginPackages:
@@ -111,18 +129,23 @@ class TestPluginPackages:
 
     def test_debs_by_enable_name(self, plugin_dir):
         assert packages.plugin_packages(plugin_dir, 'alpha', 'noble') == [
-            'deb-a']
-        assert packages.plugin_packages(plugin_dir, 'alpha', 'bookworm',
-                                        'deb') == ['deb-a', 'deb-b']
+            'deb-a'
+        ]
+        assert packages.plugin_packages(
+            plugin_dir, 'alpha', 'bookworm', 'deb'
+        ) == ['deb-a', 'deb-b']
 
     def test_other_names_ignored(self, plugin_dir):
         assert packages.plugin_packages(plugin_dir, 'beta', 'noble') == []
 
     def test_rpms(self, plugin_dir):
-        assert packages.plugin_packages(plugin_dir, 'alpha', 'f40',
-                                        'rpm') == ['rpm-a', 'rpm-b']
-        assert packages.plugin_packages(plugin_dir, 'alpha', 'rhel9',
-                                        'rpm') == ['rpm-a']
+        assert packages.plugin_packages(plugin_dir, 'alpha', 'f40', 'rpm') == [
+            'rpm-a',
+            'rpm-b',
+        ]
+        assert packages.plugin_packages(
+            plugin_dir, 'alpha', 'rhel9', 'rpm'
+        ) == ['rpm-a']
 
     def test_no_devstack_files(self, tmp_path):
         assert packages.plugin_packages(str(tmp_path), 'alpha', 'noble') == []
@@ -194,19 +217,25 @@ def _os_release(tmp_path, name):
 
 
 class TestOsFacts:
-    @pytest.mark.parametrize('name, expected', [
-        ('debian-bookworm', ('bookworm', 'deb')),
-        ('ubuntu-noble', ('noble', 'deb')),
-        ('rhel-9', ('rhel9', 'rpm')),
-    ])
+    @pytest.mark.parametrize(
+        'name, expected',
+        [
+            ('debian-bookworm', ('bookworm', 'deb')),
+            ('ubuntu-noble', ('noble', 'deb')),
+            ('rhel-9', ('rhel9', 'rpm')),
+        ],
+    )
     def test_os_facts(self, tmp_path, name, expected):
         assert packages.os_facts(_os_release(tmp_path, name)) == expected
 
-    @pytest.mark.parametrize('name, expected', [
-        ('rocky-9', ('rhel9', 'rpm')),
-        ('centos-stream-9', ('rhel9', 'rpm')),
-        ('fedora-40', ('f40', 'rpm')),
-    ])
+    @pytest.mark.parametrize(
+        'name, expected',
+        [
+            ('rocky-9', ('rhel9', 'rpm')),
+            ('centos-stream-9', ('rhel9', 'rpm')),
+            ('fedora-40', ('f40', 'rpm')),
+        ],
+    )
     def test_os_facts_devstack_distro_names(self, tmp_path, name, expected):
         assert packages.os_facts(_os_release(tmp_path, name)) == expected
 
@@ -222,7 +251,8 @@ class TestInstallers:
         log = io.BytesIO()
         assert installer.install(['python3-dev', 'libffi-dev'], log) == 0
         assert log.getvalue() == (
-            b'pluginsd: would install: python3-dev libffi-dev\n')
+            b'pluginsd: would install: python3-dev libffi-dev\n'
+        )
 
     def test_noop_nothing_to_install_writes_nothing(self):
         log = io.BytesIO()
@@ -234,16 +264,20 @@ class TestInstallers:
             packages.get_installer('bogus')
         assert str(err.value) == (
             "configuration: [runner] package_installer = 'bogus' cannot be "
-            "loaded (NoMatches); known installers: apt, dnf, noop, zypper")
+            "loaded (NoMatches); known installers: apt, dnf, noop, zypper"
+        )
 
-    @pytest.mark.parametrize('name, os_package, cls', [
-        ('', 'deb', packages.AptInstaller),
-        (None, 'rpm', packages.DnfInstaller),
-        ('', 'other', packages.AptInstaller),
-        ('zypper', 'deb', packages.ZypperInstaller),
-        ('dnf', 'deb', packages.DnfInstaller),
-        ('apt', 'rpm', packages.AptInstaller),
-    ])
+    @pytest.mark.parametrize(
+        'name, os_package, cls',
+        [
+            ('', 'deb', packages.AptInstaller),
+            (None, 'rpm', packages.DnfInstaller),
+            ('', 'other', packages.AptInstaller),
+            ('zypper', 'deb', packages.ZypperInstaller),
+            ('dnf', 'deb', packages.DnfInstaller),
+            ('apt', 'rpm', packages.AptInstaller),
+        ],
+    )
     def test_default_and_named(self, name, os_package, cls):
         installer = packages.get_installer(name, os_package)
         assert type(installer) is cls
@@ -259,7 +293,7 @@ class TestInstallers:
         log = io.BytesIO()
         apt = packages.AptInstaller()
         assert apt.install(['a', 'b'], log) == 100
-        assert apt.install(['e'], log) == 100       # the index is fresh now
+        assert apt.install(['e'], log) == 100  # the index is fresh now
         assert packages.DnfInstaller().install(['c'], log) == 100
         assert packages.ZypperInstaller().install(['d'], log) == 100
         assert [c for c, _ in calls] == [
@@ -277,6 +311,7 @@ class TestInstallers:
         assert kwargs['env']['PATH'] == os.environ['PATH']
 
     def test_real_installer_nothing_to_install_runs_nothing(self, monkeypatch):
-        monkeypatch.setattr(subprocess, 'call',
-                            lambda *a, **k: pytest.fail('ran a command'))
+        monkeypatch.setattr(
+            subprocess, 'call', lambda *a, **k: pytest.fail('ran a command')
+        )
         assert packages.AptInstaller().install([], io.BytesIO()) == 0

@@ -54,8 +54,9 @@ class RecordingClient:
 
     def prepare(self, **kwargs):
         self.log.append(('prepare', kwargs))
-        return RecordingClient(self.replies, self.log,
-                               dict(self.options, **kwargs))
+        return RecordingClient(
+            self.replies, self.log, dict(self.options, **kwargs)
+        )
 
     def cast(self, ctxt, method, **kwargs):
         self.log.append(('cast', ctxt, method, kwargs))
@@ -91,8 +92,20 @@ class TestAgentAPIRecorded:
         agent_api.cancel_run(CTXT, 'run-1', 2)
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'cancel_run', {'envelope': {'signed': {'op': 'cancel_run', 'run_id': 'run-1',
-                                                   'attempt': 2}}}),
+            (
+                'cast',
+                CTXT,
+                'cancel_run',
+                {
+                    'envelope': {
+                        'signed': {
+                            'op': 'cancel_run',
+                            'run_id': 'run-1',
+                            'attempt': 2,
+                        }
+                    }
+                },
+            ),
         ]
 
     def test_ack_results_one_fanout_for_every_node(self, agent_api):
@@ -100,7 +113,12 @@ class TestAgentAPIRecorded:
         agent_api.ack_results(CTXT, acks)
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'ack_results', {'envelope': {'signed': {'op': 'ack_results', 'acks': acks}}}),
+            (
+                'cast',
+                CTXT,
+                'ack_results',
+                {'envelope': {'signed': {'op': 'ack_results', 'acks': acks}}},
+            ),
         ]
 
     def test_ping_calls_the_host(self, agent_api):
@@ -113,24 +131,42 @@ class TestAgentAPIRecorded:
     def test_ping_timeout(self, agent_api):
         agent_api.ping(CTXT, 'node-3', timeout=1)
         assert agent_api.client.log[0] == (
-            'prepare', {'server': 'node-3', 'timeout': 1})
+            'prepare',
+            {'server': 'node-3', 'timeout': 1},
+        )
 
     def test_fetch_log_calls_the_host(self, agent_api):
-        assert agent_api.fetch_log(CTXT, 'node-3', 'run-1', 'install',
-                                   'alpha', offset=42) == 'reply-to-fetch_log'
+        assert (
+            agent_api.fetch_log(
+                CTXT, 'node-3', 'run-1', 'install', 'alpha', offset=42
+            )
+            == 'reply-to-fetch_log'
+        )
         assert agent_api.client.log == [
             ('prepare', {'server': 'node-3', 'timeout': 10}),
-            ('call', CTXT, 'fetch_log', {'run_id': 'run-1',
-                                         'phase': 'install',
-                                         'plugin': 'alpha', 'offset': 42}),
+            (
+                'call',
+                CTXT,
+                'fetch_log',
+                {
+                    'run_id': 'run-1',
+                    'phase': 'install',
+                    'plugin': 'alpha',
+                    'offset': 42,
+                },
+            ),
         ]
 
     def test_fetch_log_defaults(self, agent_api):
         agent_api.fetch_log(CTXT, 'h', 'r', 'extra', '')
         assert agent_api.client.log == [
             ('prepare', {'server': 'h', 'timeout': 10}),
-            ('call', CTXT, 'fetch_log', {'run_id': 'r', 'phase': 'extra',
-                                         'plugin': '', 'offset': 0}),
+            (
+                'call',
+                CTXT,
+                'fetch_log',
+                {'run_id': 'r', 'phase': 'extra', 'plugin': '', 'offset': 0},
+            ),
         ]
 
 
@@ -138,65 +174,161 @@ class TestDaemonAPIRecorded:
     def test_report_results_cast(self, daemon_api):
         assert daemon_api.report_results(CTXT, ENVELOPE) is None
         assert daemon_api.client.log == [
-            ('cast', CTXT, 'report_results', {'envelope': ENVELOPE})]
+            ('cast', CTXT, 'report_results', {'envelope': ENVELOPE})
+        ]
 
-    def test_heartbeat_cast_retries_a_bounded_number_of_times(self, daemon_api):
+    def test_heartbeat_cast_retries_a_bounded_number_of_times(
+        self, daemon_api
+    ):
         daemon_api.heartbeat(CTXT, ENVELOPE)
         assert daemon_api.client.log == [
             ('prepare', {'retry': 3}),
-            ('cast', CTXT, 'heartbeat', {'envelope': ENVELOPE})]
+            ('cast', CTXT, 'heartbeat', {'envelope': ENVELOPE}),
+        ]
 
     def test_pending_work(self, daemon_api):
         assert daemon_api.pending_work(CTXT, 'h1') == 'reply-to-pending_work'
         assert daemon_api.client.log == [
             ('prepare', {'timeout': 10}),
-            ('call', CTXT, 'pending_work', {'host': 'h1'})]
+            ('call', CTXT, 'pending_work', {'host': 'h1'}),
+        ]
 
     def test_get_bundle(self, daemon_api):
         assert daemon_api.get_bundle(CTXT, 'r1', 'alpha', 'abc') == (
-            'reply-to-get_bundle')
+            'reply-to-get_bundle'
+        )
         assert daemon_api.client.log == [
             ('prepare', {'timeout': 120}),
-            ('call', CTXT, 'get_bundle', {'run_id': 'r1', 'plugin': 'alpha',
-                                          'sha': 'abc'})]
+            (
+                'call',
+                CTXT,
+                'get_bundle',
+                {'run_id': 'r1', 'plugin': 'alpha', 'sha': 'abc'},
+            ),
+        ]
 
     def test_wait_run_timeout_exceeds_the_wait(self, daemon_api):
         daemon_api.wait_run(CTXT, 'r1', 7, 60)
         assert daemon_api.client.log == [
             ('prepare', {'timeout': 90}),
-            ('call', CTXT, 'wait_run', {'run_id': 'r1', 'seen': 7,
-                                        'timeout': 60, 'results_since': None})]
+            (
+                'call',
+                CTXT,
+                'wait_run',
+                {
+                    'run_id': 'r1',
+                    'seen': 7,
+                    'timeout': 60,
+                    'results_since': None,
+                },
+            ),
+        ]
 
-    @pytest.mark.parametrize('method, args, kwargs, wire', [
-        ('start_run', ('stack', {'controller': {}}, '/etc/local.conf'), {},
-         {'request': {'signed': {'op': 'start_run', 'mode': 'stack',
-                                 'local_confs': {'controller': {}},
-                                 'local_conf_path': '/etc/local.conf'}}}),
-        ('plan', ({'path': 'x'}, '/l.conf'), {},
-         {'request': {'signed': {'op': 'plan', 'local_conf': {'path': 'x'},
-                                 'local_conf_path': '/l.conf'}}}),
-        ('get_run', ('r1',), {}, {'run_id': 'r1'}),
-        ('list_runs', (), {}, {}),
-        ('list_nodes', (), {}, {}),
-        ('retry_run', ('r1',), {}, {'request': {'signed': {
-            'op': 'retry_run', 'run_id': 'r1', 'failed_nodes_only': False}}}),
-        ('retry_run', ('r1',), {'failed_nodes_only': True},
-         {'request': {'signed': {'op': 'retry_run', 'run_id': 'r1',
-                                 'failed_nodes_only': True}}}),
-        ('cancel_run', ('r1',), {}, {'request': {'signed': {'op': 'cancel_run',
-                                                            'run_id': 'r1'}}}),
-        ('delete_run', ('r1',), {}, {'request': {'signed': {'op': 'delete_run',
-                                                            'run_id': 'r1'}}}),
-        ('get_log', ('r1', 'h1', 'install', 'alpha'), {},
-         {'run_id': 'r1', 'node': 'h1', 'phase': 'install',
-          'plugin': 'alpha', 'offset': 0}),
-        ('get_log', ('r1', 'h1', 'install', 'alpha'), {'offset': 9},
-         {'run_id': 'r1', 'node': 'h1', 'phase': 'install',
-          'plugin': 'alpha', 'offset': 9}),
-    ])
+    @pytest.mark.parametrize(
+        'method, args, kwargs, wire',
+        [
+            (
+                'start_run',
+                ('stack', {'controller': {}}, '/etc/local.conf'),
+                {},
+                {
+                    'request': {
+                        'signed': {
+                            'op': 'start_run',
+                            'mode': 'stack',
+                            'local_confs': {'controller': {}},
+                            'local_conf_path': '/etc/local.conf',
+                        }
+                    }
+                },
+            ),
+            (
+                'plan',
+                ({'path': 'x'}, '/l.conf'),
+                {},
+                {
+                    'request': {
+                        'signed': {
+                            'op': 'plan',
+                            'local_conf': {'path': 'x'},
+                            'local_conf_path': '/l.conf',
+                        }
+                    }
+                },
+            ),
+            ('get_run', ('r1',), {}, {'run_id': 'r1'}),
+            ('list_runs', (), {}, {}),
+            ('list_nodes', (), {}, {}),
+            (
+                'retry_run',
+                ('r1',),
+                {},
+                {
+                    'request': {
+                        'signed': {
+                            'op': 'retry_run',
+                            'run_id': 'r1',
+                            'failed_nodes_only': False,
+                        }
+                    }
+                },
+            ),
+            (
+                'retry_run',
+                ('r1',),
+                {'failed_nodes_only': True},
+                {
+                    'request': {
+                        'signed': {
+                            'op': 'retry_run',
+                            'run_id': 'r1',
+                            'failed_nodes_only': True,
+                        }
+                    }
+                },
+            ),
+            (
+                'cancel_run',
+                ('r1',),
+                {},
+                {'request': {'signed': {'op': 'cancel_run', 'run_id': 'r1'}}},
+            ),
+            (
+                'delete_run',
+                ('r1',),
+                {},
+                {'request': {'signed': {'op': 'delete_run', 'run_id': 'r1'}}},
+            ),
+            (
+                'get_log',
+                ('r1', 'h1', 'install', 'alpha'),
+                {},
+                {
+                    'run_id': 'r1',
+                    'node': 'h1',
+                    'phase': 'install',
+                    'plugin': 'alpha',
+                    'offset': 0,
+                },
+            ),
+            (
+                'get_log',
+                ('r1', 'h1', 'install', 'alpha'),
+                {'offset': 9},
+                {
+                    'run_id': 'r1',
+                    'node': 'h1',
+                    'phase': 'install',
+                    'plugin': 'alpha',
+                    'offset': 9,
+                },
+            ),
+        ],
+    )
     def test_cli_calls(self, daemon_api, method, args, kwargs, wire):
         assert getattr(daemon_api, method)(CTXT, *args, **kwargs) == (
-            f'reply-to-{method}')
+            f'reply-to-{method}'
+        )
         assert daemon_api.client.log == [('call', CTXT, method, wire)]
 
 
@@ -207,13 +339,20 @@ def wire(transport):
     send = transport._send
 
     def _send(target, ctxt, message, **kwargs):
-        sent.append({'topic': target.topic, 'server': target.server,
-                     'fanout': target.fanout, 'version': target.version,
-                     'ctxt': ctxt, 'message': message,
-                     'wait_for_reply': kwargs.get('wait_for_reply'),
-                     'timeout': kwargs.get('timeout')})
+        sent.append(
+            {
+                'topic': target.topic,
+                'server': target.server,
+                'fanout': target.fanout,
+                'version': target.version,
+                'ctxt': ctxt,
+                'message': message,
+                'wait_for_reply': kwargs.get('wait_for_reply'),
+                'timeout': kwargs.get('timeout'),
+            }
+        )
         if kwargs.get('wait_for_reply'):
-            return {'reply': message['method']}     # nobody listens
+            return {'reply': message['method']}  # nobody listens
         return send(target, ctxt, message, **kwargs)
 
     transport._send = _send
@@ -227,40 +366,107 @@ class TestOnTheWire:
         api.cancel_run(CTXT, 'run-1', 2)
         api.ack_results(CTXT, {'node-3': ['k']})
         assert wire == [
-            {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
-             'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
-             'timeout': None,
-             'message': {'method': 'run_phase', 'args': {'envelope': ENVELOPE},
-                         'version': '1.0'}},
-            {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
-             'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
-             'timeout': None,
-             'message': {'method': 'cancel_run',
-                         'args': {'envelope': {'signed': {'op': 'cancel_run', 'run_id': 'run-1',
-                                                   'attempt': 2}}},
-                         'version': '1.0'}},
-            {'topic': 'pluginsd-agent', 'server': None, 'fanout': True,
-             'version': '1.0', 'ctxt': CTXT, 'wait_for_reply': None,
-             'timeout': None,
-             'message': {'method': 'ack_results',
-                         'args': {'envelope': {'signed': {
-                             'op': 'ack_results', 'acks': {'node-3': ['k']}}}},
-                         'version': '1.0'}},
+            {
+                'topic': 'pluginsd-agent',
+                'server': None,
+                'fanout': True,
+                'version': '1.0',
+                'ctxt': CTXT,
+                'wait_for_reply': None,
+                'timeout': None,
+                'message': {
+                    'method': 'run_phase',
+                    'args': {'envelope': ENVELOPE},
+                    'version': '1.0',
+                },
+            },
+            {
+                'topic': 'pluginsd-agent',
+                'server': None,
+                'fanout': True,
+                'version': '1.0',
+                'ctxt': CTXT,
+                'wait_for_reply': None,
+                'timeout': None,
+                'message': {
+                    'method': 'cancel_run',
+                    'args': {
+                        'envelope': {
+                            'signed': {
+                                'op': 'cancel_run',
+                                'run_id': 'run-1',
+                                'attempt': 2,
+                            }
+                        }
+                    },
+                    'version': '1.0',
+                },
+            },
+            {
+                'topic': 'pluginsd-agent',
+                'server': None,
+                'fanout': True,
+                'version': '1.0',
+                'ctxt': CTXT,
+                'wait_for_reply': None,
+                'timeout': None,
+                'message': {
+                    'method': 'ack_results',
+                    'args': {
+                        'envelope': {
+                            'signed': {
+                                'op': 'ack_results',
+                                'acks': {'node-3': ['k']},
+                            }
+                        }
+                    },
+                    'version': '1.0',
+                },
+            },
         ]
 
     def test_agent_calls(self, conf, transport, wire):
         api = AgentAPI(conf, transport, SIGNER)
         assert api.ping(CTXT, 'node-3') == {'reply': 'ping'}
         assert api.fetch_log(CTXT, 'node-3', 'r', 'install', 'alpha', 5) == {
-            'reply': 'fetch_log'}
-        assert [(w['topic'], w['server'], w['fanout'], w['wait_for_reply'],
-                 w['timeout'], w['message']) for w in wire] == [
-            ('pluginsd-agent', 'node-3', None, True, 5,
-             {'method': 'ping', 'args': {}, 'version': '1.0'}),
-            ('pluginsd-agent', 'node-3', None, True, 10,
-             {'method': 'fetch_log', 'version': '1.0',
-              'args': {'run_id': 'r', 'phase': 'install', 'plugin': 'alpha',
-                       'offset': 5}}),
+            'reply': 'fetch_log'
+        }
+        assert [
+            (
+                w['topic'],
+                w['server'],
+                w['fanout'],
+                w['wait_for_reply'],
+                w['timeout'],
+                w['message'],
+            )
+            for w in wire
+        ] == [
+            (
+                'pluginsd-agent',
+                'node-3',
+                None,
+                True,
+                5,
+                {'method': 'ping', 'args': {}, 'version': '1.0'},
+            ),
+            (
+                'pluginsd-agent',
+                'node-3',
+                None,
+                True,
+                10,
+                {
+                    'method': 'fetch_log',
+                    'version': '1.0',
+                    'args': {
+                        'run_id': 'r',
+                        'phase': 'install',
+                        'plugin': 'alpha',
+                        'offset': 5,
+                    },
+                },
+            ),
         ]
 
     def test_daemon(self, conf, transport, wire):
@@ -269,19 +475,32 @@ class TestOnTheWire:
         api.heartbeat(CTXT, ENVELOPE)
         assert api.get_run(CTXT, 'r1') == {'reply': 'get_run'}
         api.pending_work(CTXT, 'h1')
-        assert [(w['topic'], w['server'], w['fanout'], w['wait_for_reply'],
-                 w['timeout'], w['message']['method']) for w in wire] == [
+        assert [
+            (
+                w['topic'],
+                w['server'],
+                w['fanout'],
+                w['wait_for_reply'],
+                w['timeout'],
+                w['message']['method'],
+            )
+            for w in wire
+        ] == [
             ('pluginsd', None, None, None, None, 'report_results'),
             ('pluginsd', None, None, None, None, 'heartbeat'),
             ('pluginsd', None, None, True, 33, 'get_run'),
             ('pluginsd', None, None, True, 10, 'pending_work'),
         ]
         assert wire[0]['message'] == {
-            'method': 'report_results', 'args': {'envelope': ENVELOPE},
-            'version': '1.0'}
+            'method': 'report_results',
+            'args': {'envelope': ENVELOPE},
+            'version': '1.0',
+        }
 
     def test_daemon_default_timeout_from_config(self, conf, transport, wire):
-        api = DaemonAPI(conf, transport, signer=SIGNER)   # registers rpc_response_timeout
+        api = DaemonAPI(
+            conf, transport, signer=SIGNER
+        )  # registers rpc_response_timeout
         conf.set_override('rpc_response_timeout', 17)
         api.list_runs(CTXT)
         assert wire[0]['timeout'] == 17
@@ -290,22 +509,31 @@ class TestOnTheWire:
 class TestVersionCap:
     def test_default_cap_is_current_version(self, conf, transport):
         assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.0'
-        assert DaemonAPI(conf, transport, signer=SIGNER).client.version_cap == '1.0'
+        assert (
+            DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
+            == '1.0'
+        )
 
     @pytest.mark.parametrize('cap', ['1.0', '1.5'])
     def test_cap_allowing_current_version(self, conf, transport, wire, cap):
         conf.set_override('agent', cap, group='upgrade_levels')
         conf.set_override('daemon', cap, group='upgrade_levels')
-        agent, daemon = AgentAPI(conf, transport, SIGNER), DaemonAPI(conf, transport, signer=SIGNER)
+        agent, daemon = (
+            AgentAPI(conf, transport, SIGNER),
+            DaemonAPI(conf, transport, signer=SIGNER),
+        )
         assert agent.client.version_cap == cap
         assert daemon.client.version_cap == cap
         agent.cancel_run(CTXT, 'r1', 1)
         daemon.heartbeat(CTXT, ENVELOPE)
         assert [w['message']['method'] for w in wire] == [
-            'cancel_run', 'heartbeat']
+            'cancel_run',
+            'heartbeat',
+        ]
 
-    def test_agent_cap_below_current_version_refuses(self, conf, transport,
-                                                     wire):
+    def test_agent_cap_below_current_version_refuses(
+        self, conf, transport, wire
+    ):
         conf.set_override('agent', '0.9', group='upgrade_levels')
         api = AgentAPI(conf, transport, SIGNER)
         assert api.client.version_cap == '0.9'
@@ -321,8 +549,9 @@ class TestVersionCap:
         DaemonAPI(conf, transport, signer=SIGNER).heartbeat(CTXT, ENVELOPE)
         assert [w['message']['method'] for w in wire] == ['heartbeat']
 
-    def test_daemon_cap_below_current_version_refuses(self, conf, transport,
-                                                      wire):
+    def test_daemon_cap_below_current_version_refuses(
+        self, conf, transport, wire
+    ):
         conf.set_override('daemon', '0.1', group='upgrade_levels')
         api = DaemonAPI(conf, transport, signer=SIGNER)
         with pytest.raises(messaging.RPCVersionCapError) as err:

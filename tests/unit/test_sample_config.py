@@ -12,10 +12,12 @@ import pytest
 
 import pluginsd.conf
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-GENERATOR_CONF = os.path.join(TOP, 'etc', 'oslo-config-generator',
-                              'pluginsd.conf')
+TOP = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+GENERATOR_CONF = os.path.join(
+    TOP, 'etc', 'oslo-config-generator', 'pluginsd.conf'
+)
 SAMPLE = os.path.join(TOP, 'etc', 'pluginsd', 'pluginsd.conf.sample')
 
 
@@ -37,31 +39,47 @@ LIBRARY_CONTROL_EXCHANGE = _control_exchange_default()
 def library_defaults():
     before = _control_exchange_default()
     oslo_messaging.set_transport_defaults(
-        control_exchange=LIBRARY_CONTROL_EXCHANGE)
+        control_exchange=LIBRARY_CONTROL_EXCHANGE
+    )
     yield
     oslo_messaging.set_transport_defaults(control_exchange=before)
 
 
 def test_sample_config_is_up_to_date(tmp_path, library_defaults):
     fresh = tmp_path / 'pluginsd.conf.sample'
-    generator.main(['--config-file', GENERATOR_CONF,
-                    '--output-file', str(fresh)])
+    generator.main(
+        ['--config-file', GENERATOR_CONF, '--output-file', str(fresh)]
+    )
     with open(SAMPLE) as f:
         committed = f.read()
     generated = fresh.read_text()
-    diff = ''.join(difflib.unified_diff(
-        committed.splitlines(keepends=True), generated.splitlines(keepends=True),
-        'etc/pluginsd/pluginsd.conf.sample (committed)', '(generated)', n=1))
+    diff = ''.join(
+        difflib.unified_diff(
+            committed.splitlines(keepends=True),
+            generated.splitlines(keepends=True),
+            'etc/pluginsd/pluginsd.conf.sample (committed)',
+            '(generated)',
+            n=1,
+        )
+    )
     assert generated == committed, (
         'etc/pluginsd/pluginsd.conf.sample is stale: run tools/genconfig.sh '
-        'and commit the result.\n' + diff)
+        'and commit the result.\n' + diff
+    )
 
 
 def test_sample_lists_pluginsd_groups(tmp_path):
     with open(SAMPLE) as f:
         sample = f.read()
-    for header in ('[DEFAULT]', '[agent]', '[daemon]', '[database]',
-                   '[runner]', '[security]', '[upgrade_levels]'):
+    for header in (
+        '[DEFAULT]',
+        '[agent]',
+        '[daemon]',
+        '[database]',
+        '[runner]',
+        '[security]',
+        '[upgrade_levels]',
+    ):
         assert f'\n{header}\n' in '\n' + sample, header
     # The host default depends on the machine: the sample shows a placeholder.
     assert '\n#host = <hostname>\n' in sample
@@ -89,8 +107,9 @@ def test_secret_options_are_masked_in_logs(caplog):
     conf = pluginsd.conf.new_conf()
     conf([], default_config_files=[])
     conf.set_override('shared_key', 'hunter2-key', group='security')
-    conf.set_override('connection', 'mysql+pymysql://u:pw-s3cret@db/pd',
-                      group='database')
+    conf.set_override(
+        'connection', 'mysql+pymysql://u:pw-s3cret@db/pd', group='database'
+    )
     logger = logging.getLogger('test_sample_config')
     with caplog.at_level(logging.INFO, logger='test_sample_config'):
         conf.log_opt_values(logger, logging.INFO)

@@ -7,8 +7,12 @@ import pytest
 from pluginsd import exception
 from pluginsd.rpc import signing
 
-PAYLOAD = {'run_id': 'r1', 'phase': 'install', 'targets': ['n1', 'n2'],
-           'nested': {'list': [1, 2.5, None, True], 'text': 'é'}}
+PAYLOAD = {
+    'run_id': 'r1',
+    'phase': 'install',
+    'targets': ['n1', 'n2'],
+    'nested': {'list': [1, 2.5, None, True], 'text': 'é'},
+}
 
 
 @pytest.fixture
@@ -44,37 +48,56 @@ class TestSigner:
             signing.Signer('key-b', 'agent').verify(envelope)
         assert str(err.value) == (
             'rejected message from daemon: bad signature (wrong key or '
-            'altered)')
+            'altered)'
+        )
 
-    @pytest.mark.parametrize('field, value', [
-        ('payload', dict(PAYLOAD, targets=['n1', 'n2', 'evil'])),
-        ('sender', 'someone-else'),
-        ('nonce', '0' * 32),
-        ('timestamp', 'SHIFT'),
-        ('signature', '0' * 64),
-    ])
+    @pytest.mark.parametrize(
+        'field, value',
+        [
+            ('payload', dict(PAYLOAD, targets=['n1', 'n2', 'evil'])),
+            ('sender', 'someone-else'),
+            ('nonce', '0' * 32),
+            ('timestamp', 'SHIFT'),
+            ('signature', '0' * 64),
+        ],
+    )
     def test_tampered(self, field, value):
         s = signing.Signer('key', 'daemon')
         envelope = s.sign(copy.deepcopy(PAYLOAD))
-        envelope[field] = (envelope['timestamp'] + 1 if value == 'SHIFT'
-                           else value)
+        envelope[field] = (
+            envelope['timestamp'] + 1 if value == 'SHIFT' else value
+        )
         with pytest.raises(exception.SignatureError) as err:
             s.verify(envelope)
         assert _reason(err) == 'bad signature (wrong key or altered)'
 
-    @pytest.mark.parametrize('envelope', [
-        None, 'text', ['a'], {}, {'sender': 'x', 'payload': 1},
-    ])
+    @pytest.mark.parametrize(
+        'envelope',
+        [
+            None,
+            'text',
+            ['a'],
+            {},
+            {'sender': 'x', 'payload': 1},
+        ],
+    )
     def test_unsigned(self, envelope):
         with pytest.raises(exception.SignatureError) as err:
             signing.Signer('key', 'agent').verify(envelope)
         assert str(err.value) == (
-            'rejected message from unknown: the message is not signed')
+            'rejected message from unknown: the message is not signed'
+        )
 
-    @pytest.mark.parametrize('drop, change', [
-        ('timestamp', None), ('nonce', None), ('payload', None),
-        (None, ('timestamp', 'yesterday')), (None, ('timestamp', None)),
-    ])
+    @pytest.mark.parametrize(
+        'drop, change',
+        [
+            ('timestamp', None),
+            ('nonce', None),
+            ('payload', None),
+            (None, ('timestamp', 'yesterday')),
+            (None, ('timestamp', None)),
+        ],
+    )
     def test_malformed(self, drop, change):
         s = signing.Signer('key', 'daemon')
         envelope = s.sign(PAYLOAD)
@@ -85,7 +108,8 @@ class TestSigner:
         with pytest.raises(exception.SignatureError) as err:
             s.verify(envelope)
         assert str(err.value) == (
-            'rejected message from daemon: malformed envelope')
+            'rejected message from daemon: malformed envelope'
+        )
 
     def test_non_ascii_signature_is_rejected_not_crashing(self):
         s = signing.Signer('key', 'daemon')
@@ -103,7 +127,8 @@ class TestSigner:
             s.verify(envelope)
         assert str(err.value) == (
             'rejected message from daemon: stale: signed 301 s ago, limit '
-            '300 s')
+            '300 s'
+        )
 
     def test_at_the_age_limit_accepted(self, clock):
         s = signing.Signer('key', 'daemon', max_age=300)
@@ -129,7 +154,8 @@ class TestSigner:
             receiver.verify(envelope)
         assert str(err.value) == (
             f'rejected message from daemon: replayed message (nonce '
-            f'{envelope["nonce"]})')
+            f'{envelope["nonce"]})'
+        )
         # A fresh envelope with the same payload is fine.
         assert receiver.verify(sender.sign(PAYLOAD)) == PAYLOAD
 
@@ -143,11 +169,11 @@ class TestSigner:
         receiver = signing.Signer('key', 'agent', max_age=10)
         envelope = sender.sign(PAYLOAD)
         assert receiver.verify(envelope) == PAYLOAD
-        clock[0] += 25      # the nonce is pruned from the replay cache ...
+        clock[0] += 25  # the nonce is pruned from the replay cache ...
         receiver.verify(sender.sign('other'))
         assert envelope['nonce'] not in receiver._seen
         with pytest.raises(exception.SignatureError) as err:
-            receiver.verify(envelope)   # ... yet the message is refused
+            receiver.verify(envelope)  # ... yet the message is refused
         assert _reason(err) == 'stale: signed 25 s ago, limit 10 s'
 
     def test_rejected_message_does_not_burn_nonce(self):

@@ -13,19 +13,28 @@ from pluginsd.extensions import base
 
 GROUP = 'audit'
 OPTS = [
-    cfg.StrOpt('events_file', default='$state_path/audit-events.jsonl',
-               help='Where the audit trail is appended, one JSON object a line.'),
+    cfg.StrOpt(
+        'events_file',
+        default='$state_path/audit-events.jsonl',
+        help='Where the audit trail is appended, one JSON object a line.',
+    ),
 ]
-EVENTS = sa.table('audit_events', sa.column('event'), sa.column('run_id'),
-                  sa.column('detail'), sa.column('created_at'))
+EVENTS = sa.table(
+    'audit_events',
+    sa.column('event'),
+    sa.column('run_id'),
+    sa.column('detail'),
+    sa.column('created_at'),
+)
 
 
 class AuditExtension(base.Extension):
     name = 'audit'
     version = '1.0.0'
     description = 'Audit trail of every event, in a table and a file.'
-    migrations = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                              'migrations')
+    migrations = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), 'migrations'
+    )
 
     @staticmethod
     def list_opts():
@@ -43,9 +52,14 @@ class AuditExtension(base.Extension):
             with open(self.conf.audit.events_file, 'a') as f:
                 f.write(json.dumps({'event': event, **detail}) + '\n')
             with self.engine.begin() as connection:
-                connection.execute(sa.insert(EVENTS).values(
-                    event=event, run_id=run_id, detail=json.dumps(detail),
-                    created_at=time.time()))
+                connection.execute(
+                    sa.insert(EVENTS).values(
+                        event=event,
+                        run_id=run_id,
+                        detail=json.dumps(detail),
+                        created_at=time.time(),
+                    )
+                )
 
     def on_node_register(self, node):
         self._record('node_register', node)

@@ -36,9 +36,13 @@ def upgrade():
     op.create_table(
         'results',
         sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column('run_id', sa.String(36),
-                  sa.ForeignKey('runs.id', ondelete='CASCADE'), nullable=False,
-                  index=True),
+        sa.Column(
+            'run_id',
+            sa.String(36),
+            sa.ForeignKey('runs.id', ondelete='CASCADE'),
+            nullable=False,
+            index=True,
+        ),
         sa.Column('node', sa.String(255), nullable=False),
         sa.Column('plugin', sa.String(255), nullable=False),
         sa.Column('mode', sa.String(16), nullable=False),
@@ -51,8 +55,9 @@ def upgrade():
         sa.Column('log_path', sa.Text, nullable=False),
         sa.Column('tail', sa.Text, nullable=False),
         sa.Column('message', sa.Text, nullable=False),
-        sa.UniqueConstraint('run_id', 'node', 'plugin', 'mode', 'phase',
-                            name='uniq_result'),
+        sa.UniqueConstraint(
+            'run_id', 'node', 'plugin', 'mode', 'phase', name='uniq_result'
+        ),
     )
     op.create_table(
         'nodes',
