@@ -191,6 +191,8 @@ class AgentService:
             'roles': self.roles,
             'version': version.VERSION,
             'activity': self.manager.activity,
+            # The daemon refuses a run this node would refuse, at plan time.
+            'allowed_sources': self.runner.settings.allowed_sources,
         }
 
     def _heartbeat_loop(self):

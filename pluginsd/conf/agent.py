@@ -24,9 +24,13 @@ OPTS = [
     cfg.ListOpt(
         'allowed_sources',
         default=[],
-        help='Plugin git URL prefixes this node accepts (e.g. '
-        'https://opendev.org/openstack/). A phase event naming '
-        'any other source runs nothing. Empty means none.',
+        help='Plugin sources this node accepts: URL prefixes such as '
+        'https://opendev.org/openstack/ or /srv/plugins/. URLs are '
+        'compared in canonical form (scheme and host lower-case, '
+        'default port dropped) on whole path segments; URLs with '
+        '"."/".." segments, encoded dots or slashes, credentials or '
+        'an unknown scheme are refused. Reported in heartbeats, so '
+        'the daemon refuses a run at plan time. Empty means none.',
     ),
     cfg.IntOpt(
         'heartbeat_interval',

@@ -84,6 +84,7 @@ class DaemonManager:
             payload['roles'],
             payload['version'],
             payload['activity'],
+            payload.get('allowed_sources'),
         )
         self.nodes.seen(payload['host'])
         if new:

@@ -16,6 +16,7 @@ import time
 import uuid
 
 from pluginsd import exception
+from pluginsd import git
 from pluginsd import localconf as localconf_mod
 from pluginsd import results
 from pluginsd.plugins import plan as plan_mod
@@ -472,6 +473,7 @@ class RunManager:
             plans[role] = self._make_plan(
                 conf, workdir, role, run['mode']
             ).to_dict()
+        self._check_sources(targets, plans)
         stages = stages_for(
             self.conf.daemon.role_order, {h: node_roles[h] for h in targets}
         )
@@ -484,6 +486,30 @@ class RunManager:
         )
         LOG.info('Run %s: stages %s', run_id, stages)
         return self.db.get_run(run_id)
+
+    def _check_sources(self, targets, plans):
+        """Refuse, before any phase, a plugin source a target node refuses."""
+        allowed = {
+            n['host']: n['allowed_sources'] for n in self.db.list_nodes()
+        }
+        for host in sorted(targets):
+            rules = allowed.get(host)
+            if rules is None:
+                continue  # all-in-one, or a node that did not say
+            for p in plans[targets[host]]['plugins']:
+                try:
+                    if git.source_allowed(p['url'], rules):
+                        continue
+                    why = (
+                        'is not in [agent] allowed_sources '
+                        f'({", ".join(rules) or "empty"})'
+                    )
+                except git.GitInputError as e:
+                    why = f'is refused: {e}'
+                raise exception.PluginsdException(
+                    f'node {host} refuses plugin {p["name"]}: source '
+                    f'{exception.redact_url(p["url"])} {why}'
+                )
 
     def _wait_for_nodes(self, run_id):
         deadline = time.monotonic() + self.conf.daemon.node_wait_timeout

@@ -209,7 +209,9 @@ class Database:
 
     # -- nodes -------------------------------------------------------------
 
-    def upsert_node(self, host, roles, version, activity):
+    def upsert_node(
+        self, host, roles, version, activity, allowed_sources=None
+    ):
         """Record a heartbeat; return (node row, whether it is new)."""
         now = time.time()
         with self._lock, self._session.begin() as s:
@@ -224,6 +226,9 @@ class Database:
                 activity,
             )
             node.last_seen = now
+            node.allowed_sources = (
+                None if allowed_sources is None else list(allowed_sources)
+            )
         return _row(node), new
 
     def list_nodes(self):

@@ -66,3 +66,5 @@ class Node(Base):
     activity = sa.Column(sa.Text, nullable=False, default='')
     registered_at = sa.Column(sa.Float, nullable=False)
     last_seen = sa.Column(sa.Float, nullable=False)
+    # [agent] allowed_sources as the node reported it; None: any source.
+    allowed_sources = sa.Column(sa.JSON, nullable=True)

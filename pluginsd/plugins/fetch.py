@@ -11,10 +11,10 @@ failed clone never leaves a directory a later run would take for a checkout.
 import dataclasses
 import os
 import shutil
-import subprocess
 import tempfile
 
 from pluginsd import exception
+from pluginsd import git
 
 
 @dataclasses.dataclass
@@ -25,26 +25,25 @@ class FetchOptions:
     git_depth: int = 0
 
 
-def _git(args, cwd=None, plugin=None):
-    proc = subprocess.run(
-        ['git', *args], cwd=cwd, capture_output=True, text=True, env=_git_env()
-    )
-    if proc.returncode:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        detail = lines[-1] if lines else f'exit status {proc.returncode}'
+def _git(step, plugin):
+    """Run ``step()`` (a pluginsd.git call); name the plugin on failure."""
+    try:
+        return step()
+    except git.GitError as e:
         raise exception.FetchError(
-            plugin=plugin.name,
-            url=plugin.url,
-            ref=plugin.ref,
-            reason=f'"git {" ".join(args)}" failed: {detail}',
-        )
-    return proc.stdout.strip()
+            plugin=plugin.name, url=plugin.url, ref=plugin.ref, reason=str(e)
+        ) from None
 
 
-def _git_env():
-    env = dict(os.environ)
-    env.setdefault('GIT_TERMINAL_PROMPT', '0')  # never wait for a password
-    return env
+def check_plugin(plugin):
+    """Refuse a URL or ref git could read as an option (before any git)."""
+    try:
+        git.check_url(plugin.url)
+        git.check_ref(plugin.ref)
+    except git.GitInputError as e:
+        raise exception.FetchError(
+            plugin=plugin.name, url=plugin.url, ref=plugin.ref, reason=str(e)
+        ) from None
 
 
 def head(path):
@@ -75,6 +74,7 @@ def fetch(plugin, target, options):
 
     ``plugin`` has ``name``, ``url`` and ``ref``.
     """
+    check_plugin(plugin)
     if os.path.isdir(os.path.join(target, '.git')):
         _update(plugin, target, options)
     elif os.path.exists(target) and os.listdir(target):
@@ -119,19 +119,12 @@ def _clone(plugin, target, options):
         prefix=f'.{plugin.name}.', suffix='.clone', dir=parent
     )
     try:
+        _git(lambda: git.clone_no_checkout(plugin.url, tmp), plugin)
         _git(
-            ['clone', '--quiet', '--no-checkout', plugin.url, tmp],
-            plugin=plugin,
+            lambda: git.fetch(tmp, 'origin', plugin.ref, options.git_depth),
+            plugin,
         )
-        depth = (
-            ['--depth', str(options.git_depth)] if options.git_depth else []
-        )
-        _git(
-            ['fetch', '--quiet', *depth, 'origin', plugin.ref],
-            cwd=tmp,
-            plugin=plugin,
-        )
-        _git(['checkout', '--quiet', 'FETCH_HEAD'], cwd=tmp, plugin=plugin)
+        _git(lambda: git.checkout(tmp, 'FETCH_HEAD'), plugin)
         if not os.path.isdir(os.path.join(tmp, 'devstack')):
             raise exception.FetchError(
                 plugin=plugin.name,
@@ -148,53 +141,32 @@ def _clone(plugin, target, options):
 
 def _update(plugin, target, options):
     if plugin.ref.startswith('refs') and not options.offline:
-        _git(
-            ['fetch', '--quiet', 'origin', plugin.ref],
-            cwd=target,
-            plugin=plugin,
-        )
-        _git(['checkout', '--quiet', 'FETCH_HEAD'], cwd=target, plugin=plugin)
+        _git(lambda: git.fetch(target, 'origin', plugin.ref), plugin)
+        _git(lambda: git.checkout(target, 'FETCH_HEAD'), plugin)
         return
     if not options.reclone or options.offline:
         return  # DevStack leaves an existing checkout alone
     ref = plugin.ref
-    _git(
-        ['remote', 'set-url', 'origin', plugin.url], cwd=target, plugin=plugin
-    )
-    _git(['fetch', '--quiet', 'origin'], cwd=target, plugin=plugin)
+    _git(lambda: git.set_remote(target, plugin.url), plugin)
+    _git(lambda: git.fetch_all(target), plugin)
     for dirpath, _, files in os.walk(target):
         for name in files:
             if name.endswith('.pyc'):
                 os.unlink(os.path.join(dirpath, name))
-    if _has_ref(target, f'refs/tags/{ref}'):
-        _git(['tag', '-d', ref], cwd=target, plugin=plugin)
+    if git.has_ref(target, f'refs/tags/{ref}'):
+        _git(lambda: git.delete_tag(target, ref), plugin)
+        _git(lambda: git.fetch(target, 'origin', ref, tag=True), plugin)
+        _git(lambda: git.checkout(target, ref, force=True), plugin)
+    elif git.has_ref(target, f'refs/heads/{ref}'):
+        _git(lambda: git.checkout(target, f'origin/{ref}', force=True), plugin)
+        _git(lambda: git.delete_branch(target, ref), plugin)
+        _git(lambda: git.checkout(target, new_branch=ref), plugin)
+    elif git.has_ref(target, f'refs/remotes/origin/{ref}'):
         _git(
-            ['fetch', '--quiet', 'origin', 'tag', ref],
-            cwd=target,
-            plugin=plugin,
-        )
-        _git(['checkout', '--quiet', '-f', ref], cwd=target, plugin=plugin)
-    elif _has_ref(target, f'refs/heads/{ref}'):
-        _git(
-            ['checkout', '--quiet', '-f', f'origin/{ref}'],
-            cwd=target,
-            plugin=plugin,
-        )
-        _git(['branch', '-D', ref], cwd=target, plugin=plugin)
-        _git(['checkout', '--quiet', '-b', ref], cwd=target, plugin=plugin)
-    elif _has_ref(target, f'refs/remotes/origin/{ref}'):
-        _git(
-            [
-                'checkout',
-                '--quiet',
-                '-f',
-                '-b',
-                ref,
-                '--track',
-                f'origin/{ref}',
-            ],
-            cwd=target,
-            plugin=plugin,
+            lambda: git.checkout(
+                target, force=True, new_branch=ref, track=f'origin/{ref}'
+            ),
+            plugin,
         )
     else:
         raise exception.FetchError(
@@ -205,15 +177,6 @@ def _update(plugin, target, options):
         )
 
 
-def _has_ref(path, ref):
-    return (
-        subprocess.run(
-            ['git', 'show-ref', '--verify', '--quiet', ref], cwd=path
-        ).returncode
-        == 0
-    )
-
-
 def ensure_checkout(plugin, target, sha, source, ref=None):
     """On a node: make ``target`` a checkout of exactly ``sha``.
 
@@ -222,13 +185,12 @@ def ensure_checkout(plugin, target, sha, source, ref=None):
     itself by default). An existing checkout at ``sha`` is left alone.
     """
     ref = ref or sha
+    check_plugin(plugin)
     if os.path.isdir(os.path.join(target, '.git')):
         if head(target) == sha:
             return
-        _git(['fetch', '--quiet', source, ref], cwd=target, plugin=plugin)
-        _git(
-            ['checkout', '--quiet', '--detach', sha], cwd=target, plugin=plugin
-        )
+        _git(lambda: git.fetch(target, source, ref), plugin)
+        _git(lambda: git.detach(target, sha), plugin)
         return
     parent = os.path.dirname(os.path.abspath(target))
     os.makedirs(parent, exist_ok=True)
@@ -236,10 +198,10 @@ def ensure_checkout(plugin, target, sha, source, ref=None):
         prefix=f'.{plugin.name}.', suffix='.clone', dir=parent
     )
     try:
-        _git(['init', '--quiet', tmp], plugin=plugin)
-        _git(['remote', 'add', 'origin', plugin.url], cwd=tmp, plugin=plugin)
-        _git(['fetch', '--quiet', source, ref], cwd=tmp, plugin=plugin)
-        _git(['checkout', '--quiet', '--detach', sha], cwd=tmp, plugin=plugin)
+        _git(lambda: git.init(tmp), plugin)
+        _git(lambda: git.set_remote(tmp, plugin.url, add=True), plugin)
+        _git(lambda: git.fetch(tmp, source, ref), plugin)
+        _git(lambda: git.detach(tmp, sha), plugin)
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -253,16 +215,13 @@ def bundle(path, sha, output):
     commits, so the commit gets a ref of its own first.
     """
     ref = f'refs/pluginsd/{sha}'
-    if subprocess.run(
-        ['git', 'update-ref', ref, sha], cwd=path, capture_output=True
-    ).returncode:
+    try:
+        updated = git.update_ref(path, ref, sha)
+    except git.GitInputError as e:
+        raise exception.PluginsdException(f'{path}: {e}') from None
+    if updated.returncode:
         raise exception.PluginsdException(f'{path} has no commit {sha}')
-    proc = subprocess.run(
-        ['git', 'bundle', 'create', '--quiet', output, ref],
-        cwd=path,
-        capture_output=True,
-        text=True,
-    )
+    proc = git.bundle_create(path, output, ref)
     if proc.returncode:
         raise exception.PluginsdException(
             f'git bundle of {path} at {sha} failed: {proc.stderr.strip()}'

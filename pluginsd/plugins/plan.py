@@ -160,8 +160,9 @@ def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
 
     plugins = []
     dir_events = session.run('__pluginsd_plugin_dirs')
-    for _, name, gitdir, url, ref in dir_events:
+    for _, name, gitdir, url, ref, enabled_at in dir_events:
         plugin = Plugin(name=name, url=url, ref=ref or 'master')
+        _check_source(plugin, localconf, enabled_at, workdir)
         plugin.path = (
             os.path.join(checkout_root, name) if checkout_root else gitdir
         )
@@ -228,6 +229,24 @@ def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
     return Plan(
         [by_name[n] for n in names], [p.name for p in plugins], reasons
     )
+
+
+def _check_source(plugin, localconf, enabled_at, workdir):
+    """Refuse a URL or ref git could misread, naming the local.conf line.
+
+    Never falls back to another ref: the run stops here, before any git.
+    """
+    try:
+        fetch.check_plugin(plugin)
+    except exception.FetchError as e:
+        file, _, line = enabled_at.rpartition(':')
+        if file != os.path.join(workdir, 'localrc'):
+            line = '?'  # enabled from a file localrc sourced
+        raise exception.LocalConfError(
+            path=localconf.path,
+            line=line or '?',
+            reason=f'enable_plugin {plugin.name}: {e.kwargs["reason"]}',
+        ) from None
 
 
 def scratch_dir(base):

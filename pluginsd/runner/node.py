@@ -16,6 +16,7 @@ import threading
 import time
 
 from pluginsd import exception
+from pluginsd import git
 from pluginsd import localconf as localconf_mod
 from pluginsd import results
 from pluginsd.plugins import fetch
@@ -291,15 +292,20 @@ class _PhaseRun:
 
     def _check_sources(self):
         allowed = self.s.allowed_sources
+        if allowed is None:
+            return
         for plugin in self.plugins:
-            if allowed is not None and not any(
-                plugin.url.startswith(prefix) for prefix in allowed
-            ):
+            try:
+                admitted = git.source_allowed(plugin.url, allowed)
+                reason = 'is not in [agent] allowed_sources'
+            except git.GitInputError as e:
+                admitted, reason = None, f'is refused: {e}'
+            if not admitted:
                 raise _PhaseFailed(
                     results.FAILED,
                     None,
                     f'node {self.s.host} refuses plugin {plugin.name}: source '
-                    f'{plugin.url} is not in [agent] allowed_sources',
+                    f'{exception.redact_url(plugin.url)} {reason}',
                 )
 
     def _session(self):

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import time
 
+from pluginsd import git
+
 LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib')
 
 
@@ -41,6 +43,8 @@ class BashSession:
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env.update(
+            # Plugins' own git calls may not use ext:: or fd:: either.
+            GIT_ALLOW_PROTOCOL=':'.join(git.ALLOWED_PROTOCOLS),
             PLUGINSD_LIB=LIB_DIR,
             PLUGINSD_CMD_FD=str(cmd_r),
             PLUGINSD_EVT_FD=str(evt_w),

@@ -303,7 +303,9 @@ def test_forged_and_replayed_events_run_nothing(tmp_path, cluster):
     assert 'bad signature' in str(refused.value)
     assert c.api.list_runs({}) == []
 
-    # A source outside [agent] allowed_sources: the node refuses it.
+    # A source outside [agent] allowed_sources: the node reported its
+    # allow-list in its heartbeats, so the run fails at plan time, naming
+    # the node and the rule, before any phase.
     outside = gitrepos.make_repo(
         str(tmp_path / 'elsewhere' / 'rogue'), traced('rogue')
     )
@@ -314,8 +316,24 @@ def test_forged_and_replayed_events_run_nothing(tmp_path, cluster):
     assert proc.returncode == 1
     assert (
         f'node cmp1 refuses plugin rogue: source {outside} is not in '
-        '[agent] allowed_sources' in proc.stderr
+        f'[agent] allowed_sources ({tmp_path / "repos"}/)' in proc.stderr
     )
+    rogue_run = c.api.get_run({}, run_id_of(proc))
+    assert rogue_run['stages'] == [] and rogue_run['results'] == []
+    # A URL that passed the old string-prefix check: refused at plan time
+    # with the local.conf line, and git never ran on it.
+    bypass = f'file://{tmp_path}/repos/../elsewhere/rogue'
+    proc = c.ctl(
+        'stack',
+        conf_file(tmp_path, 'bypass.conf', f'enable_plugin rogue {bypass}'),
+    )
+    assert proc.returncode == 1
+    assert (
+        f'bypass.conf:2: enable_plugin rogue: plugin URL {bypass!r} '
+        'refused: a ".." path segment is not allowed' in proc.stderr
+    )
+    bypass_run = c.api.get_run({}, run_id_of(proc))
+    assert bypass_run['stages'] == [] and bypass_run['results'] == []
     assert not any(t[1] == 'rogue' for t in read(c.trace))
 
 

@@ -67,7 +67,7 @@ class TestSchema:
         with db.engine.connect() as c:
             assert c.execute(
                 sa.text('SELECT version_num FROM alembic_version')
-            ).scalars().all() == ['0001']
+            ).scalars().all() == ['0002']
 
 
 class TestRuns:
@@ -297,10 +297,15 @@ class TestNodes:
             'activity': 'idle',
             'registered_at': clock[0],
             'last_seen': clock[0],
+            'allowed_sources': None,
         }
         clock[0] += 10
         node, new = db.upsert_node(
-            'h1', ['controller', 'compute'], '1.1', 'running stack install'
+            'h1',
+            ['controller', 'compute'],
+            '1.1',
+            'running stack install',
+            ['https://opendev.org/'],
         )
         assert new is False
         assert node == {
@@ -310,6 +315,7 @@ class TestNodes:
             'activity': 'running stack install',
             'registered_at': clock[0] - 10,
             'last_seen': clock[0],
+            'allowed_sources': ['https://opendev.org/'],
         }
 
     def test_list_nodes_sorted(self, db):

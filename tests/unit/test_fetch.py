@@ -166,7 +166,7 @@ class TestCloneFailures:
         with pytest.raises(exception.FetchError) as err:
             fetch.fetch(p, target, FetchOptions())
         assert str(err.value) == (
-            f'plugin alpha ({upstream.path} nope): "git fetch --quiet origin '
+            f'plugin alpha ({upstream.path} nope): "git fetch --quiet -- origin '
             f'nope" failed: fatal: couldn\'t find remote ref nope'
         )
         assert not os.path.exists(target)
@@ -191,7 +191,7 @@ class TestCloneFailures:
         pattern = (
             re.escape(
                 f'plugin alpha ({url} master): "git clone --quiet '
-                f'--no-checkout {url} {dest}/.alpha.'
+                f'--no-checkout -- {url} {dest}/.alpha.'
             )
             + r'[^/ ]+\.clone" failed: '
             + re.escape(f"fatal: repository '{url}' does not exist")
@@ -444,7 +444,7 @@ class TestEnsureCheckout:
             fetch.ensure_checkout(p, target, missing, upstream.path)
         message = str(err.value)
         assert message.startswith(
-            f'plugin alpha ({self.URL} master): "git fetch --quiet '
+            f'plugin alpha ({self.URL} master): "git fetch --quiet -- '
             f'{upstream.path} {missing}" failed: '
         ), message
         assert not os.path.exists(target)

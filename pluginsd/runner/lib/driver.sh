@@ -36,7 +36,7 @@ function __pluginsd_source_localrc {
 function __pluginsd_plugin_dirs {
     local plugin
     for plugin in ${DEVSTACK_PLUGINS//,/ }; do
-        __pluginsd_evt dir "$plugin" "${GITDIR[$plugin]}" "${GITREPO[$plugin]}" "${GITBRANCH[$plugin]}"
+        __pluginsd_evt dir "$plugin" "${GITDIR[$plugin]}" "${GITREPO[$plugin]}" "${GITBRANCH[$plugin]}" "${_PLUGINSD_ENABLED_AT[$plugin]:-}"
     done
 }
 
