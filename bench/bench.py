@@ -26,7 +26,7 @@ sys.path.insert(0, TOP)
 
 from pluginsd import allinone  # noqa: E402
 from pluginsd import conf as pluginsd_conf  # noqa: E402
-from pluginsd import rpc
+from pluginsd import rpc  # noqa: E402
 from pluginsd.daemon import rpcapi  # noqa: E402
 from pluginsd.daemon import service as daemon_service  # noqa: E402
 from pluginsd.rpc import signing  # noqa: E402
@@ -226,10 +226,12 @@ def main():
         shutil.rmtree(base, ignore_errors=True)
     print()
     print(
-        f'5-phase stack, median of {args.repeat} runs (seconds), {os.cpu_count()} CPUs'
+        f'5-phase stack, median of {args.repeat} runs (seconds), '
+        f'{os.cpu_count()} CPUs'
     )
     print(
-        f'| {"scenario":<42} | {"pluginsd":>8} | {"plain bash":>10} | {"target":>6} |'
+        f'| {"scenario":<42} | {"pluginsd":>8} '
+        f'| {"plain bash":>10} | {"target":>6} |'
     )
     print(f'|{"-" * 44}|{"-" * 10}|{"-" * 12}|{"-" * 8}|')
     for name, took, floor, target in rows:

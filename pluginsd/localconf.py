@@ -89,11 +89,11 @@ def _read(path):
     except OSError as e:
         raise exception.LocalConfError(
             path=path, line=0, reason=f'cannot read: {e.strerror}'
-        )
-    except UnicodeDecodeError:
+        ) from e
+    except UnicodeDecodeError as e:
         raise exception.LocalConfError(
             path=path, line=0, reason='not a UTF-8 text file'
-        )
+        ) from e
 
 
 def parse(text, path='local.conf'):

@@ -32,7 +32,8 @@ STATUS_COLOURS = {
 CSS = """
 :root { --label: 230px; --pad: 16px; }
 * { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto,
+             sans-serif;
        color: #1f2328; margin: 0; padding: 20px 28px 40px; background: #fff; }
 h1 { font-size: 20px; margin: 0 0 10px; }
 h1 code { font-size: 18px; }
@@ -46,7 +47,8 @@ code, pre { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; }
 .state[data-state=completed] { background: #2e9e44; }
 .state[data-state=failed] { background: #d93025; }
 .state[data-state=cancelled] { background: #8d8d8d; }
-.state[data-state=running], .state[data-state=planning] { background: #0969da; }
+.state[data-state=running],
+.state[data-state=planning] { background: #0969da; }
 dl.facts { display: flex; flex-wrap: wrap; gap: 8px 32px; margin: 0; }
 dl.facts dt { color: #57606a; font-size: 12px; }
 dl.facts dd { margin: 0; }
@@ -64,29 +66,36 @@ dl.facts dd { margin: 0; }
 .row > .track { position: relative; flex: 1; margin-right: var(--pad); }
 .row.plugin:hover { background: rgba(9, 105, 218, .06); }
 .row.plugin:hover > .label { background: #eef4fc; }
-.row.axis { height: 40px; border-bottom: 1px solid #d0d7de; pointer-events: none; }
+.row.axis { height: 40px; border-bottom: 1px solid #d0d7de;
+            pointer-events: none; }
 .row.axis > .label { color: #57606a; font-size: 12px; padding-top: 20px; }
-.row.node { border-top: 1px solid #d0d7de; background: rgba(246, 248, 250, .75); }
-.row.node > .label { padding-left: 8px; font-weight: 600; background: #f6f8fa; }
+.row.node { border-top: 1px solid #d0d7de;
+            background: rgba(246, 248, 250, .75); }
+.row.node > .label { padding-left: 8px; font-weight: 600;
+                     background: #f6f8fa; }
 .row.node > .track { padding: 3px 8px; font-size: 12px; color: #57606a;
                      white-space: nowrap; overflow: hidden; }
 .nodestat b { font-weight: 600; }
-.nodestat[data-status=failed] b, .nodestat[data-status=timeout] b { color: #d93025; }
+.nodestat[data-status=failed] b,
+.nodestat[data-status=timeout] b { color: #d93025; }
 .row.plugin.norun > .label { color: #8c959f; }
-.tick { position: absolute; bottom: 0; height: 6px; border-left: 1px solid #8c959f; }
+.tick { position: absolute; bottom: 0; height: 6px;
+        border-left: 1px solid #8c959f; }
 .tick span { position: absolute; bottom: 6px; left: 3px; font-size: 11px;
              color: #57606a; white-space: nowrap; }
 .tick.end span { left: auto; right: 3px; }
 .phases { position: absolute; top: 0; bottom: 0; left: var(--label);
           right: var(--pad); pointer-events: none; }
-.phase { position: absolute; top: 0; bottom: 0; border-left: 1px dashed #6e7781;
+.phase { position: absolute; top: 0; bottom: 0;
+         border-left: 1px dashed #6e7781;
          background: rgba(9, 105, 218, .04); }
 .phase.odd { background: rgba(9, 105, 218, .09); }
 .phase.last { border-right: 1px dashed #6e7781; }
 .phase.bad span { color: #d93025; }
-.phase span { position: absolute; top: 2px; left: 4px; right: 0; font-size: 11px;
-              font-weight: 600; color: #24292f; white-space: nowrap;
-              overflow: hidden; text-overflow: ellipsis; pointer-events: auto; }
+.phase span { position: absolute; top: 2px; left: 4px; right: 0;
+              font-size: 11px; font-weight: 600; color: #24292f;
+              white-space: nowrap; overflow: hidden;
+              text-overflow: ellipsis; pointer-events: auto; }
 .bar { position: absolute; top: 5px; height: 14px; min-width: 5px;
        border-radius: 2px; background: #8d8d8d; cursor: default; z-index: 1; }
 .bar:hover { outline: 2px solid #1f2328; z-index: 2; }
@@ -103,7 +112,8 @@ for _status, _colour in STATUS_COLOURS.items():
     CSS += (
         f'.bar[data-status={_status}], .legend i[data-status={_status}] '
         f'{{ background: {_colour}; }}\n'
-        f'.failure[data-status={_status}] {{ border-left-color: {_colour}; }}\n'
+        f'.failure[data-status={_status}] '
+        f'{{ border-left-color: {_colour}; }}\n'
     )
 CSS += (
     '.bar[data-status=skipped], .legend i[data-status=skipped] '
@@ -196,7 +206,10 @@ class _Axis:
 
 
 def _phases(view, all_results):
-    """Phase bands: [(label, start, end, whether anything failed)] in time order."""
+    """Phase bands in time order.
+
+    [(label, start, end, whether anything failed)]
+    """
     known = list(results_mod.MODE_PHASES.get(view.get('mode'), ()))
     bands = {}
     for r in all_results:
@@ -227,7 +240,10 @@ def _phases(view, all_results):
 
 
 def _rows(view, all_results):
-    """[(host, role, [plugin names])], nodes in stage order, plugins in plan order."""
+    """[(host, role, [plugin names])].
+
+    Nodes in stage order, plugins in plan order.
+    """
     hosts = [h for stage in (view.get('stages') or []) for h in stage]
     for r in all_results:
         if r['node'] not in hosts:
@@ -439,7 +455,8 @@ def render(view):
     )
     body = [
         f'<h1>pluginsd run <code>{esc(run_id)}</code> '
-        f'<span class="state" data-state="{esc(state)}">{esc(state)}</span></h1>',
+        f'<span class="state" data-state="{esc(state)}">'
+        f'{esc(state)}</span></h1>',
         f'<dl class="facts">{dl}</dl>',
     ]
     body += _timeline(view, all_results)

@@ -43,8 +43,8 @@ def prepare(argv, prog, setup_logging=True):
 def require_shared_key(conf):
     if not conf.security.shared_key:
         raise exception.ConfigError(
-            reason='[security] shared_key is empty: set the same secret on the '
-            'daemon and every agent (messages are signed with it)'
+            reason='[security] shared_key is empty: set the same secret on '
+            'the daemon and every agent (messages are signed with it)'
         )
 
 

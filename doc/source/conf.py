@@ -35,5 +35,7 @@ pygments_style = 'sphinx'
 html_theme = 'alabaster'
 html_static_path = ['_static']
 html_theme_options = {
-    'description': 'DevStack plugins, run as DevStack runs them, on many nodes',
+    'description': (
+        'DevStack plugins, run as DevStack runs them, on many nodes'
+    ),
 }

@@ -24,8 +24,9 @@ class Journal:
         self._db.execute('PRAGMA synchronous=NORMAL')
         self._db.execute(
             'CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, '
-            'run_id TEXT, mode TEXT, phase TEXT, plugin TEXT, attempt INTEGER, '
-            'payload TEXT, acked INTEGER DEFAULT 0, sent_at REAL DEFAULT 0)'
+            'run_id TEXT, mode TEXT, phase TEXT, plugin TEXT, '
+            'attempt INTEGER, payload TEXT, acked INTEGER DEFAULT 0, '
+            'sent_at REAL DEFAULT 0)'
         )
         self._lock = threading.Lock()
 
@@ -34,8 +35,8 @@ class Journal:
     def add(self, result):
         with self._lock:
             self._db.execute(
-                'INSERT OR REPLACE INTO results (key, run_id, mode, phase, plugin, '
-                'attempt, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
+                'INSERT OR REPLACE INTO results (key, run_id, mode, phase, '
+                'plugin, attempt, payload) VALUES (?, ?, ?, ?, ?, ?, ?)',
                 (
                     self.key(result),
                     result['run_id'],
@@ -51,8 +52,8 @@ class Journal:
         """Unacknowledged results never sent, or sent ``resend_after`` ago."""
         with self._lock:
             rows = self._db.execute(
-                'SELECT key, payload FROM results WHERE acked = 0 AND sent_at < ? '
-                'ORDER BY rowid LIMIT ?',
+                'SELECT key, payload FROM results '
+                'WHERE acked = 0 AND sent_at < ? ORDER BY rowid LIMIT ?',
                 (time.time() - resend_after, limit),
             ).fetchall()
         return [(key, json.loads(payload)) for key, payload in rows]
@@ -79,11 +80,11 @@ class Journal:
             ).fetchone()[0]
 
     def phase_done(self, run_id, mode, phase, attempt):
-        """Whether the node already finished that phase (its summary exists)."""
+        """Whether the node finished that phase (its summary exists)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM results WHERE run_id = ? AND mode = ? AND phase = ? "
-                "AND attempt = ? AND plugin = ''",
+                "SELECT 1 FROM results WHERE run_id = ? AND mode = ? "
+                "AND phase = ? AND attempt = ? AND plugin = ''",
                 (run_id, mode, phase, attempt),
             ).fetchone()
         return row is not None
@@ -91,8 +92,8 @@ class Journal:
     def resend_phase(self, run_id, mode, phase, attempt):
         with self._lock:
             self._db.execute(
-                'UPDATE results SET acked = 0, sent_at = 0 WHERE run_id = ? AND '
-                'mode = ? AND phase = ? AND attempt = ?',
+                'UPDATE results SET acked = 0, sent_at = 0 '
+                'WHERE run_id = ? AND mode = ? AND phase = ? AND attempt = ?',
                 (run_id, mode, phase, attempt),
             )
 

@@ -1,4 +1,7 @@
-"""Client side of the agent RPC API (daemon -> agents, topic pluginsd-agent)."""
+"""Client side of the agent RPC API.
+
+Daemon -> agents, on the topic ``pluginsd-agent``.
+"""
 
 from pluginsd import rpc
 

@@ -136,7 +136,7 @@ class AgentService:
         self.runner.close()
 
     def _bundle_from_daemon(self, run_id, plugin):
-        """Fetch a pinned commit from the daemon: no access to origin needed."""
+        """Fetch a pinned commit from the daemon (no access to origin)."""
         reply = self.daemon.get_bundle({}, run_id, plugin.name, plugin.sha)
         path = os.path.join(self.state_dir, 'bundles', f'{plugin.sha}.bundle')
         os.makedirs(os.path.dirname(path), exist_ok=True)

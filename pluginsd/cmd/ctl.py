@@ -35,7 +35,9 @@ def read_file(path):
         with open(path, encoding='utf-8') as f:
             return f.read()
     except OSError as e:
-        raise exception.PluginsdException(f'{path}: cannot read: {e.strerror}')
+        raise exception.PluginsdException(
+            f'{path}: cannot read: {e.strerror}'
+        ) from e
 
 
 def duration(result):

@@ -1,4 +1,7 @@
-"""pluginsd-manage: database administration (``db upgrade``, ``db version``)."""
+"""pluginsd-manage: database administration.
+
+``db upgrade`` and ``db version``.
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""Client side of the daemon RPC API (agents and CLI -> daemon, topic pluginsd)."""
+"""Client side of the daemon RPC API.
+
+Agents and the CLI -> daemon, on the topic ``pluginsd``.
+"""
 
 from pluginsd import rpc
 

@@ -240,7 +240,7 @@ class RunManager:
     # -- ingest ------------------------------------------------------------
 
     def ingest(self, host, items):
-        """Queue results from ``host``; the ingest thread stores and acks them."""
+        """Queue results from ``host``; the ingest thread stores, acks."""
         self._incoming.put((host, items))
 
     def _ingest_loop(self):
@@ -267,7 +267,8 @@ class RunManager:
             else:
                 with self._acks_lock:
                     for host, items in batch:
-                        # Stale attempts too, or the agent resends them forever.
+                        # Stale attempts too, or the agent resends them
+                        # forever.
                         self._acks.setdefault(host, []).extend(
                             results.ack_key(r) for r in items
                         )
@@ -331,7 +332,7 @@ class RunManager:
         return stored
 
     def _end_on_agents(self, run_id):
-        """Let agents drop a finished run's shell (a failed stack leaves some)."""
+        """Let agents drop a finished run's shell (failed stacks leave one)."""
         try:
             self.agents.end_run({}, run_id)
         except Exception as e:
@@ -521,8 +522,9 @@ class RunManager:
                 raise _Stopping()
             if time.monotonic() > deadline:
                 raise exception.PluginsdException(
-                    f'no node registered within {self.conf.daemon.node_wait_timeout}'
-                    ' s: is pluginsd-agent running and on the same transport?'
+                    'no node registered within '
+                    f'{self.conf.daemon.node_wait_timeout} s: is '
+                    'pluginsd-agent running and on the same transport?'
                 )
             if run_id in self._cancelled:
                 raise _Cancelled('cancelled while waiting for nodes')
@@ -671,8 +673,8 @@ class RunManager:
                 )
             if time.monotonic() > limit:
                 raise exception.PluginsdException(
-                    f'{", ".join(waiting)} did not report {run["mode"]} {phase} '
-                    'before the phase deadline'
+                    f'{", ".join(waiting)} did not report '
+                    f'{run["mode"]} {phase} before the phase deadline'
                 )
             with self._cond:
                 self._cond.wait(0.5)

@@ -49,13 +49,22 @@ class Extension:
         """A node missed heartbeats for agent_down_time."""
 
     def on_run_start(self, run):
-        """A run was planned and is about to start. ``run``: :class:`events.Run`."""
+        """A run was planned and is about to start.
+
+        ``run``: :class:`events.Run`.
+        """
 
     def on_phase_start(self, phase):
-        """A phase event is about to go out. ``phase``: :class:`events.Phase`."""
+        """A phase event is about to go out.
+
+        ``phase``: :class:`events.Phase`.
+        """
 
     def on_plugin_result(self, result):
-        """A node reported a plugin's result. ``result``: :class:`events.Result`."""
+        """A node reported a plugin's result.
+
+        ``result``: :class:`events.Result`.
+        """
 
     def on_phase_end(self, phase):
         """Every node of the stage reported the phase (``phase.failures``)."""

@@ -37,7 +37,7 @@ class Notifications:
 
 
 class EventDispatcher:
-    """Calls ``on_<event>`` on every extension; one failing never stops others."""
+    """Calls ``on_<event>`` on every extension; a failing one stops none."""
 
     def __init__(self, extensions=(), notifications=None):
         self.extensions = list(extensions)

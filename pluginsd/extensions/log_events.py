@@ -1,4 +1,7 @@
-"""The built-in ``logging`` extension: logs every event. The minimal example."""
+"""The built-in ``logging`` extension: logs every event.
+
+The minimal example of an extension.
+"""
 
 import logging
 

@@ -47,7 +47,7 @@ def check_plugin(plugin):
 
 
 def head(path):
-    """The commit checked out at ``path``, or None (read without forking git)."""
+    """The commit checked out at ``path``, or None (read without git)."""
     git_dir = os.path.join(path, '.git')
     try:
         with open(os.path.join(git_dir, 'HEAD')) as f:

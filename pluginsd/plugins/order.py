@@ -8,6 +8,7 @@ stable depth-first topological sort), recording why each one moved.
 """
 
 import dataclasses
+import itertools
 
 from pluginsd import exception
 
@@ -57,7 +58,7 @@ def order(declared, requirements, aliases=None):
             cycle = path[path.index(name) :] + [name]
             where = '; '.join(
                 f'{a} requires {b} at {r.where()}'
-                for a, b in zip(cycle, cycle[1:])
+                for a, b in itertools.pairwise(cycle)
                 for t, r in needs[a]
                 if t == b
             )
@@ -73,7 +74,8 @@ def order(declared, requirements, aliases=None):
             if state.get(dep) != 'done' and declared.index(
                 dep
             ) > declared.index(root):
-                # Pulled ahead of the plugin being placed, maybe through others.
+                # Pulled ahead of the plugin being placed, maybe through
+                # others.
                 reasons.append(f'{dep} moved before {root}: {", ".join(link)}')
             visit(dep, path + [name], link)
         state[name] = 'done'

@@ -81,7 +81,7 @@ def read_localrc(session, localconf, workdir):
             line=line,
             reason=message
             or f'sourcing localrc failed with status {e.returncode}',
-        )
+        ) from e
     return path
 
 
@@ -93,7 +93,8 @@ def _session_output(out):
         return []
 
 
-# `die` prints "[ERROR] file:line message"; bash prints "file: line N: message".
+# `die` prints "[ERROR] file:line message";
+# bash prints "file: line N: message".
 _DIE = re.compile(r'^\[ERROR\] (.*?):(\d+) (.*)$')
 _BASH = re.compile(r'^(.*?): line (\d+): (.*)$')
 
@@ -221,7 +222,7 @@ def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
         raise exception.SettingsError(
             reason=f'plugin {step[2]}: sourcing {path} failed with status '
             f'{e.returncode}: {message}'
-        )
+        ) from e
 
     names, reasons = order.order(
         [p.name for p in plugins], requirements, aliases

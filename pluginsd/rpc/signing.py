@@ -60,10 +60,10 @@ class Signer:
             timestamp = float(envelope['timestamp'])
             nonce = str(envelope['nonce'])
             payload = envelope['payload']
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError) as e:
             raise exception.SignatureError(
                 sender=sender, reason='malformed envelope'
-            )
+            ) from e
         expected = _digest(self.key, sender, timestamp, nonce, payload)
         if not hmac.compare_digest(
             expected.encode(), str(envelope['signature']).encode()

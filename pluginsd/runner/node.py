@@ -544,7 +544,8 @@ class _PhaseRun:
             status, code = results.FAILED, error.returncode
             why = f'exit status {code}'
             if code == 0:
-                # `exit 0` in a plugin ends stack.sh too; nothing after it runs.
+                # `exit 0` in a plugin ends stack.sh too; nothing after it
+                # runs.
                 status, why = (
                     results.FAILED,
                     'the plugin called exit; bash ended',

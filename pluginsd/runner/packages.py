@@ -156,4 +156,4 @@ def get_installer(name, os_package='deb'):
             reason=f'[runner] package_installer = {name!r} cannot be loaded '
             f'({type(e).__name__}); known installers: '
             f'{", ".join(known) or "none (is pluginsd installed?)"}'
-        )
+        ) from e

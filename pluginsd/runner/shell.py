@@ -83,8 +83,8 @@ class BashSession:
             raise ShellExited(self.proc.returncode, events)
         try:
             os.write(self._cmd_w, line.encode() + b'\n')
-        except BrokenPipeError:
-            raise ShellExited(self.proc.wait(), events)
+        except BrokenPipeError as e:
+            raise ShellExited(self.proc.wait(), events) from e
         while True:
             for fields in self._read_events(deadline, events):
                 if fields == ['ok']:

@@ -10,7 +10,9 @@ from tests.functional import rabbit as rabbit_mod
 
 @pytest.fixture(scope='session')
 def rabbit(tmp_path_factory):
-    """One private RabbitMQ broker (tests.functional.rabbit.RabbitBroker) per session.
+    """One private RabbitMQ broker per session.
+
+    A tests.functional.rabbit.RabbitBroker.
 
     Tests may restart() it, but must leave it running.
     """

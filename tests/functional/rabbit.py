@@ -1,6 +1,7 @@
-"""A private RabbitMQ broker on 127.0.0.1 that the functional tests start themselves.
+"""A private RabbitMQ broker on 127.0.0.1, started by the functional tests.
 
-Recipe and gotchas: /work/shared/docs/rabbitmq-and-oslo-messaging.md, section 1.
+Recipe and gotchas: /work/shared/docs/rabbitmq-and-oslo-messaging.md,
+section 1.
 Everything (AMQP, Erlang distribution, epmd) listens on 127.0.0.1/::1 only, on
 ports derived from the AMQP port P: epmd on P+1000, distribution on P+20000.
 """
@@ -28,7 +29,10 @@ MARKER = 'PLUGINSD_TEST_RABBIT'  # env var that tags every process we start
 
 
 def _free(port):
-    """True if nothing listens on port, on 127.0.0.1 nor ::1 (epmd binds both)."""
+    """True if nothing listens on port, on 127.0.0.1 nor ::1.
+
+    (epmd binds both.)
+    """
     for family, host in (
         (socket.AF_INET, '127.0.0.1'),
         (socket.AF_INET6, '::1'),
@@ -46,7 +50,7 @@ def _free(port):
 
 
 def pick_port(attempts=500):
-    """An AMQP port P such that P, P+1000 (epmd) and P+20000 (dist) are usable."""
+    """An AMQP port P with P, P+1000 (epmd) and P+20000 (dist) usable."""
     for _ in range(attempts):
         with socket.socket() as s:
             s.bind(('127.0.0.1', 0))
@@ -123,7 +127,7 @@ class RabbitBroker:
 
     @property
     def pid(self):
-        """PID of beam.smp while it runs (the launcher's if beam has none yet)."""
+        """PID of beam.smp while it runs (else the launcher's)."""
         if not self.running:
             return None
         try:
@@ -177,7 +181,8 @@ class RabbitBroker:
     def _write_files(self):
         d = self.base_dir
         os.makedirs(self.log_dir, exist_ok=True)
-        # default_* only apply on first boot (empty database); a restart keeps them.
+        # default_* only apply on first boot (empty database); a restart
+        # keeps them.
         conf = os.path.join(d, 'rabbitmq.conf')
         with open(conf, 'w') as f:
             f.write(
@@ -310,7 +315,7 @@ class RabbitBroker:
         return self.start(timeout)
 
     def kill(self):
-        """SIGKILL beam, as in a crash; start() afterwards recovers the data."""
+        """SIGKILL beam, as in a crash; start() then recovers the data."""
         pid = self.pid
         if pid is None:
             return
@@ -339,7 +344,10 @@ class RabbitBroker:
         return res.stdout
 
     def add_vhost(self):
-        """A fresh vhost, user and password on this broker; returns (vhost, user, url)."""
+        """A fresh vhost, user and password on this broker.
+
+        Returns (vhost, user, url).
+        """
         vhost = 'v' + secrets.token_hex(4)
         user = 'u' + secrets.token_hex(6)
         password = secrets.token_hex(16)

@@ -99,7 +99,8 @@ def test_plan_shows_order_and_reasons(tmp_path):
     )
     conf = tmp_path / 'local.conf'
     conf.write_text(
-        f'[[local|localrc]]\nenable_plugin app {app}\nenable_plugin base {base}\n'
+        f'[[local|localrc]]\nenable_plugin app {app}\n'
+        f'enable_plugin base {base}\n'
     )
     proc = ctl(tmp_path / 'state', 'plan', str(conf), '-f', 'json')
     assert proc.returncode == 0, proc.stderr

@@ -65,7 +65,7 @@ def test_phases_run_in_declared_order_with_two_arguments(env):
 
 
 def test_stack_shell_options(env):
-    """7.1: plugins see errexit and xtrace in stack; 7.4: no errexit in unstack."""
+    """7.1: errexit and xtrace in stack; 7.4: no errexit in unstack."""
     a = repo(env, 'alpha')
     conf = localrc(f'enable_plugin alpha {a}')
     env.run('stack', conf)
@@ -123,7 +123,9 @@ def test_state_is_shared_across_plugins_and_phases(env):
         plugin=textwrap.dedent('''
         COUNT=$(( ${COUNT:-0} + 1 ))
         function alpha_helper { echo "helped-by-alpha"; }
-        if [[ $1 == stack && $2 == install ]]; then ALPHA_INSTALLED=yes; cd /tmp; fi
+        if [[ $1 == stack && $2 == install ]]; then
+            ALPHA_INSTALLED=yes; cd /tmp
+        fi
         true'''),
     )
     b = repo(
@@ -131,7 +133,9 @@ def test_state_is_shared_across_plugins_and_phases(env):
         'beta',
         plugin=textwrap.dedent('''
         if [[ $1 == stack && $2 == test-config ]]; then
-            echo "beta|state||$COUNT|$ALPHA_INSTALLED|$(alpha_helper)|$PWD|$USER_VALUE" >> "$TEST_TRACE"
+            helper=$(alpha_helper)
+            seen="$COUNT|$ALPHA_INSTALLED|$helper|$PWD|$USER_VALUE"
+            echo "beta|state||$seen" >> "$TEST_TRACE"
         fi
         true'''),
     )
@@ -189,7 +193,8 @@ def test_unstack_runs_every_plugin_past_failures(env):
     a = repo(
         env,
         'alpha',
-        plugin='[[ $1 == unstack ]] && { false; echo after-false >> "$TEST_TRACE"; }\n'
+        plugin='[[ $1 == unstack ]] && '
+        '{ false; echo after-false >> "$TEST_TRACE"; }\n'
         '[[ $1 != unstack ]]',
     )
     b = repo(env, 'beta')
@@ -236,8 +241,12 @@ def test_meta_sections_merge_at_devstack_points(env):
     conf_file = env.tmp / 'etc' / 'alpha.conf'
     plugin = textwrap.dedent('''
         if [[ $1 == stack ]]; then
-            echo "alpha|seen|$2|$(iniget $ALPHA_CONF DEFAULT opt)|$(iniget $ALPHA_CONF DEFAULT extra_opt)" >> "$TEST_TRACE"
-            [[ $2 == post-config ]] && iniset $ALPHA_CONF DEFAULT opt from-plugin
+            opt=$(iniget $ALPHA_CONF DEFAULT opt)
+            extra=$(iniget $ALPHA_CONF DEFAULT extra_opt)
+            echo "alpha|seen|$2|$opt|$extra" >> "$TEST_TRACE"
+            if [[ $2 == post-config ]]; then
+                iniset $ALPHA_CONF DEFAULT opt from-plugin
+            fi
         fi
         true''')
     a = repo(env, 'alpha', settings=f'ALPHA_CONF={conf_file}', plugin=plugin)
@@ -300,7 +309,7 @@ def test_dest_is_read_when_enable_plugin_runs(env):
 
 
 def test_main_only_repository_fails_without_ref(env):
-    """1.2: no ref means master; a repo with only main fails before any phase."""
+    """1.2: no ref means master; a repo with only main fails before phases."""
     path = gitrepos.make_repo(
         str(env.tmp / 'repos' / 'mainonly'),
         gitrepos.tracing_plugin('mainonly'),
@@ -356,7 +365,7 @@ def test_clone_forbidden(env, setting, word):
 
 @pytest.mark.parametrize('case', ['bad-url', 'missing-ref', 'no-devstack'])
 def test_fetch_errors_leave_nothing_behind(env, case):
-    """2.4 (fixed): a failed clone leaves no directory a later run would reuse."""
+    """2.4 (fixed): a failed clone leaves no directory for a later run."""
     a = repo(env, 'alpha')
     if case == 'bad-url':
         line, expect = (
@@ -431,7 +440,7 @@ def test_dependency_cycle_and_unknown_dependency(env):
 
 
 def test_disabled_service_forced_back_is_fatal(env):
-    """9.3: stack dies naming a disabled service put back in ENABLED_SERVICES."""
+    """9.3: stack dies naming a disabled service put back in the list."""
     a = repo(env, 'alpha', settings='ENABLED_SERVICES+=,forbidden')
     view = env.run(
         'stack',
@@ -444,7 +453,7 @@ def test_disabled_service_forced_back_is_fatal(env):
 
 
 def test_exit_in_a_plugin_ends_the_run(env):
-    """6.4: `exit 0` ends the whole shell; later plugins and phases never run."""
+    """6.4: `exit 0` ends the whole shell; later plugins and phases don't."""
     a = repo(env, 'alpha', plugin='[[ $2 == install ]] && exit 0\ntrue')
     b = repo(env, 'beta')
     view = env.run(
@@ -500,7 +509,8 @@ def test_deadline_kills_the_process_group(env, tmp_path):
         a = repo(
             env,
             'alpha',
-            plugin=f'[[ $2 == install ]] && {{ sleep 300 & echo $! > {pidfile}; wait; }}\ntrue',
+            plugin=f'[[ $2 == install ]] && '
+            f'{{ sleep 300 & echo $! > {pidfile}; wait; }}\ntrue',
         )
         view = harness.run(
             'stack', localrc(f'enable_plugin alpha {a}'), timeout=60
@@ -519,9 +529,11 @@ def test_deadline_kills_the_process_group(env, tmp_path):
 
 
 def test_hypervisor_plugin_functions_run_at_devstack_points(env):
-    """Seed 003: hypervisor-$VIRT_DRIVER on n-cpu nodes, at DevStack's points."""
+    """Seed 003: hypervisor-$VIRT_DRIVER on n-cpu nodes, at DevStack's
+    points."""
     functions = ''.join(
-        f'function {f}_nova_hypervisor {{ echo "hv|{f}|$VIRT_DRIVER" >> "$TEST_TRACE"; }}\n'
+        f'function {f}_nova_hypervisor {{\n'
+        f'  echo "hv|{f}|$VIRT_DRIVER" >> "$TEST_TRACE"\n}}\n'
         for f in ('install', 'configure', 'start', 'stop', 'cleanup')
     )
     a = repo(

@@ -242,8 +242,11 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
 def test_agent_only_node_without_a_daemon_fails_stack_clearly(
     tmp_path, rabbit_vhost
 ):
-    """`disable_service pluginsd` makes an agent-only (compute) node; with no
-    daemon on the broker, stack extra dies naming the host after the timeout."""
+    """`disable_service pluginsd` makes an agent-only (compute) node.
+
+    With no daemon on the broker, stack extra dies naming the host after
+    the timeout.
+    """
     repo = plugin_repo(str(tmp_path / 'repos' / 'pluginsd'))
     state_dir = tmp_path / 'pluginsd-state'
     service_dir = tmp_path / 'services'
@@ -280,7 +283,8 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(
         assert conf['DEFAULT']['host'] == 'cmp-1'
         # No daemon here: no database, no daemon process.
         if not os.environ.get('OS_DATABASE__CONNECTION'):
-            # (On PostgreSQL the test harness's own daemon shares the database.)
+            # (On PostgreSQL the test harness's own daemon shares the
+            # database.)
             assert not (state_dir / 'pluginsd.sqlite').exists()
         assert not (service_dir / 'pluginsd.pid').exists()
         pid = read_pid(service_dir / 'pluginsd-agent.pid')

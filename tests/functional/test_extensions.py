@@ -105,7 +105,7 @@ def test_pip_installed_extension_is_found_and_sees_every_event(
     ]
     run_events = [e for e in lines if e['event'] != 'node_register']
     expected = ['run_start']
-    for phase in PHASES:
+    for _ in PHASES:
         expected += [
             'phase_start',
             'plugin_result',

@@ -5,6 +5,7 @@ its own config, state directory and DEST, on a private broker on 127.0.0.1,
 and drives them with `pluginsctl` or the daemon RPC API.
 """
 
+import itertools
 import os
 import time
 
@@ -23,8 +24,11 @@ def traced(name, body=''):
     """A plugin that logs host, plugin, arguments and time at every call."""
     return {
         'devstack/settings': f'define_plugin {name}\n',
-        'devstack/plugin.sh': f'echo "$PLUGINSD_HOST|{name}|$*|$EPOCHREALTIME" >> "$TEST_TRACE"\n'
-        f'{body}\ntrue\n',
+        'devstack/plugin.sh': (
+            f'echo "$PLUGINSD_HOST|{name}|$*|$EPOCHREALTIME" '
+            '>> "$TEST_TRACE"\n'
+            f'{body}\ntrue\n'
+        ),
     }
 
 
@@ -110,7 +114,7 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
         node[(h, 'pre-install')]['started_at'] for h in ('cmp1', 'cmp2')
     )
     # The computes move in lock-step: phase N starts after both ended N-1.
-    for before, after in zip(PHASES, PHASES[1:]):
+    for before, after in itertools.pairwise(PHASES):
         assert max(
             node[(h, before)]['ended_at'] for h in ('cmp1', 'cmp2')
         ) <= min(node[(h, after)]['started_at'] for h in ('cmp1', 'cmp2'))
@@ -150,7 +154,8 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
 def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
     mark, pidfile = tmp_path / 'slept', tmp_path / 'sleep.pid'
     body = (
-        f'if [[ $2 == install && $PLUGINSD_HOST == cmp1 && ! -e {mark} ]]; then\n'
+        'if [[ $2 == install && $PLUGINSD_HOST == cmp1 && '
+        f'! -e {mark} ]]; then\n'
         f'  touch {mark}; sleep 300 & echo $! > {pidfile}; wait\nfi'
     )
     slow = gitrepos.make_repo(

@@ -1,4 +1,4 @@
-"""The private RabbitMQ broker fixture works with oslo.messaging and cleans up."""
+"""The private RabbitMQ broker fixture works with oslo.messaging, cleans up."""
 
 import os
 import socket
@@ -20,7 +20,8 @@ def make_conf(**rabbit_opts):
     conf = cfg.ConfigOpts()
     conf([])
     # oslo.messaging 18.x registers these only on the global cfg.CONF, yet
-    # RPCClient reads them from the transport's conf (NoSuchOptError otherwise).
+    # RPCClient reads them from the transport's conf (NoSuchOptError
+    # otherwise).
     conf.register_opts(
         tracing_client.oslo_messaging_tracing, group='oslo_messaging_tracing'
     )

@@ -1,4 +1,4 @@
-"""Functional tests of pluginsd's bash library (runner/lib/stackrc + functions).
+"""Functional tests of pluginsd's bash library (runner/lib/).
 
 Every test runs real bash (`bash --noprofile --norc -c ...`) that sources the
 library, and checks what the DevStack-compatible functions actually do.
@@ -67,7 +67,7 @@ def lines(result):
     return ok(result).splitlines()
 
 
-# --- loading ------------------------------------------------------------------
+# --- loading -----------------------------------------------------------------
 
 
 def test_sources_under_set_eu_and_functions_survive_strict_mode(tmp_path):
@@ -99,7 +99,8 @@ def test_sources_under_set_eu_and_functions_survive_strict_mode(tmp_path):
         "/usr/local/bin",
         f"sqlite:///{tmp_path}/dest/data/nova.db",
         "summary line",
-        "pluginsd: no job named never-started was started; nothing to wait for",
+        "pluginsd: no job named never-started was started; "
+        "nothing to wait for",
         "END",
     ]
 
@@ -111,8 +112,11 @@ def test_global_arrays_are_associative_and_survive_resourcing(tmp_path):
         GITREPO[alpha]=a; GITREPO[beta]=b; PROJECT_VENV[x]=/v
         source "{FUNCTIONS}"
         source "{STACKRC}"
-        echo "${{#GITREPO[@]}} ${{GITREPO[alpha]}} ${{GITREPO[beta]}} ${{PROJECT_VENV[x]}}"
-        for a in GITREPO GITDIR GITBRANCH PROJECT_VENV; do declare -p $a | cut -d' ' -f2; done
+        echo "${{#GITREPO[@]}} ${{GITREPO[alpha]}} ${{GITREPO[beta]}}" \\
+            "${{PROJECT_VENV[x]}}"
+        for a in GITREPO GITDIR GITBRANCH PROJECT_VENV; do
+            declare -p $a | cut -d' ' -f2
+        done
         """,
             tmp_path,
         )
@@ -121,7 +125,8 @@ def test_global_arrays_are_associative_and_survive_resourcing(tmp_path):
 
 
 def test_sourcing_is_fast(tmp_path):
-    # Sanity bound only (target is < 3 ms): 20 sources in one bash < 10 ms each.
+    # Sanity bound only (target is < 3 ms): 20 sources in one bash,
+    # < 10 ms each.
     out = ok(
         bash(
             f"""
@@ -165,19 +170,26 @@ def test_plugin_definitions_replace_library_functions(tmp_path):
     assert out.strip() == "plugin: hello"
 
 
-# --- stackrc ------------------------------------------------------------------
+# --- stackrc -----------------------------------------------------------------
 
 
 def test_stackrc_defaults_and_environment_rules(tmp_path):
     out = ok(
         bash(
             """
-        echo "$DEST|$DATA_DIR|$FILES|$TOP_DIR|$SERVICE_PROTOCOL|$GIT_BASE|$REGION_NAME"
-        echo "$ENABLE_DEBUG_LOG_LEVEL|$SERVICE_TIMEOUT|$SYSLOG|$LOG_COLOR|$TARGET_BRANCH"
-        echo "$USE_VENV|$GLOBAL_VENV|$RECLONE|$ERROR_ON_CLONE|$OFFLINE|$GIT_DEPTH|$GIT_TIMEOUT"
-        echo "[$LIBS_FROM_GIT]|$SERVICE_PROJECT_NAME|[$ENABLED_SERVICES]|[$DISABLED_SERVICES]|[$DEVSTACK_PLUGINS]"
-        echo "$DATABASE_TYPE|$DATABASE_BACKENDS|$SERVICE_HOST|$HOST_IP"
-        [[ $STACK_USER == $( (( EUID == 0 )) && echo stack || id -un) ]] && echo user-ok
+        # One row per echo, fields joined with "|".
+        row() { local IFS='|'; echo "$*"; }
+        row "$DEST" "$DATA_DIR" "$FILES" "$TOP_DIR" "$SERVICE_PROTOCOL" \\
+            "$GIT_BASE" "$REGION_NAME"
+        row "$ENABLE_DEBUG_LOG_LEVEL" "$SERVICE_TIMEOUT" "$SYSLOG" \\
+            "$LOG_COLOR" "$TARGET_BRANCH"
+        row "$USE_VENV" "$GLOBAL_VENV" "$RECLONE" "$ERROR_ON_CLONE" \\
+            "$OFFLINE" "$GIT_DEPTH" "$GIT_TIMEOUT"
+        row "[$LIBS_FROM_GIT]" "$SERVICE_PROJECT_NAME" "[$ENABLED_SERVICES]" \\
+            "[$DISABLED_SERVICES]" "[$DEVSTACK_PLUGINS]"
+        row "$DATABASE_TYPE" "$DATABASE_BACKENDS" "$SERVICE_HOST" "$HOST_IP"
+        me=$( (( EUID == 0 )) && echo stack || id -un)
+        [[ $STACK_USER == "$me" ]] && echo user-ok
         """,
             tmp_path,
             env={
@@ -207,7 +219,8 @@ def test_stackrc_defaults_and_environment_rules(tmp_path):
 def test_stackrc_lets_environment_win_where_devstack_does(tmp_path):
     out = ok(
         bash(
-            'echo "$DATA_DIR|$RECLONE|$OFFLINE|$SYSLOG|$SERVICE_HOST|$HOST_IP|[$ENABLED_SERVICES]|$TOP_DIR|$FILES"',
+            'echo "$DATA_DIR|$RECLONE|$OFFLINE|$SYSLOG|$SERVICE_HOST|'
+            '$HOST_IP|[$ENABLED_SERVICES]|$TOP_DIR|$FILES"',
             tmp_path,
             env={
                 "DATA_DIR": "/custom/data",
@@ -222,14 +235,16 @@ def test_stackrc_lets_environment_win_where_devstack_does(tmp_path):
     )
     assert (
         out.strip()
-        == "/custom/data|True|True|False|10.1.2.3|10.1.2.3|[]|/devstack|/devstack/files"
+        == "/custom/data|True|True|False|10.1.2.3|10.1.2.3|[]|/devstack|"
+        "/devstack/files"
     )
 
 
 def test_stackrc_alone_loads_the_functions(tmp_path):
     out = ok(
         bash(
-            f'set -eu; source "{STACKRC}"; trueorfalse True X; declare -F enable_plugin >/dev/null && echo has',
+            f'set -eu; source "{STACKRC}"; trueorfalse True X; '
+            'declare -F enable_plugin >/dev/null && echo has',
             tmp_path,
             source=False,
         )
@@ -241,11 +256,13 @@ def test_stackrc_alone_loads_the_functions(tmp_path):
     "os_release, expected",
     [
         (
-            'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nNAME="Debian GNU/Linux"\n',
+            'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
+            'NAME="Debian GNU/Linux"\n',
             "Debian|12|bookworm|deb|bookworm|ubuntu",
         ),
         (
-            'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\n',
+            'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n'
+            'VERSION_CODENAME=noble\n',
             "Ubuntu|24.04|noble|deb|noble|ubuntu",
         ),
         (
@@ -253,11 +270,14 @@ def test_stackrc_alone_loads_the_functions(tmp_path):
             "Fedora|40|n/a|rpm|f40|fedora",
         ),
         (
-            'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n',
+            'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
+            'VERSION_ID="9.4"\n',
             "RockyLinux|9.4|n/a|rpm|rhel9|fedora",
         ),
         (
-            'NAME="CentOS Stream"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="9"',  # no final newline
+            # no final newline
+            'NAME="CentOS Stream"\nID="centos"\nID_LIKE="rhel fedora"\n'
+            'VERSION_ID="9"',
             "CentOSStream|9|n/a|rpm|rhel9|fedora",
         ),
     ],
@@ -281,7 +301,7 @@ def test_os_facts_and_distro(tmp_path, os_release, expected):
     assert out.strip() == expected
 
 
-# --- flow -------------------------------------------------------------------------
+# --- flow --------------------------------------------------------------------
 
 
 TRUE_SPELLINGS = ["1", "yes", "Yes", "YES", "true", "True", "TRUE"]
@@ -345,7 +365,8 @@ def test_err_and_warn_report_without_exiting(tmp_path):
 
 def test_die_if_not_set(tmp_path):
     result = bash(
-        'FOO=x; die_if_not_set $LINENO FOO "no foo"; echo fine; die_if_not_set $LINENO BAR "BAR missing"; echo no',
+        'FOO=x; die_if_not_set $LINENO FOO "no foo"; echo fine; '
+        'die_if_not_set $LINENO BAR "BAR missing"; echo no',
         tmp_path,
     )
     assert result.returncode == 1
@@ -367,7 +388,7 @@ def test_function_exists(tmp_path):
     assert out.split() == ["yes", "no"]
 
 
-# --- services ----------------------------------------------------------------------
+# --- services ----------------------------------------------------------------
 
 
 def check_enabled(tmp_path, enabled, queries, prelude=""):
@@ -512,7 +533,7 @@ def test_verify_disabled_services_dies_naming_the_service(tmp_path):
     assert "'b'" in result.stderr and "ENABLED_SERVICES" in result.stderr
 
 
-# --- plugins ----------------------------------------------------------------------
+# --- plugins -----------------------------------------------------------------
 
 
 def test_enable_plugin_defaults_and_dest_at_call_time(tmp_path):
@@ -527,7 +548,9 @@ def test_enable_plugin_defaults_and_dest_at_call_time(tmp_path):
         echo "${GITREPO[alpha]}|${GITBRANCH[alpha]}|${GITDIR[alpha]}"
         echo "${GITREPO[beta]}|${GITBRANCH[beta]}|${GITDIR[beta]}"
         echo "${GITBRANCH[a.b]}"
-        for p in alpha a.b axb al; do if is_plugin_enabled $p; then echo "$p:T"; else echo "$p:F"; fi; done
+        for p in alpha a.b axb al; do
+            if is_plugin_enabled $p; then echo "$p:T"; else echo "$p:F"; fi
+        done
         """,
             tmp_path,
         )
@@ -589,7 +612,7 @@ def test_enable_plugin_missing_arguments(tmp_path):
         assert "usage: enable_plugin <name> <giturl> [gitref]" in result.stderr
 
 
-# --- packages ----------------------------------------------------------------------
+# --- packages ----------------------------------------------------------------
 
 
 def test_install_package_noop(tmp_path):
@@ -632,7 +655,9 @@ def test_is_package_installed_is_a_real_query(tmp_path):
         bash(
             """
         if is_package_installed bash; then echo yes; fi
-        if ! is_package_installed pluginsd-no-such-package-xyz; then echo no; fi
+        if ! is_package_installed pluginsd-no-such-package-xyz; then
+            echo no
+        fi
         if ! is_package_installed; then echo none; fi
         """,
             tmp_path,
@@ -641,7 +666,7 @@ def test_is_package_installed_is_a_real_query(tmp_path):
     assert out.split() == ["yes", "no", "none"]
 
 
-# --- INI -------------------------------------------------------------------------------
+# --- INI ---------------------------------------------------------------------
 
 
 @pytest.fixture(params=["awk", "mawk"])
@@ -773,12 +798,13 @@ def test_ini_multiline_add_comment_delete(tmp_path, awk_env):
         "other",
     ]
     assert Path(f"{conf}.1").read_text() == (
-        "[s]\nkeep = 1\nmulti = a b\nmulti = c&d\nmulti = e|f\n\n[t]\nmulti = other\n"
+        "[s]\nkeep = 1\nmulti = a b\nmulti = c&d\nmulti = e|f\n\n"
+        "[t]\nmulti = other\n"
     )
     assert "#keep = 1\n" in Path(f"{conf}.2").read_text()
     assert (
-        conf.read_text()
-        == "[s]\nkeep = 1\n\n[t]\nmulti = other\n\n[new]\nmulti = x\nmulti = y\n"
+        conf.read_text() == "[s]\nkeep = 1\n\n[t]\nmulti = other\n\n"
+        "[new]\nmulti = x\nmulti = y\n"
     )
 
 
@@ -842,7 +868,7 @@ def test_iniset_rpc_backend(tmp_path):
     ]
 
 
-# --- git --------------------------------------------------------------------------------
+# --- git ---------------------------------------------------------------------
 
 
 def git(cwd, *args, env):
@@ -865,7 +891,10 @@ def git(cwd, *args, env):
 
 @pytest.fixture
 def upstream(tmp_path):
-    """A local repository: master A-B, tag v1 at A, branch stable A-C, change ref D."""
+    """A local repository.
+
+    master A-B, tag v1 at A, branch stable A-C, change ref D.
+    """
     env = make_env(tmp_path)
     src = tmp_path / "upstream"
     git(tmp_path, "init", "-q", "-b", "master", str(src), env=env)
@@ -1058,7 +1087,8 @@ def test_git_clone_unknown_ref_dies_quoting_git_and_leaves_nothing(
 ):
     dest = tmp_path / "plugins" / "plugin"
     result = bash(
-        f'git_clone "{upstream["path"]}" "{dest}" no-such-ref\necho not-reached',
+        f'git_clone "{upstream["path"]}" "{dest}" no-such-ref\n'
+        'echo not-reached',
         tmp_path,
     )
     assert result.returncode == 1
@@ -1084,7 +1114,7 @@ def test_git_clone_by_name(tmp_path, upstream):
     assert out.strip() == upstream["sha"]["C"]
 
 
-# --- processes ------------------------------------------------------------------------
+# --- processes ---------------------------------------------------------------
 
 
 def group_members(pgid):
@@ -1122,7 +1152,8 @@ def test_run_process_and_stop_process(tmp_path):
             """
         ENABLED_SERVICES=mysvc
         exec 7>"$HELD" 9>"$HELD" 12>"$HELD"
-        run_process mysvc "echo service-started; echo on-stderr >&2; exec sleep 1000"
+        run_process mysvc \\
+            "echo service-started; echo on-stderr >&2; exec sleep 1000"
         run_process notenabled "sleep 1000"
         cat "$PLUGINSD_SERVICE_DIR/mysvc.pid"
         """,
@@ -1279,7 +1310,9 @@ def test_stack_install_service(tmp_path):
     out = ok(
         bash(
             """
-        function install_foo { echo "installing foo venv=[${PIP_VIRTUAL_ENV:-}]"; }
+        function install_foo {
+            echo "installing foo venv=[${PIP_VIRTUAL_ENV:-}]"
+        }
         stack_install_service foo
         USE_VENV=True; PROJECT_VENV[foo]=/tmp/venv-foo
         stack_install_service foo
@@ -1312,7 +1345,7 @@ def test_wait_for_service_times_out(tmp_path):
     assert 1.5 <= time.time() - started < 20
 
 
-# --- python and helpers -----------------------------------------------------------------
+# --- python and helpers ------------------------------------------------------
 
 
 def test_python_helpers_and_pip_noop(tmp_path):
@@ -1359,7 +1392,8 @@ def test_pip_install_gr_uses_pinned_spec(tmp_path):
     )
     out = ok(
         bash(
-            "pip_install_gr foo; pip_install_gr Foo-Bar; pip_install_gr unknown",
+            "pip_install_gr foo; pip_install_gr Foo-Bar; "
+            "pip_install_gr unknown",
             tmp_path,
             env={"REQUIREMENTS_DIR": str(req)},
         )
@@ -1377,17 +1411,25 @@ def test_small_helpers(tmp_path):
             """
         ipv6_unquote "[2001:db8::1]"
         ipv6_unquote 10.0.0.1
-        printf '+----+------+\\n| ID | Name |\\n| 42 | foo  |\\n' | get_field 1 | tail -1
+        printf '+----+------+\\n| ID | Name |\\n| 42 | foo  |\\n' \\
+            | get_field 1 | tail -1
         printf '| 42 | foo bar |\\n' | get_field -1
         printf '| 42 | foo bar |\\n' | get_field 2
-        DATABASE_TYPE=mysql DATABASE_PASSWORD=pw DATABASE_HOST=db database_connection_url keystone
-        a=$(get_or_create_service heat orchestration "Heat"); b=$(get_or_create_service heat orchestration "Heat")
+        DATABASE_TYPE=mysql DATABASE_PASSWORD=pw DATABASE_HOST=db \\
+            database_connection_url keystone
+        a=$(get_or_create_service heat orchestration "Heat")
+        b=$(get_or_create_service heat orchestration "Heat")
         [[ $a == "$b" && $a =~ ^[0-9a-f]{32}$ ]] && echo stable-id
-        [[ $(get_or_create_role admin) != $(get_or_create_role member) ]] && echo distinct-ids
-        neutron_service_plugin_class_add router; neutron_service_plugin_class_add qos; neutron_service_plugin_class_add router
+        admin=$(get_or_create_role admin)
+        [[ $admin != $(get_or_create_role member) ]] && echo distinct-ids
+        neutron_service_plugin_class_add router
+        neutron_service_plugin_class_add qos
+        neutron_service_plugin_class_add router
         echo "$Q_SERVICE_PLUGIN_CLASSES"
         plugin_agent_add_l2_agent_extension qos; echo "$L2_AGENT_EXTENSIONS"
-        neutron_server_config_add /etc/a.ini; neutron_server_config_add /etc/b.ini; echo "${_Q_PLUGIN_EXTRA_CONF_FILES_ABS[*]}"
+        neutron_server_config_add /etc/a.ini
+        neutron_server_config_add /etc/b.ini
+        echo "${_Q_PLUGIN_EXTRA_CONF_FILES_ABS[*]}"
         apache_site_config_for keystone
         time_start t1; time_stop t1; echo "timer=${_PLUGINSD_TIME_TOTAL[t1]}"
         """,

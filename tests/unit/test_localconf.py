@@ -235,7 +235,7 @@ class TestParse:
         conf = _parse('''
             [[post-config|/etc/f.conf]]
             [DEFAULT]
-            transport_url   =   rabbit://u:p@h:5672/?a=b  
+            transport_url   =   rabbit://u:p@h:5672/?a=b\x20\x20
             empty =
             k=v=w
             ''')

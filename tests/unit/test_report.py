@@ -108,7 +108,9 @@ def two_node_results():
             start=4,
             end=12,
             tail='building nova\nerror: <script>alert("x")</script> & more',
-            message='node ctl: plugin nova failed in stack install: exit status 1',
+            message=(
+                'node ctl: plugin nova failed in stack install: exit status 1'
+            ),
         ),
     ]
 
@@ -202,7 +204,8 @@ def test_bars_are_placed_on_one_time_axis_with_a_minimum_width():
         re.search(r'left:([\d.]+)%;width:([\d.]+)%', b).groups()
         for b in bars(page)
     ]
-    left, width = zip(*[(float(a), float(b)) for a, b in geometry])
+    left = [float(a) for a, _ in geometry]
+    width = [float(b) for _, b in geometry]
     # The axis runs from the first start (T0) to the last end (T0 + 12);
     # bars: keystone pre-install, install; nova pre-install, install; ...
     assert left[0] == 0.0 and abs(width[0] - 100 * 2 / 12) < 0.01
@@ -268,8 +271,8 @@ def test_failures_list_every_non_ok_result_with_its_tail():
     headings = re.findall(r'<h3>([^<]*)</h3>', failures)
     assert headings == [
         'Run error',
-        'cpu-1 \u00b7 hypervisor-fake \u00b7 stack pre-install \u2014 skipped, '
-        'exit code -',
+        'cpu-1 \u00b7 hypervisor-fake \u00b7 stack pre-install '
+        '\u2014 skipped, exit code -',
         'ctl \u00b7 nova \u00b7 stack install \u2014 failed, exit code 1',
         'ctl \u00b7 (node) \u00b7 stack install \u2014 failed, exit code 1',
         'cpu-1 \u00b7 nova \u00b7 stack install \u2014 timeout, exit code -',
