@@ -29,7 +29,8 @@ OK, FAILED, TIMEOUT, CANCELLED, SKIPPED, KILLED = (
 
 def ack_key(result):
     """The key an agent's journal and the daemon's acknowledgement share:
-    the stored key plus the attempt (a retry is a new result)."""
+    the stored key plus the attempt (a retry is a new result).
+    """
     return '|'.join(
         [
             result['run_id'],

@@ -200,7 +200,8 @@ class NodeRunner:
     def end_run(self, run_id):
         """The daemon is done with a run: drop its idle shell. A phase still
         running here (its node outlived the run) is killed; the thread that
-        runs it closes the shell."""
+        runs it closes the shell.
+        """
         with self._lock:
             running = run_id in self._running_runs
             session = self._sessions.get(run_id)
@@ -352,7 +353,8 @@ class _PhaseRun:
     def _setup(self, session):
         """stack.sh's start, in two round trips to bash (they add up on a
         busy node): localrc and the plugin directories, then - once the
-        checkouts are in place - override-defaults and settings."""
+        checkouts are in place - override-defaults and settings.
+        """
         stack = self.mode == 'stack'
         localrc = os.path.join(self.run_dir, 'localrc')
         with open(localrc, 'w') as f:

@@ -32,7 +32,8 @@ def rabbit(tmp_path_factory):
 @pytest.fixture
 def rabbit_vhost(rabbit):
     """URL of a fresh vhost + user on the session broker, for tests that need
-    their own exchanges and queues (e.g. other durability settings)."""
+    their own exchanges and queues (e.g. other durability settings).
+    """
     vhost, user, url = rabbit.add_vhost()
     yield url
     if rabbit.running:  # a failed test may have left the broker down

@@ -530,7 +530,8 @@ def test_deadline_kills_the_process_group(env, tmp_path):
 
 def test_hypervisor_plugin_functions_run_at_devstack_points(env):
     """Seed 003: hypervisor-$VIRT_DRIVER on n-cpu nodes, at DevStack's
-    points."""
+    points.
+    """
     functions = ''.join(
         f'function {f}_nova_hypervisor {{\n'
         f'  echo "hv|{f}|$VIRT_DRIVER" >> "$TEST_TRACE"\n}}\n'

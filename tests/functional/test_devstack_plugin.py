@@ -33,7 +33,8 @@ STACK = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
 
 def plugin_repo(path):
     """A git repo holding a copy of the working tree's devstack/ folder, so
-    the test runs what is on disk, committed or not."""
+    the test runs what is on disk, committed or not.
+    """
     shutil.copytree(
         os.path.join(TOP, 'devstack'),
         os.path.join(path, 'devstack'),
@@ -62,7 +63,8 @@ def local_conf(repo, settings):
 
 def daemon_tables(state_dir):
     """Tables of the daemon database: SQLite in the state dir, or the
-    PostgreSQL database the suite runs on (PLUGINSD_TEST_DB=postgresql)."""
+    PostgreSQL database the suite runs on (PLUGINSD_TEST_DB=postgresql).
+    """
     url = os.environ.get('OS_DATABASE__CONNECTION')
     if not url:
         path = state_dir / 'pluginsd.sqlite'
@@ -86,7 +88,8 @@ def read_pid(path):
 
 def stat_fields(pid):
     """Fields after "(comm)" in /proc/PID/stat: state ppid pgrp session ...,
-    or None when the process is gone."""
+    or None when the process is gone.
+    """
     try:
         with open(f'/proc/{pid}/stat') as f:
             return f.read().rsplit(')', 1)[1].split()

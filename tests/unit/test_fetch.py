@@ -166,8 +166,9 @@ class TestCloneFailures:
         with pytest.raises(exception.FetchError) as err:
             fetch.fetch(p, target, FetchOptions())
         assert str(err.value) == (
-            f'plugin alpha ({upstream.path} nope): "git fetch --quiet -- origin '
-            f'nope" failed: fatal: couldn\'t find remote ref nope'
+            f'plugin alpha ({upstream.path} nope): '
+            '"git fetch --quiet -- origin nope" failed: '
+            "fatal: couldn't find remote ref nope"
         )
         assert not os.path.exists(target)
         assert_nothing_left(dest)

@@ -19,7 +19,8 @@ CTXT = {'request_id': 'req-1'}
 
 class PlainSigner:
     """Stands in for rpc.signing.Signer: wraps instead of signing, so the
-    wire shows which requests go out signed (signing has its own tests)."""
+    wire shows which requests go out signed (signing has its own tests).
+    """
 
     def sign(self, payload):
         return {'signed': payload}
