@@ -34,7 +34,7 @@ RUN_FIELDS = (
 
 
 class DaemonManager:
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
     def __init__(
         self,
@@ -179,17 +179,30 @@ class DaemonManager:
     def list_runs(self, ctxt):
         return [self._run_view(r) for r in self.db.list_runs()]
 
+    def _node_view(self, node):
+        node['state'] = 'lost' if self.nodes.is_lost(node['host']) else 'up'
+        node['silent_for'] = self.nodes.silent_for(node['host'])
+        return node
+
     @rpc.expose
     def list_nodes(self, ctxt):
-        nodes = []
-        for node in self.db.list_nodes():
-            silent = self.nodes.silent_for(node['host'])
-            node['state'] = (
-                'lost' if self.nodes.is_lost(node['host']) else 'up'
-            )
-            node['silent_for'] = silent
-            nodes.append(node)
-        return nodes
+        return [self._node_view(n) for n in self.db.list_nodes()]
+
+    @rpc.expose
+    @user_error
+    def delete_node(self, ctxt, request):
+        """Forget a node (decommissioned, or a phantom): new runs leave it
+        out. An agent still running registers it again."""
+        host = self._verified(request, 'delete_node')['host']
+        node = next(
+            (n for n in self.db.list_nodes() if n['host'] == host), None
+        )
+        if node is None or not self.db.delete_node(host):
+            raise exception.PluginsdException(f'no node {host}')
+        node = self._node_view(node)
+        self.nodes.forget(host)
+        LOG.info('Node %s deleted (it was %s)', host, node['state'])
+        return node
 
     @rpc.expose
     @user_error

@@ -12,9 +12,10 @@ class DaemonAPI:
     1.0 - report_results, heartbeat, pending_work, get_bundle, start_run,
           plan, get_run, wait_run, list_runs, list_nodes, retry_run,
           cancel_run, delete_run, get_log, list_extensions
+    1.1 - delete_node
     """
 
-    RPC_API_VERSION = '1.0'
+    RPC_API_VERSION = '1.1'
 
     def __init__(self, conf, transport, timeout=None, signer=None):
         # Requests that start or change runs are signed: whoever can reach
@@ -120,6 +121,13 @@ class DaemonAPI:
             ctxt,
             'delete_run',
             request=self._signed('delete_run', run_id=run_id),
+        )
+
+    def delete_node(self, ctxt, host):
+        return self.client.prepare(version='1.1').call(
+            ctxt,
+            'delete_node',
+            request=self._signed('delete_node', host=host),
         )
 
     def list_extensions(self, ctxt):

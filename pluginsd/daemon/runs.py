@@ -71,6 +71,10 @@ class NodeTracker:
             last = self._seen.get(host)
         return None if last is None else time.time() - last
 
+    def forget(self, host):
+        with self._lock:
+            self._seen.pop(host, None)
+
     def is_lost(self, host):
         silent = self.silent_for(host)
         return silent is None or silent > self.conf.daemon.agent_down_time

@@ -231,6 +231,15 @@ class Database:
             )
         return _row(node), new
 
+    def delete_node(self, host):
+        """Forget a node; True if it was known."""
+        with self._lock, self._session.begin() as s:
+            node = s.get(models.Node, host)
+            if node is None:
+                return False
+            s.delete(node)
+            return True
+
     def list_nodes(self):
         with self._session() as s:
             return [

@@ -67,7 +67,7 @@ def test_failing_install_names_node_plugin_phase_code_and_tail(tmp_path):
     phases = [t[2] for t in gitrepos.read_trace(trace) if t[1] == 'plugin.sh']
     assert 'stack post-config' not in phases
 
-    runs = ctl(tmp_path / 'state', 'runs', '-f', 'json')
+    runs = ctl(tmp_path / 'state', 'run', 'list', '-f', 'json')
     assert runs.returncode == 0, runs.stderr
     [run] = json.loads(runs.stdout)
     assert run['State'] == 'failed'
@@ -105,15 +105,15 @@ def test_plan_shows_order_and_reasons(tmp_path):
     proc = ctl(tmp_path / 'state', 'plan', str(conf), '-f', 'json')
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    install = [r['Plugin'] for r in rows if r['Phase'] == 'install']
-    assert install == ['base', 'app']
-    [moved] = [
-        r['Moved because']
-        for r in rows
-        if r['Phase'] == 'pre-install' and r['Plugin'] == 'base'
-    ]
-    assert moved.startswith('base moved before app: app requires base')
+    # The order once (it is the same in every phase), not once per phase.
+    assert [(r['#'], r['Plugin']) for r in rows] == [(1, 'base'), (2, 'app')]
+    assert rows[0]['Moved Because'].startswith(
+        'base moved before app: app requires base'
+    )
+    assert rows[1]['Moved Because'] == ''
+    assert rows[0]['URL'] == str(base) and len(rows[0]['Commit']) == 40
     assert 'moved: base moved before app' in proc.stderr
+    assert 'phases: pre-install, install, post-config' in proc.stderr
 
 
 def test_demo_stacks_the_examples(tmp_path):

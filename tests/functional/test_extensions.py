@@ -222,7 +222,7 @@ def test_broken_extensions_are_listed_and_the_run_succeeds(tmp_path):
 
     strict = tmp_path / 'strict.conf'
     strict.write_text('[extensions]\nfail_on_error = True\n')
-    proc = ctl(state, 'runs', env=env, config=strict)
+    proc = ctl(state, 'run', 'list', env=env, config=strict)
     assert proc.returncode == 1
     # The load failure is logged with its traceback; the verdict is one line.
     assert 'Traceback' in proc.stderr and 'broken_mod:Thing' in proc.stderr

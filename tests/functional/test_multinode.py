@@ -142,7 +142,7 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
     calls = [(t[0], t[1], t[2]) for t in read(c.trace)]
     assert ('cmp1', 'computeonly', 'clean') in calls
     assert ('ctl', 'computeonly', 'unstack') not in calls
-    nodes = c.ctl('nodes', '-f', 'value', '-c', 'Host', '-c', 'State')
+    nodes = c.ctl('node', 'list', '-f', 'value', '-c', 'Host', '-c', 'State')
     assert sorted(nodes.stdout.split('\n')[:3]) == [
         'cmp1 up',
         'cmp2 up',
@@ -190,7 +190,7 @@ def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
         not os.path.exists(f'/proc/{sleeper}')
         or open(f'/proc/{sleeper}/stat').read().split()[2] == 'Z'
     )
-    proc = c.ctl('retry', run_id)
+    proc = c.ctl('run', 'retry', run_id)
     assert proc.returncode == 0, proc.stderr
     view = c.api.get_run({}, run_id)
     assert view['state'] == 'completed' and view['attempt'] == 2
@@ -377,6 +377,7 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
 
     run_id = start_and_reach_install()
     logs = c.ctl(
+        'run',
         'logs',
         run_id,
         '--node',
@@ -389,9 +390,9 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     assert logs.returncode == 0, logs.stderr
     assert 'hello from install' in logs.stdout
     assert '+ ' in logs.stdout  # the xtrace of the plugin
-    show = c.ctl('show', run_id[:8])
+    show = c.ctl('run', 'show', run_id[:8])
     assert 'waiting on: cmp1 (install)' in show.stderr
-    assert c.ctl('cancel', run_id).returncode == 0
+    assert c.ctl('run', 'cancel', run_id).returncode == 0
     view = c.wait_run(run_id, timeout=60)
     assert view['state'] == 'cancelled'
     [install] = [
@@ -485,6 +486,7 @@ def test_logs_follow_streams_while_the_plugin_runs(tmp_path, cluster):
         time.sleep(0.1)
     assert not (tmp_path / 'step-3').exists()  # still running: we follow
     proc = c.ctl(
+        'run',
         'logs',
         run_id,
         '--node',

@@ -109,6 +109,7 @@ def test_report_of_a_failed_stack_in_a_browser(tmp_path, failed_run):
             '--all-in-one',
             '--state-dir',
             str(state),
+            'run',
             'report',
             view['id'][:8],
             '--output',

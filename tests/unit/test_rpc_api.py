@@ -512,7 +512,7 @@ class TestVersionCap:
         assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.0'
         assert (
             DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
-            == '1.0'
+            == '1.1'
         )
 
     @pytest.mark.parametrize('cap', ['1.0', '1.5'])

@@ -1,0 +1,142 @@
+"""The top-level verbs: stack, unstack, clean (start and follow a run) and
+plan (what a run would do)."""
+
+import os
+
+from cliff import lister
+
+from pluginsd import results
+from pluginsd.cmd.cli import common
+from pluginsd.cmd.cli import progress
+
+
+class RunMode(common.DaemonCommand, lister.Lister):
+    """Run a mode of a local.conf and show the node x plugin x phase table."""
+
+    mode = None
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'local_conf',
+            metavar='LOCAL_CONF',
+            help='the local.conf every node gets (unless --role gives its '
+            'role another)',
+        )
+        parser.add_argument(
+            '--role',
+            action='append',
+            default=[],
+            metavar='ROLE=LOCAL_CONF',
+            help='a different local.conf for nodes of ROLE (may be repeated)',
+        )
+        parser.add_argument(
+            '--no-wait',
+            action='store_true',
+            help='print the run id and return at once',
+        )
+        return parser
+
+    def take_action(self, args):
+        confs = {'*': common.read_file(args.local_conf)}
+        for item in args.role:
+            role, sep, path = item.partition('=')
+            if not sep or not role or not path:
+                raise common.UsageError(
+                    f'--role {item!r}: expected ROLE=LOCAL_CONF'
+                )
+            confs[role] = common.read_file(path)
+        run = self.call(
+            'start_run', self.mode, confs, os.path.abspath(args.local_conf)
+        )
+        print(
+            f'run {run["id"]}: {self.mode} of {args.local_conf}',
+            file=self.app.stderr,
+        )
+        if args.no_wait:
+            # Exactly the id, whatever the format: RUN=$(pluginsctl ...).
+            print(run['id'], file=self.app.stdout)
+            return [], []
+        view = progress.follow(self, run['id'])
+        self.failed = view['state'] != 'completed'
+        if view['error']:
+            print(
+                f'run {view["id"]} {view["state"]}: {view["error"]}',
+                file=self.app.stderr,
+            )
+        if common.machine(args):
+            return common.result_rows(view)
+        return common.matrix(view)
+
+    def produce_output(self, parsed_args, column_names, data):
+        if not parsed_args.no_wait:
+            return super().produce_output(parsed_args, column_names, data)
+        return 0
+
+    def run(self, parsed_args):
+        self.failed = False
+        status = super().run(parsed_args)
+        return common.EXIT_FAILED if self.failed else status
+
+
+class Stack(RunMode):
+    """Run `stack` (pre-install, install, post-config, extra, test-config)."""
+
+    mode = 'stack'
+
+
+class Unstack(RunMode):
+    """Run `unstack` on every node."""
+
+    mode = 'unstack'
+
+
+class Clean(RunMode):
+    """Run `clean` on every node (after `unstack`, as clean.sh does)."""
+
+    mode = 'clean'
+
+
+class Plan(common.DaemonCommand, lister.Lister):
+    """Show the plugins in the order they will run, and why they moved."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'local_conf', metavar='LOCAL_CONF', help='the local.conf to plan'
+        )
+        parser.add_argument(
+            '--mode',
+            choices=sorted(results.MODE_PHASES),
+            default='stack',
+            help='the mode whose phases to list (default: stack)',
+        )
+        return parser
+
+    def take_action(self, args):
+        plan = self.call(
+            'plan',
+            common.read_file(args.local_conf),
+            os.path.abspath(args.local_conf),
+        )
+        for reason in plan['reasons']:
+            print(f'moved: {reason}', file=self.app.stderr)
+        # The order is the same in every phase: show it once.
+        phases = results.MODE_PHASES[args.mode]
+        print(f'phases: {", ".join(phases)}', file=self.app.stderr)
+        rows = []
+        for index, p in enumerate(plan['plugins'], start=1):
+            moved = [
+                r for r in plan['reasons'] if r.startswith(p['name'] + ' ')
+            ]
+            rows.append(
+                [
+                    index,
+                    p['name'],
+                    p['url'],
+                    p['ref'],
+                    p['sha'] if common.machine(args) else p['sha'][:12],
+                    moved[0] if moved else '',
+                ]
+            )
+        return ['#', 'Plugin', 'URL', 'Ref', 'Commit', 'Moved Because'], rows

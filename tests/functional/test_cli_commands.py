@@ -1,0 +1,265 @@
+"""Every pluginsctl command name and deprecated alias, on one real daemon.
+
+pluginsctl runs in this process (``ctl.main``) against an all-in-one daemon
+and agent the test starts once: real bash runs real plugins, only the
+process start-up of each command is saved.
+"""
+
+import datetime
+import json
+import logging
+
+import pytest
+
+from pluginsd.cmd import ctl
+from tests import gitrepos
+from tests.functional import aio
+
+HOST = 'node-1'
+
+
+class Ctl:
+    def __init__(self, daemon, capsys):
+        self.daemon = daemon
+        self.capsys = capsys
+
+    def __call__(self, *argv):
+        root = logging.getLogger('')
+        handlers = list(root.handlers)
+        try:
+            code = ctl.main(list(argv), client_factory=lambda app: self.api)
+        except SystemExit as e:  # argparse: bad usage
+            code = e.code
+        finally:  # cliff adds a console handler at every run
+            for h in set(root.handlers) - set(handlers):
+                root.removeHandler(h)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    @property
+    def api(self):
+        return self.daemon.api
+
+
+@pytest.fixture(scope='module')
+def daemon(tmp_path_factory):
+    base = tmp_path_factory.mktemp('cli')
+    d = aio.AllInOne(base / 'state')
+    good = gitrepos.make_repo(
+        str(base / 'good'),
+        {'devstack/plugin.sh': 'echo "hello from $2"\n'},
+    )
+    bad = gitrepos.make_repo(
+        str(base / 'bad'),
+        {
+            'devstack/plugin.sh': 'if [[ $2 == install ]]; then\n'
+            '  echo "out of widgets" >&2; exit 3\nfi\n'
+        },
+    )
+    d.good_conf = base / 'good.conf'
+    d.good_conf.write_text(f'[[local|localrc]]\nenable_plugin good {good}\n')
+    d.bad_conf = base / 'bad.conf'
+    d.bad_conf.write_text(
+        f'[[local|localrc]]\nenable_plugin good {good}\n'
+        f'enable_plugin bad {bad}\n'
+    )
+    d.failed = d.run('stack', d.bad_conf.read_text())
+    d.completed = d.run('stack', d.good_conf.read_text())
+    assert (d.failed['state'], d.completed['state']) == ('failed', 'completed')
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def pc(daemon, capsys):
+    return Ctl(daemon, capsys)
+
+
+def parse_time(text):
+    """An ISO 8601 UTC time; fails on anything else."""
+    assert text.endswith('Z'), text
+    t = datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
+    assert t.utcoffset() == datetime.timedelta(0)
+    return t
+
+
+def test_no_wait_value_prints_exactly_the_id(pc, daemon):
+    code, out, err = pc('stack', str(daemon.good_conf), '--no-wait')
+    assert code == 0, err
+    run_id = out.strip()
+    assert out == run_id + '\n' and len(run_id) == 36
+    assert daemon.wait(run_id)['state'] == 'completed'
+    code, out, err = pc(
+        'stack', str(daemon.good_conf), '--no-wait', '-f', 'value'
+    )
+    assert code == 0 and len(out.strip()) == 36 and '\n' not in out.strip()
+    daemon.wait(out.strip())
+
+
+def test_stack_json_has_the_run_id_and_typed_fields(pc, daemon):
+    code, out, err = pc('stack', str(daemon.bad_conf), '-f', 'json')
+    assert code == 1, err
+    rows = json.loads(out)
+    run_id = err.split()[1].rstrip(':')
+    assert {r['Run'] for r in rows} == {run_id}
+    [bad] = [
+        r for r in rows if r['Plugin'] == 'bad' and r['Phase'] == 'install'
+    ]
+    assert bad['Status'] == 'failed' and bad['Exit Code'] == 3
+    assert isinstance(bad['Duration'], float) and bad['Attempt'] == 1
+    assert parse_time(bad['Started']) <= parse_time(bad['Ended'])
+    assert bad['Node'] == HOST
+
+
+def test_run_list_filters_and_times(pc, daemon):
+    code, out, err = pc('run', 'list', '-f', 'json')
+    assert code == 0, err
+    runs = json.loads(out)
+    assert {daemon.failed['id'], daemon.completed['id']} <= {
+        r['ID'] for r in runs
+    }
+    for r in runs:
+        parse_time(r['Created'])
+    code, out, _ = pc('run', 'list', '--state', 'failed', '-f', 'json')
+    assert {r['State'] for r in json.loads(out)} == {'failed'}
+    code, out, _ = pc('run', 'list', '--limit', '1', '-f', 'json')
+    [last] = json.loads(out)
+    assert last['ID'] == runs[-1]['ID']
+    code, out, _ = pc('run', 'list', '--long', '-f', 'json', '--limit', '1')
+    [long] = json.loads(out)
+    assert isinstance(long['Attempt'], int)
+    parse_time(long['Updated'])
+    assert long['Local Conf'].endswith('.conf')
+
+
+def test_run_show_status_and_logs(pc, daemon):
+    run_id = daemon.failed['id']
+    code, out, err = pc('run', 'show', run_id[:8])
+    assert code == 0 and '| bad ' in out and 'FAILED (3)' in out
+    assert f'run {run_id}: stack failed' in err
+    code, out, err = pc('run', 'status', run_id, '-f', 'json')
+    status = json.loads(out)
+    assert status['id'] == run_id and status['attempt'] == 1
+    assert status['stages'] == HOST and "['" not in out
+    parse_time(status['created_at'])
+    code, out, err = pc(
+        'run',
+        'logs',
+        run_id,
+        '--node',
+        HOST,
+        '--plugin',
+        'good',
+        '--phase',
+        'install',
+    )
+    assert code == 0, err
+    assert 'hello from install' in out
+
+
+def test_run_report_writes_html(pc, daemon, tmp_path):
+    page = tmp_path / 'r.html'
+    code, _, err = pc('run', 'report', daemon.failed['id'], '-o', str(page))
+    assert code == 0, err
+    assert '<html' in page.read_text()
+
+
+def test_retry_and_cancel_of_a_completed_run_are_refused(pc, daemon):
+    for verb in ('retry', 'cancel'):
+        code, out, err = pc('run', verb, daemon.completed['id'])
+        assert code == 1
+        assert f'run {daemon.completed["id"]} is completed' in err
+        assert 'Traceback' not in err
+
+
+def test_run_delete_several(pc, daemon):
+    ids = []
+    for _ in range(2):
+        ids.append(daemon.run('stack', daemon.good_conf.read_text())['id'])
+    code, _, err = pc('run', 'delete', ids[0], 'no-such-run', ids[1])
+    assert code == 1  # one of the three was not deleted
+    assert f'run {ids[0]}: deleted' in err and f'run {ids[1]}: deleted' in err
+    assert 'no run no-such-run' in err
+    code, out, _ = pc('run', 'list', '-f', 'value', '-c', 'ID')
+    assert not set(ids) & set(out.split())
+
+
+def test_node_commands(pc):
+    code, out, err = pc('node', 'list', '-f', 'json')
+    assert code == 0, err
+    [node] = json.loads(out)
+    assert node['Host'] == HOST and node['State'] == 'up'
+    assert isinstance(node['Silent For'], float) and node['Roles']
+    parse_time(node['Last Heartbeat'])
+    code, out, err = pc('node', 'show', HOST, '-f', 'json')
+    assert json.loads(out)['Host'] == HOST
+    code, _, err = pc('node', 'show', 'nope')
+    assert code == 1 and 'no node nope' in err
+    code, _, err = pc('node', 'delete', 'nope')
+    assert code == 1 and 'no node nope' in err
+
+
+def test_node_delete_forgets_a_node(pc, daemon):
+    # A phantom node: one heartbeat signed with the key, then silence.
+    daemon.embedded.daemon.db.upsert_node('phantom', ['compute'], '0', 'idle')
+    code, _, err = pc('node', 'delete', 'phantom')
+    assert code == 0, err
+    assert 'node phantom: deleted' in err
+    code, out, _ = pc('node', 'list', '-f', 'value', '-c', 'Host')
+    assert out.split() == [HOST]
+
+
+def test_extension_list(pc):
+    code, out, err = pc('extension', 'list', '-f', 'json')
+    assert code == 0, err
+    assert 'logging' in {e['Name'] for e in json.loads(out)}
+
+
+def test_bad_input_is_exit_2_and_one_line(pc, daemon):
+    for argv in (
+        ['run', 'list', '--limit', '0'],
+        ['stack', str(daemon.good_conf), '--role', 'nonsense'],
+    ):
+        code, out, err = pc(*argv)
+        assert code == 2, (argv, err)
+        assert len(err.strip().splitlines()) == 1, err
+    code, _, err = pc('run', 'list', '--state', 'sleeping')
+    assert code == 2 and "invalid choice: 'sleeping'" in err
+    code, _, err = pc('no-such-command')
+    assert code == 2
+
+
+ALIASES = [
+    (['runs'], ['run', 'list']),
+    (['nodes', '-c', 'Host'], ['node', 'list', '-c', 'Host']),
+    (['show', '{failed}'], ['run', 'show', '{failed}']),
+    (['status', '{failed}'], ['run', 'status', '{failed}']),
+    (
+        ['logs', '{failed}', '--node', HOST, '--plugin', 'good', '--phase',
+         'install'],
+        ['run', 'logs', '{failed}', '--node', HOST, '--plugin', 'good',
+         '--phase', 'install'],
+    ),
+    (['retry', '{completed}'], ['run', 'retry', '{completed}']),
+    (['cancel', '{completed}'], ['run', 'cancel', '{completed}']),
+    (['delete', 'no-such-run'], ['run', 'delete', 'no-such-run']),
+    (['report', 'no-such-run', '-o', '/dev/null'],
+     ['run', 'report', 'no-such-run', '-o', '/dev/null']),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize('old,new', ALIASES, ids=[a[0][0] for a in ALIASES])
+def test_deprecated_alias_does_what_the_new_name_does(pc, daemon, old, new):
+    ids = {'failed': daemon.failed['id'], 'completed': daemon.completed['id']}
+    old = [a.format(**ids) for a in old]
+    new = [a.format(**ids) for a in new]
+    new_code, new_out, new_err = pc(*new)
+    old_code, old_out, old_err = pc(*old)
+    assert (old_code, old_out) == (new_code, new_out)
+    name = ' '.join(new[:2]) if new[0] in ('run', 'node') else new[0]
+    warning = (
+        f'pluginsctl: "{old[0]}" is deprecated and will be removed in the '
+        f'next release; use "{name}"'
+    )
+    assert old_err.splitlines()[0] == warning
+    assert old_err.replace(warning + '\n', '') == new_err

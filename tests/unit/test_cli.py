@@ -1,0 +1,75 @@
+"""pluginsctl's command table: names, help texts, completion."""
+
+import argparse
+
+from cliff import commandmanager
+
+from pluginsd.cmd import ctl
+
+NEW = {
+    'stack',
+    'unstack',
+    'clean',
+    'plan',
+    'run list',
+    'run show',
+    'run status',
+    'run retry',
+    'run cancel',
+    'run delete',
+    'run report',
+    'run logs',
+    'node list',
+    'node show',
+    'node accept',
+    'node delete',
+    'extension list',
+}
+OLD = {
+    'runs': 'run list',
+    'show': 'run show',
+    'status': 'run status',
+    'retry': 'run retry',
+    'cancel': 'run cancel',
+    'delete': 'run delete',
+    'logs': 'run logs',
+    'report': 'run report',
+    'nodes': 'node list',
+}
+
+
+def commands():
+    manager = commandmanager.CommandManager(ctl.NAMESPACE)
+    return {name: ep.load() for name, ep in manager}
+
+
+def test_every_command_and_alias_is_registered():
+    found = commands()
+    assert NEW | set(OLD) <= set(found)
+    for old, new in OLD.items():
+        assert found[old].deprecated and not found[new].deprecated
+        assert issubclass(found[old], found[new])
+
+
+def test_every_option_and_argument_has_help():
+    app = ctl.PluginsCtl()
+    missing = []
+    for name, cls in commands().items():
+        parser = cls(app, None).get_parser(f'pluginsctl {name}')
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not (action.help or '').strip():
+                missing.append(
+                    f'{name}: {action.option_strings or action.dest}'
+                )
+        assert (cls.__doc__ or '').strip(), name
+    assert missing == []
+
+
+def test_bash_completion_knows_the_commands(capsys):
+    assert ctl.main(['complete']) == 0
+    out = capsys.readouterr().out
+    assert "cmds_run='cancel delete list logs report retry show status'" in out
+    assert "cmds_node='accept delete list show'" in out
+    assert "cmds_run_list='" in out and '--state --limit --long' in out
