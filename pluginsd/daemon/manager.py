@@ -192,7 +192,8 @@ class DaemonManager:
     @user_error
     def delete_node(self, ctxt, request):
         """Forget a node (decommissioned, or a phantom): new runs leave it
-        out. An agent still running registers it again."""
+        out. An agent still running registers it again.
+        """
         host = self._verified(request, 'delete_node')['host']
         node = next(
             (n for n in self.db.list_nodes() if n['host'] == host), None

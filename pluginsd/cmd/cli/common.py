@@ -75,7 +75,8 @@ def hosts_of(view):
 
 def plugin_order(view, host):
     """The plugins of a node in run order, then results of non-plugins
-    (a hypervisor driver)."""
+    (a hypervisor driver).
+    """
     role = view['node_roles'].get(host)
     order = list(view['plans'].get(role, {}).get('order', []))
     order += sorted(
@@ -172,7 +173,8 @@ class DaemonCommand:
 
 def deprecated_alias(cls, old, new):
     """A subclass of ``cls`` under its old name: works, warns on stderr,
-    hidden from ``help``. Kept one release."""
+    hidden from ``help``. Kept one release.
+    """
 
     def run(self, parsed_args):
         print(
