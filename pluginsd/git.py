@@ -263,6 +263,35 @@ def fetch(cwd, remote, ref, depth=0, tag=False):
     run(['fetch', '--quiet', *options, '--', remote, *spec], cwd=cwd)
 
 
+def fetch_commit(cwd, checkout, sha, ref):
+    """Fetch commit ``sha`` alone (depth 1) from the local ``checkout``.
+
+    Protocol v2 lets a fetch name a commit by its id; a light compression
+    costs less CPU for a few more bytes.
+    """
+    check_ref(sha)
+    check_ref(ref)
+    url = 'file://' + os.path.abspath(checkout)
+    check_url(url)
+    run(
+        [
+            '-c',
+            'protocol.version=2',
+            '-c',
+            'pack.compression=1',
+            'fetch',
+            '--quiet',
+            '--no-tags',
+            '--depth',
+            '1',
+            '--',
+            url,
+            f'{sha}:{ref}',
+        ],
+        cwd=cwd,
+    )
+
+
 def fetch_all(cwd):
     run(['fetch', '--quiet', '--', 'origin'], cwd=cwd)
 
@@ -291,8 +320,8 @@ def detach(cwd, sha):
     run(['checkout', '--quiet', '--detach', sha, '--'], cwd=cwd)
 
 
-def init(path):
-    run(['init', '--quiet', '--', path])
+def init(path, bare=False):
+    run(['init', '--quiet', *(['--bare'] if bare else []), '--', path])
 
 
 def set_remote(cwd, url, add=False):

@@ -1,18 +1,19 @@
 """pluginsd-agent's service: RPC server, heartbeats and the result outbox."""
 
-import base64
 import logging
 import os
 import random
 import threading
 import time
 
+from pluginsd import exception
 from pluginsd import rpc
 from pluginsd import service
 from pluginsd import version
 from pluginsd.agent import journal as journal_mod
 from pluginsd.agent import manager
 from pluginsd.daemon import rpcapi as daemon_rpcapi
+from pluginsd.plugins import bundles
 from pluginsd.rpc import signing
 from pluginsd.runner import node as node_mod
 from pluginsd.runner import packages
@@ -47,6 +48,7 @@ class AgentService:
         allowed_sources = (
             None if allow_any_source else tuple(conf.agent.allowed_sources)
         )
+        self._bundle_cache = bundles.cache_dir(conf)
         distro, os_package = packages.os_facts()
         settings = node_mod.NodeSettings(
             host=self.host,
@@ -135,14 +137,29 @@ class AgentService:
             thread.join(timeout=5)
         self.runner.close()
 
-    def _bundle_from_daemon(self, run_id, plugin):
-        """Fetch a pinned commit from the daemon (no access to origin)."""
-        reply = self.daemon.get_bundle({}, run_id, plugin.name, plugin.sha)
-        path = os.path.join(self.state_dir, 'bundles', f'{plugin.sha}.bundle')
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'wb') as f:
-            f.write(base64.b64decode(reply['data']))
-        return path, reply['ref']
+    def _bundle_from_daemon(self, plugin, check, timeout):
+        """The bundle of a pinned commit, from the daemon, in pieces: no
+        access to the plugin's origin needed. ``timeout()``: seconds left
+        before the phase deadline."""
+        if not plugin.bundle:
+            raise exception.PluginsdException(
+                f'plugin {plugin.name}: the daemon built no bundle of '
+                f'{plugin.sha[:12]} (is [agent] plugin_source = daemon '
+                'right for this daemon?)'
+            )
+
+        def read_chunk(digest, offset):
+            return self.daemon.get_bundle_chunk(
+                {}, digest, offset, timeout=max(1, min(60, timeout()))
+            )
+
+        return bundles.download(
+            read_chunk,
+            plugin.bundle,
+            plugin.bundle_size,
+            self._bundle_cache,
+            check,
+        )
 
     # -- threads -----------------------------------------------------------
 

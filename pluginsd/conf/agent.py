@@ -51,8 +51,9 @@ OPTS = [
         default='daemon',
         choices=['daemon', 'origin'],
         help='Where a node gets plugin code at the pinned commit: '
-        '"daemon" asks the daemon for a git bundle of its cache '
-        '(nodes need no access to the plugin origin); "origin" '
+        '"daemon" downloads the git bundle the daemon built of that '
+        'commit, in pieces (nodes need no access to the plugin '
+        'origin); "origin" '
         'fetches the commit from the plugin URL.',
     ),
     cfg.IntOpt(

@@ -1,15 +1,11 @@
 """Server side of the daemon RPC API."""
 
-import base64
 import logging
-import os
-import tempfile
 
 import oslo_messaging as messaging
 
 from pluginsd import exception
 from pluginsd import rpc
-from pluginsd.plugins import fetch
 
 LOG = logging.getLogger(__name__)
 # A user error raised here is the caller's answer, not a server fault: no
@@ -100,21 +96,16 @@ class DaemonManager:
 
     @rpc.expose
     @user_error
-    def get_bundle(self, ctxt, run_id, plugin, sha):
-        """A git bundle of a pinned plugin commit from the daemon's cache."""
-        run = self.db.get_run(run_id)
-        for plan in run['plans'].values():
-            for p in plan['plugins']:
-                if p['name'] == plugin and p['sha'] == sha:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        path = os.path.join(tmp, 'plugin.bundle')
-                        ref = fetch.bundle(p['path'], sha, path)
-                        with open(path, 'rb') as f:
-                            data = base64.b64encode(f.read()).decode()
-                    return {'ref': ref, 'data': data}
-        raise exception.PluginsdException(
-            f'run {run_id} pins no plugin {plugin} at {sha}'
-        )
+    def get_bundle_chunk(self, ctxt, digest, offset):
+        """A piece of a plugin bundle built at plan time (plugins.bundles).
+
+        Reading a piece of a file is all it does: no git runs here.
+        """
+        if self.runs.bundles is None:
+            raise exception.PluginsdException(
+                'this daemon keeps no bundles (all-in-one mode)'
+            )
+        return self.runs.bundles.read_chunk(digest, int(offset))
 
     @rpc.expose
     def probe(self, ctxt):

@@ -9,7 +9,7 @@ from pluginsd import rpc
 class DaemonAPI:
     """Client side of the daemon RPC API.
 
-    1.0 - report_results, heartbeat, pending_work, get_bundle, start_run,
+    1.0 - report_results, heartbeat, pending_work, get_bundle_chunk, start_run,
           plan, get_run, wait_run, list_runs, list_nodes, retry_run,
           cancel_run, delete_run, get_log, list_extensions
     1.1 - delete_node
@@ -43,9 +43,9 @@ class DaemonAPI:
         """A no-op cast to the daemon itself: is the broker taking messages?"""
         self.client.prepare(server=host, retry=3).cast(ctxt, 'probe')
 
-    def get_bundle(self, ctxt, run_id, plugin, sha):
-        return self.client.prepare(timeout=120).call(
-            ctxt, 'get_bundle', run_id=run_id, plugin=plugin, sha=sha
+    def get_bundle_chunk(self, ctxt, digest, offset, timeout=60):
+        return self.client.prepare(timeout=timeout).call(
+            ctxt, 'get_bundle_chunk', digest=digest, offset=offset
         )
 
     def pending_work(self, ctxt, host):

@@ -19,6 +19,7 @@ from pluginsd import exception
 from pluginsd import git
 from pluginsd import localconf as localconf_mod
 from pluginsd import results
+from pluginsd.plugins import bundles as bundles_mod
 from pluginsd.plugins import plan as plan_mod
 
 LOG = logging.getLogger(__name__)
@@ -98,6 +99,13 @@ class RunManager:
         self.nodes = nodes
         self.events = events  # extension/notification hooks
         self.checkout_root = checkout_root
+        # Nodes get plugin code from the daemon's cache, as bundles built
+        # at plan time; the all-in-one mode clones into DEST directly.
+        self.bundles = (
+            bundles_mod.BundleStore(bundles_mod.store_dir(conf))
+            if checkout_root is not None
+            else None
+        )
         self._cond = threading.Condition()
         self._versions = {}
         self._summaries = {}  # run_id -> {(node, phase): (status, attempt)}
@@ -430,7 +438,9 @@ class RunManager:
                 self._end_on_agents(run_id)
                 self.events.run_end(run)
 
-    def _make_plan(self, conf, workdir, role, mode='stack'):
+    def _make_plan(
+        self, conf, workdir, role, mode='stack', pins=None, build=False
+    ):
         root = self.checkout_root
         if root is not None:
             root = os.path.join(
@@ -443,6 +453,8 @@ class RunManager:
             checkout_root=root,
             default_dest=self.conf.agent.dest,
             fetch_plugins=mode == 'stack',
+            pins=pins,
+            bundles=self.bundles if build and mode == 'stack' else None,
         )
 
     def _plan(self, run):
@@ -469,14 +481,14 @@ class RunManager:
                 f'no node matches the roles of the given local.conf files '
                 f'({", ".join(run["local_confs"])}); nodes: {node_roles}'
             )
-        plans = {}
+        plans, pins = {}, {}  # one commit per (URL, ref) for every role
         for role in sorted(set(targets.values())):
             conf = localconf_mod.LocalConf.from_dict(run['local_confs'][role])
             workdir = os.path.join(
                 self.conf.state_path, 'runs', run_id, f'plan-{role}'
             )
             plans[role] = self._make_plan(
-                conf, workdir, role, run['mode']
+                conf, workdir, role, run['mode'], pins, build=True
             ).to_dict()
         self._check_sources(targets, plans)
         stages = stages_for(

@@ -177,18 +177,22 @@ def _update(plugin, target, options):
         )
 
 
-def ensure_checkout(plugin, target, sha, source, ref=None):
+def ensure_checkout(plugin, target, sha, source, ref=None, shallow=False):
     """On a node: make ``target`` a checkout of exactly ``sha``.
 
     ``source`` is where the commit can be fetched from (the plugin's URL, or
-    a git bundle the daemon sent) and ``ref`` what to fetch there (the SHA
-    itself by default). An existing checkout at ``sha`` is left alone.
+    a git bundle the daemon built) and ``ref`` what to fetch there (the SHA
+    itself by default). ``shallow``: the source holds ``sha`` without its
+    history (a bundle from :func:`commit_bundle`). An existing checkout at
+    ``sha`` is left alone.
     """
     ref = ref or sha
     check_plugin(plugin)
     if os.path.isdir(os.path.join(target, '.git')):
         if head(target) == sha:
             return
+        if shallow:
+            _mark_shallow(target, sha)
         _git(lambda: git.fetch(target, source, ref), plugin)
         _git(lambda: git.detach(target, sha), plugin)
         return
@@ -200,6 +204,8 @@ def ensure_checkout(plugin, target, sha, source, ref=None):
     try:
         _git(lambda: git.init(tmp), plugin)
         _git(lambda: git.set_remote(tmp, plugin.url, add=True), plugin)
+        if shallow:
+            _mark_shallow(tmp, sha)
         _git(lambda: git.fetch(tmp, source, ref), plugin)
         _git(lambda: git.detach(tmp, sha), plugin)
         os.rename(tmp, target)
@@ -208,22 +214,35 @@ def ensure_checkout(plugin, target, sha, source, ref=None):
         raise
 
 
-def bundle(path, sha, output):
-    """Write a git bundle of commit ``sha`` of the checkout at ``path``.
+def _mark_shallow(path, sha):
+    # git keeps the commits whose parents a repository lacks in
+    # .git/shallow (what `git clone --depth 1` writes); without the entry
+    # git refuses a commit that comes without its parents.
+    git.check_ref(sha)
+    with open(os.path.join(path, '.git', 'shallow'), 'a') as f:
+        f.write(sha + '\n')
 
-    Returns the ref to fetch from it. A bundle carries refs, not bare
-    commits, so the commit gets a ref of its own first.
+
+def commit_bundle(path, sha, output, plugin):
+    """Write a git bundle of commit ``sha`` alone, from the checkout ``path``.
+
+    The bundle holds the commit, its tree and its blobs, not its history:
+    what a node needs to check the commit out (as ``--depth 1``). Returns
+    the ref to fetch from it: a bundle carries refs, not bare commits.
     """
     ref = f'refs/pluginsd/{sha}'
-    try:
-        updated = git.update_ref(path, ref, sha)
-    except git.GitInputError as e:
-        raise exception.PluginsdException(f'{path}: {e}') from None
-    if updated.returncode:
-        raise exception.PluginsdException(f'{path} has no commit {sha}')
-    proc = git.bundle_create(path, output, ref)
-    if proc.returncode:
-        raise exception.PluginsdException(
-            f'git bundle of {path} at {sha} failed: {proc.stderr.strip()}'
-        )
+    output = os.path.abspath(output)
+    with tempfile.TemporaryDirectory(
+        prefix='.bundle-', dir=os.path.dirname(output)
+    ) as tmp:
+        _git(lambda: git.init(tmp, bare=True), plugin)
+        _git(lambda: git.fetch_commit(tmp, path, sha, ref), plugin)
+        proc = git.bundle_create(tmp, output, ref)
+        if proc.returncode:
+            raise exception.FetchError(
+                plugin=plugin.name,
+                url=plugin.url,
+                ref=plugin.ref,
+                reason=f'git bundle of {sha} failed: {proc.stderr.strip()}',
+            )
     return ref

@@ -30,6 +30,10 @@ class Plugin:
     path: str = ''  # checkout the daemon planned from
     services: list = dataclasses.field(default_factory=list)
     define_name: str = ''
+    # The git bundle nodes check the commit out from (plugins.bundles)
+    bundle: str = ''  # sha256 of its bytes
+    bundle_size: int = 0
+    bundle_ref: str = ''
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -124,11 +128,16 @@ def make_plan(
     checkout_root=None,
     default_dest='/opt/stack',
     fetch_plugins=True,
+    pins=None,
+    bundles=None,
 ):
     """Fetch and order the plugins that ``localconf`` enables.
 
     With ``checkout_root`` the daemon clones into ``checkout_root/<name>``
     (its cache); without it, into ``$DEST/<name>`` as DevStack does.
+    ``pins`` ({(url, ref): (sha, checkout)}, shared by the plans of one
+    run) makes every role of a run use the commit the first one pinned.
+    With ``bundles`` (a BundleStore) every pinned commit gets its bundle.
     """
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'session.log'), 'w') as out:
@@ -140,12 +149,24 @@ def make_plan(
             output=out,
         )
     try:
-        return _plan(session, localconf, workdir, checkout_root, fetch_plugins)
+        plan = _plan(
+            session, localconf, workdir, checkout_root, fetch_plugins, pins
+        )
     finally:
         session.close()
+    if bundles is not None:
+        for plugin in plan.plugins:
+            if plugin.sha:
+                entry = bundles.build(plugin, plugin.path)
+                plugin.bundle, plugin.bundle_size, plugin.bundle_ref = (
+                    entry['digest'],
+                    entry['size'],
+                    entry['ref'],
+                )
+    return plan
 
 
-def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
+def _plan(session, localconf, workdir, checkout_root, fetch_plugins, pins):
     read_localrc(session, localconf, workdir)
     values = {}
     for _, name, value in session.run(
@@ -167,12 +188,17 @@ def _plan(session, localconf, workdir, checkout_root, fetch_plugins):
         plugin.path = (
             os.path.join(checkout_root, name) if checkout_root else gitdir
         )
-        if fetch_plugins:
+        pinned = pins.get((url, plugin.ref)) if pins is not None else None
+        if pinned:
+            plugin.sha, plugin.path = pinned
+        elif fetch_plugins:
             plugin.sha = fetch.fetch(plugin, plugin.path, options)
         else:
             # unstack and clean never fetch (contract 5.6): what is there
             # is used, a missing plugin is skipped.
             plugin.sha = fetch.head(plugin.path) or ''
+        if pins is not None and plugin.sha:
+            pins.setdefault((url, plugin.ref), (plugin.sha, plugin.path))
         plugins.append(plugin)
     if not plugins:
         return Plan([], [], [])

@@ -39,7 +39,8 @@ class NodeSettings:
     xtrace: bool = True
     tail_lines: int = 20
     allowed_sources: tuple = ()
-    # (plugin) -> (git source, ref to fetch there); None: the plugin's URL
+    # (plugin, check, timeout) -> path of the plugin's bundle (its
+    # ``bundle_ref`` is what to fetch there); None: fetch from the URL
     source_provider: object = None
 
 
@@ -49,6 +50,9 @@ class _Plugin:
         self.url = data['url']
         self.ref = data['ref']
         self.sha = data['sha']
+        self.bundle = data.get('bundle', '')
+        self.bundle_size = data.get('bundle_size', 0)
+        self.bundle_ref = data.get('bundle_ref', '')
 
 
 class _Session:
@@ -409,10 +413,23 @@ class _PhaseRun:
                 continue  # unstack and clean never fetch (contract 5.6)
             if fetch.head(target) == plugin.sha:
                 continue
-            source, ref = plugin.url, plugin.sha
+            self.step = f'checking out plugin {plugin.name}'
             if self.s.source_provider:
-                source, ref = self.s.source_provider(self.run_id, plugin)
-            fetch.ensure_checkout(plugin, target, plugin.sha, source, ref)
+                path = self.s.source_provider(
+                    plugin, self._check_deadline, self._time_left
+                )
+                fetch.ensure_checkout(
+                    plugin,
+                    target,
+                    plugin.sha,
+                    path,
+                    plugin.bundle_ref,
+                    shallow=True,
+                )
+            else:
+                fetch.ensure_checkout(
+                    plugin, target, plugin.sha, plugin.url, plugin.sha
+                )
 
     def _install_packages(self, session):
         wanted = []
@@ -467,6 +484,26 @@ class _PhaseRun:
                         '__pluginsd_merge_option', path, section, key, *values
                     ),
                 )
+
+    def _time_left(self):
+        return self.deadline - time.monotonic()
+
+    def _check_deadline(self):
+        """Between steps that run no bash: stop at the deadline or cancel."""
+        if self.node.is_cancelled(self.run_id, self.event.get('attempt', 1)):
+            raise _PhaseFailed(
+                results.CANCELLED,
+                None,
+                f'node {self.s.host}: run cancelled while {self.step} in '
+                f'{self.mode} {self.phase}',
+            )
+        if self._time_left() <= 0:
+            raise _PhaseFailed(
+                results.TIMEOUT,
+                None,
+                f'node {self.s.host}: the phase deadline passed while '
+                f'{self.step} in {self.mode} {self.phase}',
+            )
 
     # -- running -----------------------------------------------------------
 

@@ -129,11 +129,18 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
     }
     # Every node runs the pinned commit, fetched from the daemon's cache.
     sha = gitrepos.git(shared, 'rev-parse', 'HEAD')
+    pins = {
+        role: {p['name']: p for p in plan['plugins']}
+        for role, plan in view['plans'].items()
+    }
+    # One commit per (URL, ref) across the roles of the run.
+    assert pins['*']['shared']['sha'] == pins['compute']['shared']['sha']
+    bundle = pins['*']['shared']['bundle'] + '.bundle'
     for host in ('ctl', 'cmp1', 'cmp2'):
         dest = os.path.join(c.base, host, 'dest', 'shared')
         assert gitrepos.git(dest, 'rev-parse', 'HEAD') == sha
         assert os.path.exists(
-            os.path.join(c.base, host, 'agent', 'bundles', f'{sha}.bundle')
+            os.path.join(c.base, host, 'agent', 'bundles', bundle)
         )
 
     for mode in ('unstack', 'clean'):

@@ -486,15 +486,22 @@ class TestBundle:
 
     def test_checkout_from_bundle(self, upstream, dest, tmp_path):
         out = str(tmp_path / 'alpha.bundle')
-        ref = fetch.bundle(upstream.path, upstream.first, out)
+        p = Plugin(name='alpha', url=self.URL, ref='master', sha='')
+        ref = fetch.commit_bundle(upstream.path, upstream.first, out, p)
         assert ref == f'refs/pluginsd/{upstream.first}'
+        # The commit alone: one commit, no history.
+        heads = git(str(tmp_path), 'bundle', 'list-heads', out)
+        assert heads == f'{upstream.first} {ref}'
         target = os.path.join(dest, 'alpha')
-        p = Plugin(name='alpha', url=self.URL, ref='master')
-        fetch.ensure_checkout(p, target, upstream.first, out, ref)
+        fetch.ensure_checkout(p, target, upstream.first, out, ref, True)
         assert head(target) == upstream.first
         assert git(target, 'remote', 'get-url', 'origin') == self.URL
+        assert git(target, 'rev-list', '--count', 'HEAD') == '1'
+        assert git(target, 'fsck', '--no-progress') == ''
         # An existing checkout moves to another commit from a bundle.
-        ref = fetch.bundle(upstream.path, upstream.master, out)
-        fetch.ensure_checkout(p, target, upstream.master, out, ref)
+        ref = fetch.commit_bundle(upstream.path, upstream.master, out, p)
+        fetch.ensure_checkout(p, target, upstream.master, out, ref, True)
         assert head(target) == upstream.master
         assert sorted(os.listdir(dest)) == ['alpha']
+        # The cache it was built from is left as it was: no refs added.
+        assert git(upstream.path, 'for-each-ref', 'refs/pluginsd') == ''

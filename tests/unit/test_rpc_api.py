@@ -194,17 +194,17 @@ class TestDaemonAPIRecorded:
             ('call', CTXT, 'pending_work', {'host': 'h1'}),
         ]
 
-    def test_get_bundle(self, daemon_api):
-        assert daemon_api.get_bundle(CTXT, 'r1', 'alpha', 'abc') == (
-            'reply-to-get_bundle'
+    def test_get_bundle_chunk(self, daemon_api):
+        assert daemon_api.get_bundle_chunk(CTXT, 'ab' * 32, 1 << 20, 7) == (
+            'reply-to-get_bundle_chunk'
         )
         assert daemon_api.client.log == [
-            ('prepare', {'timeout': 120}),
+            ('prepare', {'timeout': 7}),
             (
                 'call',
                 CTXT,
-                'get_bundle',
-                {'run_id': 'r1', 'plugin': 'alpha', 'sha': 'abc'},
+                'get_bundle_chunk',
+                {'digest': 'ab' * 32, 'offset': 1 << 20},
             ),
         ]
 
