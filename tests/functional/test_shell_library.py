@@ -124,23 +124,6 @@ def test_global_arrays_are_associative_and_survive_resourcing(tmp_path):
     assert out.splitlines() == ["2 a b /v", "-A", "-A", "-A", "-A"]
 
 
-def test_sourcing_is_fast(tmp_path):
-    # Sanity bound only (target is < 3 ms): 20 sources in one bash,
-    # < 10 ms each.
-    out = ok(
-        bash(
-            f"""
-        TIMEFORMAT=%R
-        {{ time for i in {{1..20}}; do source "{FUNCTIONS}"; done; }} 2>&1
-        """,
-            tmp_path,
-            source=False,
-        )
-    )
-    seconds = float(out.strip().splitlines()[-1].replace(",", "."))
-    assert seconds / 20 < 0.010, f"average {seconds / 20 * 1000:.2f} ms"
-
-
 def test_library_spawns_no_process_at_source_time(tmp_path):
     # With an empty PATH any external command at source time would fail.
     out = ok(

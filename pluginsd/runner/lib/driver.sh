@@ -1,3 +1,8 @@
+# shellcheck shell=bash
+# The __pluginsd_* functions are called by pluginsd/runner/shell.py over the
+# command pipe, never from this file.
+# shellcheck disable=SC2329
+#
 # pluginsd's stand-in for stack.sh / unstack.sh / clean.sh.
 #
 # One bash process per run and node, as in DevStack: every plugin file is
@@ -23,6 +28,7 @@ function __pluginsd_evt {
 # Like stackrc: localrc is sourced before errexit is turned on.
 function __pluginsd_source_localrc {
     local dest=$DEST data_dir=$DATA_DIR files=$FILES
+    # shellcheck source=/dev/null
     source "$1"
     # DevStack derives these from DEST after localrc: follow a moved DEST
     # unless localrc set them itself.
@@ -63,6 +69,7 @@ function __pluginsd_extras {
     for i in "$PLUGINSD_EXTRAS_DIR"/[0-9][0-9]-*.sh; do
         [[ -r "$i" ]] || continue
         __pluginsd_evt step extras "$i"
+        # shellcheck source=/dev/null
         source "$i" "$@"
     done
 }
@@ -76,6 +83,7 @@ function __pluginsd_override_defaults {
             __pluginsd_evt step override-defaults "$plugin"
             echo "$plugin has overridden the defaults (devstack/override-defaults):"
             echo "$(<"$dir/devstack/override-defaults")"
+            # shellcheck source=/dev/null
             source "$dir/devstack/override-defaults"
         fi
     done
@@ -88,6 +96,7 @@ function __pluginsd_load_settings {
         dir=${GITDIR[$plugin]}
         if [[ -f $dir/devstack/settings ]]; then
             __pluginsd_evt step settings "$plugin"
+            # shellcheck source=/dev/null
             source "$dir/devstack/settings"
         fi
     done
@@ -95,7 +104,7 @@ function __pluginsd_load_settings {
 
 # Hypervisor plugins (seed 003): on a node where n-cpu is enabled, the file
 # hypervisor-$VIRT_DRIVER - from an enabled plugin's devstack/lib/nova_plugins
-# or devstack/nova_plugins, else from pluginsd's own nova_plugins - is sourced
+# or devstack/nova_plugins, else from pluginsd's own lib/nova_plugins - is sourced
 # after the settings, and its functions are called where DevStack calls them.
 __PLUGINSD_HYPERVISOR=""
 
@@ -112,11 +121,12 @@ function __pluginsd_load_hypervisor {
             fi
         done
     done
-    if [[ -z $__PLUGINSD_HYPERVISOR && -r $PLUGINSD_LIB/nova_plugins/hypervisor-$VIRT_DRIVER ]]; then
-        __PLUGINSD_HYPERVISOR=$PLUGINSD_LIB/nova_plugins/hypervisor-$VIRT_DRIVER
+    if [[ -z $__PLUGINSD_HYPERVISOR && -r $PLUGINSD_LIB/lib/nova_plugins/hypervisor-$VIRT_DRIVER ]]; then
+        __PLUGINSD_HYPERVISOR=$PLUGINSD_LIB/lib/nova_plugins/hypervisor-$VIRT_DRIVER
     fi
     if [[ -n $__PLUGINSD_HYPERVISOR ]]; then
         __pluginsd_evt step hypervisor "$__PLUGINSD_HYPERVISOR"
+        # shellcheck source=/dev/null
         source "$__PLUGINSD_HYPERVISOR"
     else
         echo "pluginsd: WARNING: n-cpu is enabled but no enabled plugin nor" \
@@ -155,6 +165,7 @@ function __pluginsd_save_stackenv {
 
 function __pluginsd_load_stackenv {
     if [[ -r "$1" ]]; then
+        # shellcheck source=/dev/null
         source "$1"
     fi
 }
@@ -175,6 +186,7 @@ function __pluginsd_run_phase {
         "stack post-config") __pluginsd_hypervisor_call configure_nova_hypervisor "$logs" ;;
         "stack extra") __pluginsd_hypervisor_call start_nova_hypervisor "$logs" ;;
     esac
+    # shellcheck disable=SC2086  # $phase unquoted on purpose (see above)
     __pluginsd_extras $mode $phase
     for plugin in ${DEVSTACK_PLUGINS//,/ }; do
         dir=${GITDIR[$plugin]}
@@ -183,6 +195,7 @@ function __pluginsd_run_phase {
             continue
         fi
         __pluginsd_evt start "$plugin" "$EPOCHREALTIME"
+        # shellcheck disable=SC2086,SC1091  # $phase unquoted on purpose
         { source "$dir/devstack/plugin.sh" $mode $phase; } >>"$logs/$plugin.log" 2>&1
         __pluginsd_evt end "$plugin" "$?" "$EPOCHREALTIME"
     done
