@@ -140,7 +140,8 @@ class AgentService:
     def _bundle_from_daemon(self, plugin, check, timeout):
         """The bundle of a pinned commit, from the daemon, in pieces: no
         access to the plugin's origin needed. ``timeout()``: seconds left
-        before the phase deadline."""
+        before the phase deadline.
+        """
         if not plugin.bundle:
             raise exception.PluginsdException(
                 f'plugin {plugin.name}: the daemon built no bundle of '

@@ -63,7 +63,8 @@ def file_digest(path):
 
 class BundleStore:
     """The daemon's bundles: ``<root>/<digest>.bundle``, and per commit
-    ``<root>/commits/<sha>.json`` saying which bundle holds it."""
+    ``<root>/commits/<sha>.json`` saying which bundle holds it.
+    """
 
     def __init__(self, root):
         self.root = root
