@@ -62,16 +62,23 @@ def sd_notify(state):
 
 
 def serve(conf, service):
-    """Run ``service`` until SIGTERM or SIGINT; SIGHUP reloads the config."""
+    """Run ``service`` until SIGTERM or SIGINT; SIGHUP reloads the config.
+
+    The handlers only set flags: reloading (file reads, logging, locks)
+    happens in this loop, never inside a signal handler, which may have
+    interrupted a thread holding any lock.
+    """
     stop = threading.Event()
+    wake = threading.Event()
+    reload = threading.Event()
 
     def on_stop(signum, _frame):
-        LOG.info('Signal %s received: stopping', signal.Signals(signum).name)
         stop.set()
+        wake.set()
 
     def on_hup(_signum, _frame):
-        LOG.info('SIGHUP: reloading mutable options')
-        conf.mutate_config_files()
+        reload.set()
+        wake.set()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
@@ -80,7 +87,16 @@ def serve(conf, service):
     conf.log_opt_values(LOG, py_logging.DEBUG)
     sd_notify('READY=1')
     status = 0
-    while not stop.wait(1.0):
+    while True:
+        wake.wait(1.0)
+        wake.clear()
+        if stop.is_set():
+            LOG.info('Stop signal received: stopping')
+            break
+        if reload.is_set():
+            reload.clear()
+            LOG.info('SIGHUP: reloading mutable options')
+            conf.mutate_config_files()
         if service.broker.down_too_long():
             LOG.error(
                 'The message broker has been unreachable for more than '
