@@ -55,5 +55,12 @@ class RunStateError(PluginsdException):
     msg_fmt = 'run %(run)s is %(state)s: %(reason)s'
 
 
+class NodesBusy(PluginsdException):
+    msg_fmt = (
+        'node(s) %(nodes)s busy with run %(run)s (%(mode)s, %(state)s): '
+        'wait for it to end, or cancel it (pluginsctl run cancel %(run)s)'
+    )
+
+
 class SignatureError(PluginsdException):
     msg_fmt = 'rejected message from %(sender)s: %(reason)s'

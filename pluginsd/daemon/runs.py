@@ -19,6 +19,7 @@ from pluginsd import exception
 from pluginsd import git
 from pluginsd import localconf as localconf_mod
 from pluginsd import results
+from pluginsd.daemon import busy
 from pluginsd.plugins import bundles as bundles_mod
 from pluginsd.plugins import plan as plan_mod
 
@@ -137,6 +138,12 @@ class RunManager:
             ).to_dict()
             for role, text in local_confs.items()
         }
+        alive = self.nodes.alive()
+        busy.refuse_if_busy(
+            busy.targets_for(alive, parsed),
+            self.db.list_runs(states=ACTIVE),
+            alive,
+        )
         run = self.db.create_run(
             id=str(uuid.uuid4()),
             mode=mode,
@@ -194,6 +201,12 @@ class RunManager:
                 reason='it failed before planning finished; start a new run',
             )
         run_id = run['id']
+        busy.refuse_if_busy(
+            run['node_roles'],
+            self.db.list_runs(states=ACTIVE),
+            self.nodes.alive(),
+            run_id,
+        )
         phases = results.MODE_PHASES[run['mode']]
         phase = phases[run['phase_index']]
         stage = run['stages'][run['stage_index']] if run['stages'] else []
@@ -460,14 +473,19 @@ class RunManager:
     def _plan(self, run):
         run_id = run['id']
         node_roles = self._wait_for_nodes(run_id)
-        targets = {}
-        for host, roles in node_roles.items():
-            role = next((r for r in roles if r in run['local_confs']), None)
-            role = role or (
-                DEFAULT_ROLE if DEFAULT_ROLE in run['local_confs'] else None
-            )
-            if role:
-                targets[host] = role
+        targets = busy.targets_for(node_roles, run['local_confs'])
+        # Two runs started at once both passed start_run's check: the
+        # older one keeps the nodes.
+        busy.refuse_if_busy(
+            targets,
+            [
+                r
+                for r in self.db.list_runs(states=ACTIVE)
+                if (r['created_at'], r['id']) < (run['created_at'], run_id)
+            ],
+            node_roles,
+            run_id,
+        )
         unused = set(run['local_confs']) - set(targets.values())
         if unused:
             LOG.warning(
