@@ -17,10 +17,10 @@ segments are the first segments of the URL's (:func:`source_allowed`).
 
 import os
 import re
-import subprocess
 import urllib.parse
 
 from pluginsd import exception
+from pluginsd import process
 
 # Transports git may use for plugin code. ext:: and fd:: are not in it.
 ALLOWED_PROTOCOLS = ('file', 'git', 'http', 'https', 'ssh')
@@ -63,7 +63,8 @@ def run(args, cwd=None, check=True):
     after ``--`` or validated by :func:`check_ref` / :func:`check_url`.
     With ``check`` a failure raises :class:`GitError` naming the command.
     """
-    proc = subprocess.run(
+    # On a node the phase's deadline and cancel bound it (pluginsd.process).
+    proc = process.run(
         ['git', *args], cwd=cwd, capture_output=True, text=True, env=env()
     )
     if check and proc.returncode:

@@ -18,6 +18,7 @@ import time
 from pluginsd import exception
 from pluginsd import git
 from pluginsd import localconf as localconf_mod
+from pluginsd import process
 from pluginsd import results
 from pluginsd.plugins import fetch
 from pluginsd.runner import packages
@@ -89,6 +90,7 @@ class NodeRunner:
         self._stopping = False
         self._running = 0  # phases being run right now
         self._running_runs = set()
+        self._scopes = {}  # run_id -> process.Scope of the running phase
         self._lock = threading.Lock()
         self.distro, self.os_package = packages.os_facts()
         self._sessions_dir = os.path.join(settings.state_dir, 'sessions')
@@ -149,11 +151,18 @@ class NodeRunner:
         os.makedirs(phase_dir, exist_ok=True)
         deadline = time.monotonic() + event.get('deadline', 3600)
         runner = _PhaseRun(self, event, phase_dir, deadline, report)
+        # git, the package installer and bundle downloads stop at the
+        # deadline or on cancel, as bash does.
+        scope = process.Scope(deadline)
         with self._lock:
             self._running += 1
             self._running_runs.add(run_id)
+            self._scopes[run_id] = scope
+            if (run_id, event.get('attempt', 1)) in self._cancelled:
+                scope.kill('cancelled')
         try:
-            runner.execute()
+            with scope:
+                runner.execute()
         except _PhaseFailed as e:
             summary.status, summary.exit_code = e.status, e.exit_code
             summary.message = e.message
@@ -180,6 +189,7 @@ class NodeRunner:
             with self._lock:
                 self._running -= 1
                 self._running_runs.discard(run_id)
+                self._scopes.pop(run_id, None)
         summary.ended_at = time.time()
         summary.log_path = phase_dir
         if (
@@ -195,6 +205,9 @@ class NodeRunner:
         with self._lock:
             self._cancelled.add((run_id, attempt))
             session = self._sessions.get(run_id)
+            scope = self._scopes.get(run_id)
+        if scope:
+            scope.kill('cancelled')
         if session:
             session.bash.kill()
 
@@ -209,6 +222,9 @@ class NodeRunner:
         with self._lock:
             running = run_id in self._running_runs
             session = self._sessions.get(run_id)
+            scope = self._scopes.get(run_id)
+        if scope:
+            scope.kill('cancelled')
         if running and session:
             session.bash.kill()
         elif not running:
@@ -229,6 +245,9 @@ class NodeRunner:
         self._stopping = True
         with self._lock:
             sessions = list(self._sessions.values())
+            scopes = list(self._scopes.values())
+        for scope in scopes:
+            scope.kill('stopping')
         for session in sessions:
             session.bash.kill()
 
@@ -266,6 +285,29 @@ class _PhaseRun:
         self.step = 'start'
 
     def execute(self):
+        try:
+            self._execute()
+        except process.Stopped as e:
+            raise self._stopped(e) from None
+
+    def _stopped(self, error):
+        status, why = {
+            'deadline': (results.TIMEOUT, 'the phase deadline passed'),
+            'cancelled': (results.CANCELLED, 'the run was cancelled'),
+        }.get(
+            error.reason,
+            (results.KILLED, 'the agent stopped'),
+        )
+        log = os.path.join(self.phase_dir, 'packages.log')
+        return _PhaseFailed(
+            status,
+            None,
+            f'node {self.s.host}: {self.step} in {self.mode} {self.phase}: '
+            f'{why}; "{error.command}" and its process group were killed',
+            tail(log, self.s.tail_lines) if 'packages' in self.step else '',
+        )
+
+    def _execute(self):
         self._check_sources()
         session = self._session()
         try:
@@ -442,6 +484,7 @@ class _PhaseRun:
             )
         if not wanted:
             return
+        self.step = 'installing plugin packages'
         log_path = os.path.join(self.phase_dir, 'packages.log')
         with open(log_path, 'ab') as log:
             status = self.s.installer.install(wanted, log)
@@ -453,6 +496,7 @@ class _PhaseRun:
                 f'(status {status}): {" ".join(wanted)}',
                 tail(log_path, self.s.tail_lines),
             )
+        self.step = 'running'
 
     def _merge(self, session, group):
         by_file = collections.OrderedDict()

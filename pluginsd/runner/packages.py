@@ -17,6 +17,7 @@ import subprocess
 from stevedore import driver
 
 from pluginsd import exception
+from pluginsd import process
 
 LOG = logging.getLogger(__name__)
 NAMESPACE = 'pluginsd.package_installers'
@@ -79,6 +80,13 @@ def os_facts(path='/etc/os-release'):
 
 
 class Installer:
+    """A package installer driver (namespace pluginsd.package_installers).
+
+    Drivers run their commands with :meth:`run`: in a process group of
+    their own, killed at the phase deadline or when the run is cancelled
+    (a driver that forks by other means escapes both).
+    """
+
     name = None
     command = ()
 
@@ -87,12 +95,18 @@ class Installer:
             return 0
         cmd = [*self.command, *packages]
         LOG.info('Installing packages: %s', ' '.join(cmd))
-        return subprocess.call(
+        return self.run(cmd, log)
+
+    def run(self, cmd, log, env=None):
+        """Run ``cmd`` with its output in ``log``; its exit status."""
+        return process.call(
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'),
+            env=dict(
+                os.environ, DEBIAN_FRONTEND='noninteractive', **(env or {})
+            ),
         )
 
 
@@ -106,12 +120,7 @@ class AptInstaller(Installer):
     def install(self, packages, log):
         # Refresh the package index once per agent, as DevStack does per run.
         if packages and not self._updated:
-            subprocess.call(
-                ['apt-get', 'update', '-qq'],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+            self.run(['apt-get', 'update', '-qq'], log)
             self._updated = True
         return super().install(packages, log)
 

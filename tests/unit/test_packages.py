@@ -289,7 +289,7 @@ class TestInstallers:
             calls.append((cmd, kwargs))
             return 100
 
-        monkeypatch.setattr(subprocess, 'call', fake_call)
+        monkeypatch.setattr(packages.process, 'call', fake_call)
         log = io.BytesIO()
         apt = packages.AptInstaller()
         assert apt.install(['a', 'b'], log) == 100
@@ -312,6 +312,8 @@ class TestInstallers:
 
     def test_real_installer_nothing_to_install_runs_nothing(self, monkeypatch):
         monkeypatch.setattr(
-            subprocess, 'call', lambda *a, **k: pytest.fail('ran a command')
+            packages.process,
+            'call',
+            lambda *a, **k: pytest.fail('ran a command'),
         )
         assert packages.AptInstaller().install([], io.BytesIO()) == 0
