@@ -24,8 +24,10 @@ def targets_for(node_roles, local_confs):
 
 
 def held_by(run, alive):
-    """The hosts an active run holds: its targets once planned, else the
-    nodes up now that it would take."""
+    """The hosts an active run holds.
+
+    Its targets once planned, else the nodes up now that it would take.
+    """
     if run['node_roles']:
         return set(run['node_roles'])
     return set(targets_for(alive, run['local_confs']))

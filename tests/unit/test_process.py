@@ -20,8 +20,10 @@ def _alive(pid):
 
 
 def alive(pid):
-    """Whether ``pid`` still lives a moment after a SIGKILL (delivery of
-    a signal is not instantaneous)."""
+    """Whether ``pid`` still lives a moment after a SIGKILL.
+
+    Delivering a signal is not instantaneous.
+    """
     deadline = time.monotonic() + 5
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
