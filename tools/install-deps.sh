@@ -39,7 +39,8 @@ if [[ ! -x $VENV/bin/python ]]; then
     python3 -m venv "$VENV"
 fi
 stamp=$VENV/.pluginsd-deps
-want=$(cat "$TOP/requirements.txt" "$TOP/test-requirements.txt" "$TOP/setup.cfg" | md5sum)
+want=$(cat "$TOP/requirements.txt" "$TOP/test-requirements.txt" \
+    "$TOP/doc/requirements.txt" "$TOP/setup.cfg" | md5sum)
 if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check \
         -r "$TOP/requirements.txt" -r "$TOP/test-requirements.txt" 2>&1 \

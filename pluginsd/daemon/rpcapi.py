@@ -9,10 +9,12 @@ from pluginsd import rpc
 class DaemonAPI:
     """Client side of the daemon RPC API.
 
-    1.0 - report_results, heartbeat, pending_work, get_bundle_chunk, start_run,
-          plan, get_run, wait_run, list_runs, list_nodes, retry_run,
-          cancel_run, delete_run, get_log, list_extensions
-    1.1 - delete_node
+    Versions::
+
+        1.0 - report_results, heartbeat, pending_work, get_bundle_chunk,
+              start_run, plan, get_run, wait_run, list_runs, list_nodes,
+              retry_run, cancel_run, delete_run, get_log, list_extensions
+        1.1 - delete_node
     """
 
     RPC_API_VERSION = '1.1'

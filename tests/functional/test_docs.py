@@ -15,15 +15,25 @@ import pytest
 TOP = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
+# OpenStack's layout: install, admin, user, contributor, reference.
 PAGES = (
     'index',
-    'install',
-    'architecture',
-    'contract',
-    'configuration',
-    'cli',
-    'operations',
-    'extensions',
+    'install/index',
+    'admin/index',
+    'admin/operations',
+    'admin/security',
+    'user/index',
+    'user/cli',
+    'user/contract',
+    'contributor/index',
+    'contributor/architecture',
+    'contributor/contributing',
+    'contributor/extensions',
+    'reference/index',
+    'reference/configuration',
+    'reference/api',
+    # sphinxcontrib-apidoc: one page per module
+    'reference/api/pluginsd.daemon.runs',
 )
 
 
@@ -51,7 +61,7 @@ def test_docs_build_without_warnings(tmp_path):
     for page in PAGES:
         assert (out / f'{page}.html').is_file(), f'{page}.html was not built'
     # show-options rendered pluginsd's own options ...
-    reference = (out / 'configuration.html').read_text()
+    reference = (out / 'reference' / 'configuration.html').read_text()
     for option in (
         'allowed_sources',
         'shared_key',
