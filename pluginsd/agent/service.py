@@ -15,6 +15,7 @@ from pluginsd.agent import manager
 from pluginsd.daemon import rpcapi as daemon_rpcapi
 from pluginsd.plugins import bundles
 from pluginsd.rpc import signing
+from pluginsd.runner import devstack
 from pluginsd.runner import node as node_mod
 from pluginsd.runner import packages
 
@@ -60,6 +61,7 @@ class AgentService:
                 conf.runner.package_installer, os_package
             ),
             extras_dir=conf.runner.extras_dir,
+            devstack_dir=devstack.configured(conf),
             xtrace=conf.runner.xtrace,
             tail_lines=conf.runner.output_tail_lines,
             allowed_sources=allowed_sources,
@@ -211,6 +213,8 @@ class AgentService:
             'activity': self.manager.activity,
             # The daemon refuses a run this node would refuse, at plan time.
             'allowed_sources': self.runner.settings.allowed_sources,
+            # Which library this node's plugins run with ('' standalone).
+            'devstack_dir': self.runner.settings.devstack_dir,
         }
 
     def _heartbeat_loop(self):

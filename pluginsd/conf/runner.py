@@ -19,6 +19,15 @@ OPTS = [
         help='Directory of extras.d hook scripts (NN-name.sh), run '
         'before the plugins at every phase. Empty: none.',
     ),
+    cfg.StrOpt(
+        'devstack_dir',
+        default='',
+        help='A DevStack checkout (e.g. /opt/stack/devstack). Set: plugin '
+        'sessions source its own functions, stackrc and lib/* in '
+        "stack.sh's order, so plugins built on DevStack's libraries run "
+        'unchanged; the daemon plans with it too. Empty: pluginsd\'s '
+        'standalone library. The checkout is only read.',
+    ),
     cfg.BoolOpt(
         'xtrace',
         default=True,

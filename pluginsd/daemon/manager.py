@@ -81,6 +81,7 @@ class DaemonManager:
             payload['version'],
             payload['activity'],
             payload.get('allowed_sources'),
+            payload.get('devstack_dir', ''),
         )
         self.nodes.seen(payload['host'])
         if new:

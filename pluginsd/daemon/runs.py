@@ -22,6 +22,7 @@ from pluginsd import results
 from pluginsd.daemon import busy
 from pluginsd.plugins import bundles as bundles_mod
 from pluginsd.plugins import plan as plan_mod
+from pluginsd.runner import devstack
 
 LOG = logging.getLogger(__name__)
 
@@ -468,6 +469,8 @@ class RunManager:
             fetch_plugins=mode == 'stack',
             pins=pins,
             bundles=self.bundles if build and mode == 'stack' else None,
+            devstack_dir=devstack.configured(self.conf),
+            mode=mode,
         )
 
     def _plan(self, run):
@@ -629,10 +632,13 @@ class RunManager:
                 if failed and mode == 'stack':
                     self._set(run_id, state='failed', error=failed[0])
                     return
+                # unstack and clean go on, as clean.sh goes on after
+                # unstack.sh; a node whose bash ended (`exit N`, deadline)
+                # still fails the run, as it ends unstack.sh with N.
                 failures += failed
         self._set(
             run_id,
-            state='completed',
+            state='failed' if failures else 'completed',
             stage_index=len(run['stages']),
             error='; '.join(failures),
         )

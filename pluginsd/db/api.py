@@ -210,7 +210,13 @@ class Database:
     # -- nodes -------------------------------------------------------------
 
     def upsert_node(
-        self, host, roles, version, activity, allowed_sources=None
+        self,
+        host,
+        roles,
+        version,
+        activity,
+        allowed_sources=None,
+        devstack_dir='',
     ):
         """Record a heartbeat; return (node row, whether it is new)."""
         now = time.time()
@@ -229,6 +235,7 @@ class Database:
             node.allowed_sources = (
                 None if allowed_sources is None else list(allowed_sources)
             )
+            node.devstack_dir = devstack_dir or ''
         return _row(node), new
 
     def delete_node(self, host):

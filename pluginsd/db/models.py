@@ -68,3 +68,7 @@ class Node(Base):
     last_seen = sa.Column(sa.Float, nullable=False)
     # [agent] allowed_sources as the node reported it; None: any source.
     allowed_sources = sa.Column(sa.JSON, nullable=True)
+    # [runner] devstack_dir as the node reported it; '': standalone library.
+    devstack_dir = sa.Column(
+        sa.Text, nullable=False, default='', server_default=''
+    )

@@ -10,11 +10,13 @@ they are given. Nothing is read with a regex.
 import dataclasses
 import os
 import re
+import subprocess
 import tempfile
 
 from pluginsd import exception
 from pluginsd.plugins import fetch
 from pluginsd.plugins import order
+from pluginsd.runner import devstack
 from pluginsd.runner import shell
 
 BOOL_VARS = ('RECLONE', 'ERROR_ON_CLONE', 'OFFLINE')
@@ -69,16 +71,49 @@ class LocalrcError(exception.LocalConfError):
     pass
 
 
-def read_localrc(session, localconf, workdir):
+def syntax_error(path, bash='/bin/bash'):
+    """bash's own syntax check of ``path`` (``bash -n``): its message, or ''.
+
+    Sourcing a file with a syntax error stops at the error and returns 2,
+    which nothing notices before errexit is on (localrc), so check first.
+    """
+    proc = subprocess.run(
+        [bash, '--noprofile', '--norc', '-n', path],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode == 0:
+        return None
+    found = [_BASH.match(ln) for ln in proc.stderr.splitlines()]
+    found = [m for m in found if m]
+    if not found:
+        return '?', proc.stderr.strip() or f'bash -n: status {proc.returncode}'
+    # bash may add a second line quoting the offending text.
+    return found[0].group(2), ' '.join(m.group(3) for m in found)
+
+
+def read_localrc(
+    session, localconf, workdir, bash='/bin/bash', devstack_dir='', dest=''
+):
     """Source the padded localrc in ``session``; map errors to local.conf."""
     path = os.path.join(workdir, 'localrc')
     with open(path, 'w') as f:
         f.write(localconf.localrc)
+    error = syntax_error(path, bash)
+    if error:
+        line, message = error
+        raise exception.LocalConfError(
+            path=localconf.path, line=line, reason=f'bash: {message}'
+        )
+    view = devstack_dir and devstack.prepare_view(
+        devstack_dir, workdir, localconf.localrc, dest
+    )
     try:
-        session.run(shell.command('__pluginsd_source_localrc', path))
+        session.run(devstack.source_localrc(path, devstack_dir, view))
     except shell.ShellExited as e:
         line, message = _localrc_error(
-            os.path.join(workdir, 'session.log'), path
+            os.path.join(workdir, 'session.log'), (path, view)
         )
         raise exception.LocalConfError(
             path=localconf.path,
@@ -113,9 +148,9 @@ def error_message(lines):
     return None, None, lines[-1] if lines else ''
 
 
-def _localrc_error(out, localrc_path):
+def _localrc_error(out, localrc_paths):
     path, line, message = error_message(_session_output(out))
-    if path == localrc_path:
+    if path in localrc_paths:
         return line, message
     where = f' ({path}:{line})' if path else ''
     return '?', message + where
@@ -130,6 +165,8 @@ def make_plan(
     fetch_plugins=True,
     pins=None,
     bundles=None,
+    devstack_dir='',
+    mode='stack',
 ):
     """Fetch and order the plugins that ``localconf`` enables.
 
@@ -138,6 +175,8 @@ def make_plan(
     ``pins`` ({(url, ref): (sha, checkout)}, shared by the plans of one
     run) makes every role of a run use the commit the first one pinned.
     With ``bundles`` (a BundleStore) every pinned commit gets its bundle.
+    With ``devstack_dir`` settings are read with DevStack's own library, as
+    the nodes read them.
     """
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'session.log'), 'w') as out:
@@ -145,13 +184,18 @@ def make_plan(
         # tell the two apart can test PLUGINSD_PLANNING.
         session = shell.BashSession(
             bash,
-            env={'PLUGINSD_DEST': default_dest, 'PLUGINSD_PLANNING': 'True'},
+            env={
+                'PLUGINSD_DEST': default_dest,
+                'PLUGINSD_PLANNING': 'True',
+                **devstack.session_env(devstack_dir),
+            },
             output=out,
         )
+    reader = _Planner(
+        session, localconf, workdir, bash, devstack_dir, default_dest, mode
+    )
     try:
-        plan = _plan(
-            session, localconf, workdir, checkout_root, fetch_plugins, pins
-        )
+        plan = reader.plan(checkout_root, fetch_plugins, pins)
     finally:
         session.close()
     if bundles is not None:
@@ -166,96 +210,158 @@ def make_plan(
     return plan
 
 
-def _plan(session, localconf, workdir, checkout_root, fetch_plugins, pins):
-    read_localrc(session, localconf, workdir)
-    values = {}
-    for _, name, value in session.run(
-        shell.command('__pluginsd_print_vars', *BOOL_VARS, 'GIT_DEPTH')
+class _Planner:
+    def __init__(
+        self, session, localconf, workdir, bash, devstack_dir, dest, mode
     ):
-        values[name] = value
-    options = fetch.FetchOptions(
-        reclone=_is_true(values['RECLONE']),
-        error_on_clone=_is_true(values['ERROR_ON_CLONE']),
-        offline=_is_true(values['OFFLINE']),
-        git_depth=int(values['GIT_DEPTH'] or 0),
-    )
+        self.session = session
+        self.localconf = localconf
+        self.workdir = workdir
+        self.bash = bash
+        self.devstack_dir = devstack_dir
+        self.dest = dest
+        self.mode = mode
 
-    plugins = []
-    dir_events = session.run('__pluginsd_plugin_dirs')
-    for _, name, gitdir, url, ref, enabled_at in dir_events:
-        plugin = Plugin(name=name, url=url, ref=ref or 'master')
-        _check_source(plugin, localconf, enabled_at, workdir)
-        plugin.path = (
-            os.path.join(checkout_root, name) if checkout_root else gitdir
+    def plan(self, checkout_root, fetch_plugins, pins):
+        session = self.session
+        read_localrc(
+            session,
+            self.localconf,
+            self.workdir,
+            self.bash,
+            self.devstack_dir,
+            self.dest,
         )
-        pinned = pins.get((url, plugin.ref)) if pins is not None else None
-        if pinned:
-            plugin.sha, plugin.path = pinned
-        elif fetch_plugins:
-            plugin.sha = fetch.fetch(plugin, plugin.path, options)
-        else:
-            # unstack and clean never fetch (contract 5.6): what is there
-            # is used, a missing plugin is skipped.
-            plugin.sha = fetch.head(plugin.path) or ''
-        if pins is not None and plugin.sha:
-            pins.setdefault((url, plugin.ref), (plugin.sha, plugin.path))
-        plugins.append(plugin)
-    if not plugins:
-        return Plan([], [], [])
+        values = {}
+        for _, name, value in session.run(
+            shell.command('__pluginsd_print_vars', *BOOL_VARS, 'GIT_DEPTH')
+        ):
+            values[name] = value
+        options = fetch.FetchOptions(
+            reclone=_is_true(values['RECLONE']),
+            error_on_clone=_is_true(values['ERROR_ON_CLONE']),
+            offline=_is_true(values['OFFLINE']),
+            git_depth=int(values['GIT_DEPTH'] or 0),
+        )
 
-    # Point GITDIR at what was fetched, then read every settings file.
-    for plugin in plugins:
-        session.run(f'GITDIR[{plugin.name}]={shell.command(plugin.path)}')
-    requirements, aliases = [], {}
-    by_name = {p.name: p for p in plugins}
-
-    def on_event(fields):
-        kind = fields[0]
-        if kind == 'define':
-            _, owner, defined, _path, _line = fields
-            by_name[owner].define_name = defined
-            aliases[defined] = owner
-        elif kind == 'requires':
-            _, owner, _declared_by, needed, path, line = fields
-            requirements.append(
-                order.Requirement(owner, needed, path, int(line))
+        plugins = []
+        dir_events = session.run('__pluginsd_plugin_dirs')
+        for _, name, gitdir, url, ref, enabled_at in dir_events:
+            plugin = Plugin(name=name, url=url, ref=ref or 'master')
+            _check_source(plugin, self.localconf, enabled_at, self.workdir)
+            plugin.path = (
+                os.path.join(checkout_root, name) if checkout_root else gitdir
             )
-        elif kind == 'enables' and fields[1] in by_name:
-            by_name[fields[1]].services.extend(fields[2:])
+            pinned = pins.get((url, plugin.ref)) if pins is not None else None
+            if pinned:
+                plugin.sha, plugin.path = pinned
+            elif fetch_plugins:
+                plugin.sha = fetch.fetch(plugin, plugin.path, options)
+            else:
+                # unstack and clean never fetch (contract 5.6): what is
+                # there is used, a missing plugin is skipped.
+                plugin.sha = fetch.head(plugin.path) or ''
+            if pins is not None and plugin.sha:
+                pins.setdefault((url, plugin.ref), (plugin.sha, plugin.path))
+            plugins.append(plugin)
+        if not plugins:
+            return Plan([], [], [])
+        self._check_syntax(plugins)
+        requirements, aliases = self._read_settings(plugins)
+        names, reasons = order.order(
+            [p.name for p in plugins], requirements, aliases
+        )
+        by_name = {p.name: p for p in plugins}
+        return Plan(
+            [by_name[n] for n in names], [p.name for p in plugins], reasons
+        )
 
-    current = {}
-    try:
-        session.run('__pluginsd_record_metadata; set -e')
-        session.run(
-            '__pluginsd_override_defaults',
-            on_event=lambda f: current.update(step=f),
-        )
-        session.run(
-            '__pluginsd_load_settings',
-            on_event=lambda f: (current.update(step=f), on_event(f)),
-        )
-    except shell.ShellExited as e:
-        step = current.get('step', ['step', 'settings', '?'])
-        plugin = by_name.get(step[2])
-        path = (
-            os.path.join(plugin.path, 'devstack', step[1])
-            if plugin
-            else step[2]
-        )
-        _, _, message = error_message(
-            _session_output(os.path.join(workdir, 'session.log'))
-        )
-        raise exception.SettingsError(
-            reason=f'plugin {step[2]}: sourcing {path} failed with status '
-            f'{e.returncode}: {message}'
-        ) from e
+    def _check_syntax(self, plugins):
+        for plugin in plugins:
+            for name in ('override-defaults', 'settings'):
+                path = os.path.join(plugin.path, 'devstack', name)
+                error = os.path.isfile(path) and syntax_error(path, self.bash)
+                if error:
+                    line, message = error
+                    raise exception.SettingsError(
+                        reason=f'plugin {plugin.name}: {path}:{line}: '
+                        f'bash: {message}'
+                    )
 
-    names, reasons = order.order(
-        [p.name for p in plugins], requirements, aliases
-    )
-    return Plan(
-        [by_name[n] for n in names], [p.name for p in plugins], reasons
-    )
+    def _read_settings(self, plugins):
+        """Source every settings file, recording what it declares."""
+        session = self.session
+        # Point GITDIR at what was fetched, then read every settings file.
+        for plugin in plugins:
+            session.run(f'GITDIR[{plugin.name}]={shell.command(plugin.path)}')
+        requirements, aliases = [], {}
+        by_name = {p.name: p for p in plugins}
+        step, failure = ['step', 'settings', '?'], []
+
+        def on_event(fields):
+            nonlocal step
+            kind = fields[0]
+            if kind == 'step':
+                step = fields
+            elif kind == 'err':
+                failure[:] = fields[1:]
+            elif kind == 'define':
+                _, owner, defined, _path, _line = fields
+                by_name[owner].define_name = defined
+                aliases[defined] = owner
+            elif kind == 'requires':
+                _, owner, _declared_by, needed, path, line = fields
+                requirements.append(
+                    order.Requirement(owner, needed, path, int(line))
+                )
+            elif kind == 'enables' and fields[1] in by_name:
+                by_name[fields[1]].services.extend(fields[2:])
+
+        # stack reads settings under errexit; unstack and clean do not
+        # (contract 7.4), so a failing settings file stops only stack.
+        errexit = '; set -o errexit' if self.mode == 'stack' else ''
+        try:
+            session.run('__pluginsd_record_metadata' + errexit)
+            session.run('__pluginsd_override_defaults', on_event=on_event)
+            if self.devstack_dir:
+                session.run(
+                    devstack.service_libs(self.devstack_dir),
+                    on_event=on_event,
+                )
+            session.run('__pluginsd_load_settings', on_event=on_event)
+        except shell.ShellExited as e:
+            raise exception.SettingsError(
+                reason=self._settings_failure(step, failure, e, by_name)
+            ) from e
+        return requirements, aliases
+
+    def _settings_failure(self, step, failure, error, by_name):
+        """Name the file and line that failed, and quote bash."""
+        what, owner = step[1], step[2] if len(step) > 2 else '?'
+        plugin = by_name.get(owner)
+        if plugin:
+            source = os.path.join(plugin.path, 'devstack', what)
+            who = f'plugin {owner}: '
+        else:
+            source, who = what, ''  # a DevStack lib/ file, say
+        lines = _session_output(os.path.join(self.workdir, 'session.log'))
+        if failure and failure[0] != shell.DRIVER:
+            path, line, status, command = failure
+            said = [
+                m.group(3)
+                for m in (_BASH.match(ln) for ln in lines)
+                if m and m.group(1) == path and m.group(2) == line
+            ]
+            quote = f': {said[-1]}' if said else ''
+            return (
+                f'{who}{path}:{line}: `{command}` failed with status '
+                f'{status}{quote}'
+            )
+        return (
+            f'{who}sourcing {source} returned status {error.returncode}: '
+            'its last command returned non-zero, which ends stack under '
+            'errexit as it ends stack.sh'
+        )
 
 
 def _check_source(plugin, localconf, enabled_at, workdir):
@@ -267,7 +373,10 @@ def _check_source(plugin, localconf, enabled_at, workdir):
         fetch.check_plugin(plugin)
     except exception.FetchError as e:
         file, _, line = enabled_at.rpartition(':')
-        if file != os.path.join(workdir, 'localrc'):
+        if file not in (
+            os.path.join(workdir, 'localrc'),
+            os.path.join(workdir, devstack.VIEW, devstack.LOCALRC),
+        ):
             line = '?'  # enabled from a file localrc sourced
         raise exception.LocalConfError(
             path=localconf.path,

@@ -21,6 +21,7 @@ from pluginsd import localconf as localconf_mod
 from pluginsd import process
 from pluginsd import results
 from pluginsd.plugins import fetch
+from pluginsd.runner import devstack
 from pluginsd.runner import packages
 from pluginsd.runner import shell
 
@@ -40,6 +41,9 @@ class NodeSettings:
     xtrace: bool = True
     tail_lines: int = 20
     allowed_sources: tuple = ()
+    # A DevStack checkout whose own library the sessions source; '' for
+    # pluginsd's standalone library (pluginsd.runner.devstack)
+    devstack_dir: str = ''
     # (plugin, check, timeout) -> path of the plugin's bundle (its
     # ``bundle_ref`` is what to fetch there); None: fetch from the URL
     source_provider: object = None
@@ -382,6 +386,7 @@ class _PhaseRun:
                 self.s.installer, 'name', 'noop'
             ),
             'PLUGINSD_HOST': self.s.host,
+            **devstack.session_env(self.s.devstack_dir),
         }
         bash = shell.BashSession(
             self.s.bash, env=env, output=output, cwd=self.run_dir
@@ -402,19 +407,25 @@ class _PhaseRun:
         checkouts are in place - override-defaults and settings.
         """
         stack = self.mode == 'stack'
+        top = self.s.devstack_dir
         localrc = os.path.join(self.run_dir, 'localrc')
         with open(localrc, 'w') as f:
             f.write(self.localconf.localrc)
+        view_localrc = top and devstack.prepare_view(
+            top, self.run_dir, self.localconf.localrc, self.s.dest
+        )
         stackenv = os.path.join(self.s.state_dir, 'stackenv')
         first = []
         if self.s.xtrace and stack:
             first.append('set -o xtrace')
         first.append("__pluginsd_evt step 'sourcing localrc'")
-        first.append(shell.command('__pluginsd_source_localrc', localrc))
+        first.append(devstack.source_localrc(localrc, top, view_localrc))
         if stack:
             first.append('set -o errexit')  # as stack.sh, before fetching
         else:
             first.append(shell.command('__pluginsd_load_stackenv', stackenv))
+        if top:
+            first.append(devstack.early_libs(top))
         first.append('__pluginsd_plugin_dirs')
         events = self._run(session, '; '.join(first), on_event=self._on_step)
         self._checkouts(session, {e[1]: e[2] for e in events if e[0] == 'dir'})
@@ -423,6 +434,7 @@ class _PhaseRun:
                 '__pluginsd_set_order', *[p.name for p in self.plugins]
             ),
             '__pluginsd_override_defaults',
+            *([devstack.service_libs(top)] if top else []),
             '__pluginsd_load_settings',
             '__pluginsd_load_hypervisor',
         ]

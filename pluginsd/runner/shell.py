@@ -16,6 +16,7 @@ import time
 from pluginsd import git
 
 LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lib')
+DRIVER = os.path.join(LIB_DIR, 'driver.sh')
 
 
 class ShellExited(Exception):
@@ -54,7 +55,7 @@ class BashSession:
                 bash,
                 '--noprofile',
                 '--norc',
-                os.path.join(LIB_DIR, 'driver.sh'),
+                DRIVER,
             ],
             stdin=subprocess.DEVNULL,
             stdout=output or subprocess.DEVNULL,

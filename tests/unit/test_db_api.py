@@ -67,7 +67,7 @@ class TestSchema:
         with db.engine.connect() as c:
             assert c.execute(
                 sa.text('SELECT version_num FROM alembic_version')
-            ).scalars().all() == ['0002']
+            ).scalars().all() == ['0003']
 
 
 class TestRuns:
@@ -298,6 +298,7 @@ class TestNodes:
             'registered_at': clock[0],
             'last_seen': clock[0],
             'allowed_sources': None,
+            'devstack_dir': '',
         }
         clock[0] += 10
         node, new = db.upsert_node(
@@ -306,6 +307,7 @@ class TestNodes:
             '1.1',
             'running stack install',
             ['https://opendev.org/'],
+            '/opt/stack/devstack',
         )
         assert new is False
         assert node == {
@@ -316,6 +318,7 @@ class TestNodes:
             'registered_at': clock[0] - 10,
             'last_seen': clock[0],
             'allowed_sources': ['https://opendev.org/'],
+            'devstack_dir': '/opt/stack/devstack',
         }
 
     def test_list_nodes_sorted(self, db):

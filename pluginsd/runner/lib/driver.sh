@@ -13,8 +13,15 @@
 # stdin is /dev/null so a plugin can never read our commands.
 
 umask 022
-source "$PLUGINSD_LIB/stackrc"
-source "$PLUGINSD_LIB/functions"
+# Standalone mode: pluginsd's own library stands in for DevStack's. In
+# devstack_dir mode (PLUGINSD_DEVSTACK_DIR set) DevStack's own functions,
+# stackrc and lib/* are sourced with localrc, at the top level, by the
+# commands pluginsd/runner/devstack.py builds; nothing of ours is loaded
+# but the __pluginsd_* plumbing below.
+if [[ -z ${PLUGINSD_DEVSTACK_DIR:-} ]]; then
+    source "$PLUGINSD_LIB/stackrc"
+    source "$PLUGINSD_LIB/functions"
+fi
 
 # Cheap trace prefix: parameter expansions only, no subshell per line
 # (DevStack's $(date) prefix forks once per traced command).
@@ -25,17 +32,22 @@ function __pluginsd_evt {
     printf '%s\n' "$*" >&"$PLUGINSD_EVT_FD"
 }
 
-# Like stackrc: localrc is sourced before errexit is turned on.
-function __pluginsd_source_localrc {
-    local dest=$DEST data_dir=$DATA_DIR files=$FILES
-    # shellcheck source=/dev/null
-    source "$1"
+# Like stackrc: localrc is sourced before errexit is turned on, and at the
+# top level (Python sends "__pluginsd_localrc_begin; source F;
+# __pluginsd_localrc_end"), so declare/typeset in it stay global and a stray
+# `local` fails with bash's own message.
+function __pluginsd_localrc_begin {
+    __pluginsd_before_localrc=("$DEST" "$DATA_DIR" "$FILES")
+}
+
+function __pluginsd_localrc_end {
     # DevStack derives these from DEST after localrc: follow a moved DEST
     # unless localrc set them itself.
-    if [[ $DEST != "$dest" ]]; then
-        [[ $DATA_DIR == "$data_dir" ]] && DATA_DIR=$DEST/data
-        [[ $FILES == "$files" && -z ${TOP_DIR:-} ]] && FILES=$DEST/files
+    if [[ $DEST != "${__pluginsd_before_localrc[0]}" ]]; then
+        [[ $DATA_DIR == "${__pluginsd_before_localrc[1]}" ]] && DATA_DIR=$DEST/data
+        [[ $FILES == "${__pluginsd_before_localrc[2]}" && -z ${TOP_DIR:-} ]] && FILES=$DEST/files
     fi
+    unset __pluginsd_before_localrc
     disable_negated_services
 }
 
@@ -143,6 +155,11 @@ function __pluginsd_hypervisor_call {
     __pluginsd_evt end "$name" "$?" "$EPOCHREALTIME"
 }
 
+function __pluginsd_err_trap {
+    local command=${BASH_COMMAND//[$'\t\n']/ }
+    __pluginsd_evt err "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "$1" "$command"
+}
+
 # Planning only: report what settings declare instead of ignoring it.
 function __pluginsd_record_metadata {
     function define_plugin {
@@ -151,6 +168,9 @@ function __pluginsd_record_metadata {
     function plugin_requires {
         __pluginsd_evt requires "$plugin" "${1:-}" "${2:-}" "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}"
     }
+    # Say which file and line failed: bash under errexit exits silently.
+    set -o errtrace
+    trap '__pluginsd_err_trap $?' ERR
     eval "function __pluginsd_enable_service_impl $(declare -f enable_service | tail -n +2)"
     function enable_service {
         __pluginsd_evt enables "${plugin:-}" "$@"
@@ -158,9 +178,23 @@ function __pluginsd_record_metadata {
     }
 }
 
+# DevStack's save_stackenv: the variables of STACK_ENV_VARS (DevStack's list
+# when its functions-common is loaded), as NAME=value lines. Plain
+# assignments, so that sourcing the file from a function sets globals.
+__PLUGINSD_STACK_ENV_VARS="BASE_SQL_CONN DATA_DIR DEST ENABLED_SERVICES HOST_IP \
+    KEYSTONE_SERVICE_URI LOGFILE OS_CACERT SERVICE_HOST STACK_USER TLS_IP \
+    HOST_IPV6 SERVICE_IP_VERSION TUNNEL_ENDPOINT_IP TUNNEL_IP_VERSION"
+
 function __pluginsd_save_stackenv {
-    declare -p DEST DATA_DIR ENABLED_SERVICES HOST_IP SERVICE_HOST \
-        STACK_USER SERVICE_PROTOCOL > "$1"
+    local name
+    {
+        echo "# saved by pluginsd after the settings of a stack run"
+        for name in ${STACK_ENV_VARS:-$__PLUGINSD_STACK_ENV_VARS} SERVICE_PROTOCOL; do
+            if [[ -n ${!name+set} ]]; then
+                printf '%s=%q\n' "$name" "${!name}"
+            fi
+        done
+    } > "$1"
 }
 
 function __pluginsd_load_stackenv {
