@@ -156,8 +156,8 @@ function __pluginsd_hypervisor_call {
 }
 
 function __pluginsd_err_trap {
-    local command=${BASH_COMMAND//[$'\t\n']/ }
-    __pluginsd_evt err "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "$1" "$command"
+    local failed=${BASH_COMMAND//[$'\t\n']/ }
+    __pluginsd_evt err "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "$1" "$failed"
 }
 
 # Planning only: report what settings declare instead of ignoring it.
