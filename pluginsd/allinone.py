@@ -4,19 +4,80 @@ They talk over the embedded in-process transport (``kombu+memory:////``)
 through exactly the RPC code a multi-node deployment uses over RabbitMQ,
 with SQLite state under ``state_path``. The plugins are cloned straight
 into ``$DEST/<name>``, as DevStack does.
+
+One process at a time drives a state dir: :class:`AllInOne` holds an
+exclusive lock on ``state_path/all-in-one.lock`` for its whole life, and a
+second writer is refused, saying who holds it. Read commands of a second
+``pluginsctl --all-in-one`` use :class:`Reader` instead: they read the
+database and the logs, and plan as a dry run, starting neither a daemon
+nor an agent -- so they never resume, kill or change the running one.
 """
 
+import fcntl
 import logging
+import os
 import secrets
+import shutil
+import sys
+import time
 
+import oslo_messaging as messaging
+
+from pluginsd import exception
+from pluginsd import localconf as localconf_mod
 from pluginsd import rpc
+from pluginsd.agent import manager as agent_manager
 from pluginsd.agent import service as agent_service
+from pluginsd.daemon import manager as daemon_manager
 from pluginsd.daemon import service as daemon_service
+from pluginsd.db import api as db_api
+from pluginsd.extensions import manager as ext_manager
+from pluginsd.plugins import plan as plan_mod
 from pluginsd.rpc import memory
+from pluginsd.runner import devstack
+
+LOCK_NAME = 'all-in-one.lock'
+
+
+class StateDirBusy(exception.PluginsdException):
+    msg_fmt = (
+        'state dir %(path)s is in use by another pluginsctl --all-in-one '
+        '(pid %(pid)s: %(command)s); wait for it to end. Read commands '
+        '(run list, run show, node list, plan) work meanwhile.'
+    )
+
+
+def lock_state_dir(path):
+    """Hold the state dir's lock (an open file); refuse if it is held."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    lock = open(os.path.join(path, LOCK_NAME), 'a+')
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        pid, _, command = lock.read().partition('\n')
+        lock.close()
+        raise StateDirBusy(
+            path=path, pid=pid or '?', command=command.strip() or '?'
+        ) from None
+    lock.truncate(0)
+    lock.write(f'{os.getpid()}\n{" ".join(sys.argv)}\n')
+    lock.flush()
+    return lock
 
 
 class AllInOne:
     def __init__(self, conf):
+        # Before anything else: the agent kills the sessions it finds of a
+        # previous agent, which are the running one's if it is not dead.
+        self._lock = lock_state_dir(conf.state_path)
+        try:
+            self._setup(conf)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _setup(self, conf):
         if not conf.security.shared_key:
             # Both ends live in this process: a key of the moment will do.
             conf.set_override(
@@ -48,6 +109,114 @@ class AllInOne:
         self.agent.start()
 
     def stop(self):
-        self.agent.stop(graceful_timeout=0)
-        self.daemon.stop()
-        self.transport.cleanup()
+        try:
+            self.agent.stop(graceful_timeout=0)
+            self.daemon.stop()
+            self.transport.cleanup()
+        finally:
+            self._lock.close()
+
+
+class _StoredLiveness:
+    """Node liveness from the heartbeats the database recorded."""
+
+    def __init__(self, conf, db):
+        self.conf = conf
+        self.last = {n['host']: n['last_seen'] for n in db.list_nodes()}
+
+    def silent_for(self, host):
+
+        last = self.last.get(host)
+        return None if last is None else time.time() - last
+
+    def is_lost(self, host):
+        silent = self.silent_for(host)
+        return silent is None or silent > self.conf.daemon.agent_down_time
+
+
+class _NoVersions:
+    """Views built outside the daemon have no change counter."""
+
+    bundles = None
+
+    def version(self, run_id):
+        return 0
+
+
+class Reader:
+    """The read side of the daemon API, straight from a state dir.
+
+    Same methods and answers as :class:`pluginsd.daemon.rpcapi.DaemonAPI`
+    for what it covers; nothing is started and nothing stored is changed.
+    """
+
+    def __init__(self, conf):
+        self.conf = conf
+        url = conf.database.connection
+        self.db = None  # nothing has run with this state dir yet
+        if not url.startswith('sqlite:///') or os.path.exists(
+            url[len('sqlite:///') :]
+        ):
+            self.db = db_api.Database(url)  # no upgrade: the writer's job
+
+    def _views(self):
+        return daemon_manager.DaemonManager(
+            self.conf,
+            self.db,
+            _NoVersions(),
+            _StoredLiveness(self.conf, self.db),
+            None,
+            None,
+            None,
+        )
+
+    def _call(self, method, *args):
+        if self.db is None:
+            if method == 'get_run':
+                raise exception.RunNotFound(run=args[0])
+            return []
+        try:
+            return getattr(self._views(), method)({}, *args)
+        except messaging.ExpectedException as e:
+            raise e.exc_info[1] from None
+
+    def list_runs(self, ctxt):
+        return self._call('list_runs')
+
+    def get_run(self, ctxt, run_id):
+        return self._call('get_run', run_id)
+
+    def list_nodes(self, ctxt):
+        return self._call('list_nodes')
+
+    def list_extensions(self, ctxt):
+        return ext_manager.load(self.conf)[1]
+
+    def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
+        run_id = self.get_run(ctxt, run_id)['id']
+        if node != self.conf.host:
+            raise exception.PluginsdException(
+                f'no node {node} in this all-in-one state dir (its node is '
+                f'{self.conf.host})'
+            )
+        return agent_manager.read_log(
+            self.conf.agent.log_dir, run_id, phase, plugin, offset
+        )
+
+    def plan(self, ctxt, local_conf, local_conf_path):
+        """A dry run, as the daemon's: $DEST stays as it is."""
+        conf = localconf_mod.parse(local_conf, local_conf_path)
+        workdir = plan_mod.scratch_dir(
+            os.path.join(self.conf.state_path, 'plans')
+        )
+        try:
+            return plan_mod.make_plan(
+                conf,
+                workdir,
+                bash=self.conf.runner.bash,
+                default_dest=self.conf.agent.dest,
+                devstack_dir=devstack.configured(self.conf),
+                dry_run=True,
+            ).to_dict()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -90,36 +90,10 @@ class AgentManager:
 
     @rpc.expose
     def fetch_log(self, ctxt, run_id, phase, plugin, offset=0):
-        for part in (run_id, phase, plugin):
-            # Names, not paths: nothing outside log_dir can be read.
-            if '/' in part or part.startswith('.'):
-                return {
-                    'path': '',
-                    'exists': False,
-                    'data': '',
-                    'offset': offset,
-                }
-        path = os.path.join(self.log_dir, run_id, phase, f'{plugin}.log')
-        if plugin == '':
-            path = os.path.join(self.log_dir, run_id, f'session-{phase}.log')
-        try:
-            with open(path, 'rb') as f:
-                f.seek(offset)
-                data = f.read(1 << 20)
-        except OSError:
-            return {
-                'path': path,
-                'exists': False,
-                'data': '',
-                'offset': offset,
-            }
-        return {
-            'path': path,
-            'exists': True,
-            'data': data.decode(errors='replace'),
-            'offset': offset + len(data),
-            'running': self.runner.busy(),
-        }
+        chunk = read_log(self.log_dir, run_id, phase, plugin, offset)
+        if chunk['exists']:
+            chunk['running'] = self.runner.busy()
+        return chunk
 
     # -- work --------------------------------------------------------------
 
@@ -218,3 +192,26 @@ class AgentManager:
         """Let the worker finish what it runs, then end it."""
         self._work.put(None)
         self._worker.join(timeout=30)
+
+
+def read_log(log_dir, run_id, phase, plugin, offset=0):
+    """Up to 1 MiB of a plugin's log (``plugin`` '': the session log)."""
+    for part in (run_id, phase, plugin):
+        # Names, not paths: nothing outside log_dir can be read.
+        if '/' in part or part.startswith('.'):
+            return {'path': '', 'exists': False, 'data': '', 'offset': offset}
+    path = os.path.join(log_dir, run_id, phase, f'{plugin}.log')
+    if plugin == '':
+        path = os.path.join(log_dir, run_id, f'session-{phase}.log')
+    try:
+        with open(path, 'rb') as f:
+            f.seek(offset)
+            data = f.read(1 << 20)
+    except OSError:
+        return {'path': path, 'exists': False, 'data': '', 'offset': offset}
+    return {
+        'path': path,
+        'exists': True,
+        'data': data.decode(errors='replace'),
+        'offset': offset + len(data),
+    }

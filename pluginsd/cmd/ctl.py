@@ -101,9 +101,15 @@ class PluginsCtl(app.App):
             )
         return conf
 
-    def client(self):
+    def client(self, read_only=False):
         if self._client is None and self._client_factory:
             self._client = self._client_factory(self)
+        if self._client is None and read_only and self.options.all_in_one:
+            from pluginsd import allinone
+
+            # Straight from the state dir: a stack running there (in
+            # another pluginsctl) goes on undisturbed.
+            self._client = allinone.Reader(self.conf())
         if self._client is None:
             from pluginsd import rpc
             from pluginsd.daemon import rpcapi

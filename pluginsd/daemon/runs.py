@@ -169,7 +169,10 @@ class RunManager:
             os.path.join(self.conf.state_path, 'plans')
         )
         try:
-            return self._make_plan(conf, workdir, DEFAULT_ROLE).to_dict()
+            # A dry run: the cache a later run pins from stays as it is.
+            return self._make_plan(
+                conf, workdir, DEFAULT_ROLE, dry_run=True
+            ).to_dict()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -453,7 +456,14 @@ class RunManager:
                 self.events.run_end(run)
 
     def _make_plan(
-        self, conf, workdir, role, mode='stack', pins=None, build=False
+        self,
+        conf,
+        workdir,
+        role,
+        mode='stack',
+        pins=None,
+        build=False,
+        dry_run=False,
     ):
         root = self.checkout_root
         if root is not None:
@@ -471,6 +481,7 @@ class RunManager:
             bundles=self.bundles if build and mode == 'stack' else None,
             devstack_dir=devstack.configured(self.conf),
             mode=mode,
+            dry_run=dry_run,
         )
 
     def _plan(self, run):

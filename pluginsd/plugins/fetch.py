@@ -69,12 +69,18 @@ def head(path):
     return None
 
 
-def fetch(plugin, target, options):
+def fetch(plugin, target, options, dry_run_dir=None):
     """Make ``target`` a checkout of ``plugin`` and return its commit SHA.
 
-    ``plugin`` has ``name``, ``url`` and ``ref``.
+    ``plugin`` has ``name``, ``url`` and ``ref``. With ``dry_run_dir`` the
+    commit is found as a real fetch would find it, but ``target`` is left
+    as it is: a checkout that would be reused is read in place, anything
+    that would be cloned or updated is cloned into ``dry_run_dir``.
+    Returns (SHA, the checkout it is in) then.
     """
     check_plugin(plugin)
+    if dry_run_dir is not None:
+        return _dry_run(plugin, target, options, dry_run_dir)
     if os.path.isdir(os.path.join(target, '.git')):
         _update(plugin, target, options)
     elif os.path.exists(target) and os.listdir(target):
@@ -86,6 +92,30 @@ def fetch(plugin, target, options):
         )
     else:
         _clone(plugin, target, options)
+    return _checked(plugin, target)
+
+
+def _dry_run(plugin, target, options, scratch):
+    exists = os.path.isdir(os.path.join(target, '.git'))
+    if exists and not _updates(plugin, options):
+        return _checked(plugin, target), target
+    if exists:
+        # The real fetch updates the checkout it has: no clone, so
+        # ERROR_ON_CLONE has nothing to forbid.
+        options = dataclasses.replace(options, error_on_clone=False)
+    elif os.path.exists(target) and os.listdir(target):
+        return fetch(plugin, target, options)  # the same error, no change
+    return fetch(plugin, scratch, options), scratch
+
+
+def _updates(plugin, options):
+    """Whether fetching into an existing checkout changes it (_update)."""
+    if plugin.ref.startswith('refs') and not options.offline:
+        return True
+    return options.reclone and not options.offline
+
+
+def _checked(plugin, target):
     if not os.path.isdir(os.path.join(target, 'devstack')):
         raise exception.FetchError(
             plugin=plugin.name,
@@ -140,6 +170,7 @@ def _clone(plugin, target, options):
 
 
 def _update(plugin, target, options):
+    # _updates() says what this does without doing it (dry runs).
     if plugin.ref.startswith('refs') and not options.offline:
         _git(lambda: git.fetch(target, 'origin', plugin.ref), plugin)
         _git(lambda: git.checkout(target, 'FETCH_HEAD'), plugin)

@@ -167,6 +167,7 @@ def make_plan(
     bundles=None,
     devstack_dir='',
     mode='stack',
+    dry_run=False,
 ):
     """Fetch and order the plugins that ``localconf`` enables.
 
@@ -176,7 +177,9 @@ def make_plan(
     run) makes every role of a run use the commit the first one pinned.
     With ``bundles`` (a BundleStore) every pinned commit gets its bundle.
     With ``devstack_dir`` settings are read with DevStack's own library, as
-    the nodes read them.
+    the nodes read them. ``dry_run``: nothing a later run uses changes
+    (``pluginsctl plan``); what would be cloned or updated is cloned into
+    ``workdir`` instead.
     """
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'session.log'), 'w') as out:
@@ -195,7 +198,12 @@ def make_plan(
         session, localconf, workdir, bash, devstack_dir, default_dest, mode
     )
     try:
-        plan = reader.plan(checkout_root, fetch_plugins, pins)
+        plan = reader.plan(
+            checkout_root,
+            fetch_plugins,
+            pins,
+            os.path.join(workdir, 'checkouts') if dry_run else None,
+        )
     finally:
         session.close()
     if bundles is not None:
@@ -222,7 +230,7 @@ class _Planner:
         self.dest = dest
         self.mode = mode
 
-    def plan(self, checkout_root, fetch_plugins, pins):
+    def plan(self, checkout_root, fetch_plugins, pins, scratch=None):
         session = self.session
         read_localrc(
             session,
@@ -255,6 +263,13 @@ class _Planner:
             pinned = pins.get((url, plugin.ref)) if pins is not None else None
             if pinned:
                 plugin.sha, plugin.path = pinned
+            elif fetch_plugins and scratch:
+                plugin.sha, plugin.path = fetch.fetch(
+                    plugin,
+                    plugin.path,
+                    options,
+                    dry_run_dir=os.path.join(scratch, name),
+                )
             elif fetch_plugins:
                 plugin.sha = fetch.fetch(plugin, plugin.path, options)
             else:

@@ -505,3 +505,42 @@ class TestBundle:
         assert sorted(os.listdir(dest)) == ['alpha']
         # The cache it was built from is left as it was: no refs added.
         assert git(upstream.path, 'for-each-ref', 'refs/pluginsd') == ''
+
+
+class TestDryRun:
+    """What a fetch would pin, with nothing a later run uses changed."""
+
+    def test_absent_checkout_is_cloned_aside(self, upstream, dest, tmp_path):
+        target = os.path.join(dest, 'alpha')
+        scratch = str(tmp_path / 'scratch' / 'alpha')
+        sha, path = fetch.fetch(
+            plugin(upstream), target, FetchOptions(), dry_run_dir=scratch
+        )
+        assert (sha, path) == (upstream.master, scratch)
+        assert_nothing_left(dest)
+
+    def test_reused_checkout_is_read_in_place(self, upstream, dest, tmp_path):
+        target = os.path.join(dest, 'alpha')
+        fetch.fetch(plugin(upstream), target, FetchOptions())
+        upstream.advance()
+        scratch = str(tmp_path / 'scratch' / 'alpha')
+        sha, path = fetch.fetch(
+            plugin(upstream), target, FetchOptions(), dry_run_dir=scratch
+        )
+        assert (sha, path) == (upstream.master, target)
+        assert not os.path.exists(scratch)
+
+    def test_reclone_finds_the_new_commit_and_leaves_the_checkout(
+        self, upstream, dest, tmp_path
+    ):
+        target = os.path.join(dest, 'alpha')
+        fetch.fetch(plugin(upstream), target, FetchOptions())
+        newer = upstream.advance()
+        scratch = str(tmp_path / 'scratch' / 'alpha')
+        # ERROR_ON_CLONE does not stop it: the real fetch would not clone.
+        options = FetchOptions(reclone=True, error_on_clone=True)
+        sha, path = fetch.fetch(
+            plugin(upstream), target, options, dry_run_dir=scratch
+        )
+        assert (sha, path) == (newer, scratch)
+        assert head(target) == upstream.master

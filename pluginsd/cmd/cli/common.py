@@ -153,9 +153,13 @@ def machine(args):
 class DaemonCommand:
     """Mixin: the daemon client of the app, and calls with plain errors."""
 
+    # A command that only reads: with --all-in-one it reads the state dir
+    # and starts no daemon or agent, so it never disturbs a running stack.
+    reads_only = False
+
     @property
     def api(self):
-        return self.app.client()
+        return self.app.client(read_only=self.reads_only)
 
     def run(self, parsed_args):
         try:

@@ -8,6 +8,8 @@ from pluginsd.cmd.cli import common
 class ExtensionList(common.DaemonCommand, lister.Lister):
     """List the daemon's extensions: loaded, or failed and why."""
 
+    reads_only = True
+
     def take_action(self, args):
         rows = [
             [

@@ -32,6 +32,8 @@ def node_record(node, data):
 class NodeList(common.DaemonCommand, lister.Lister):
     """List nodes and their state (up, or lost after agent_down_time)."""
 
+    reads_only = True
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
@@ -64,6 +66,8 @@ def find_node(cmd, host):
 
 class NodeShow(common.DaemonCommand, show.ShowOne):
     """Show one node."""
+
+    reads_only = True
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)

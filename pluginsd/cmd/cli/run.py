@@ -20,6 +20,8 @@ def add_run_argument(parser):
 class RunList(common.DaemonCommand, lister.Lister):
     """List runs, oldest first."""
 
+    reads_only = True
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
@@ -78,6 +80,8 @@ class RunShow(common.DaemonCommand, lister.Lister):
     In machine formats (-f json, yaml, ...), one record per result.
     """
 
+    reads_only = True
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         add_run_argument(parser)
@@ -105,6 +109,8 @@ class RunShow(common.DaemonCommand, lister.Lister):
 class RunStatus(common.DaemonCommand, show.ShowOne):
     """Show the state of a run."""
 
+    reads_only = True
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         add_run_argument(parser)
@@ -130,6 +136,8 @@ class RunStatus(common.DaemonCommand, show.ShowOne):
 
 class RunLogs(common.DaemonCommand, command.Command):
     """Print the full log of one plugin phase on one node."""
+
+    reads_only = True
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -259,6 +267,8 @@ class RunDelete(common.DaemonCommand, command.Command):
 
 class RunReport(common.DaemonCommand, command.Command):
     """Write a self-contained HTML picture of a run (timeline, failures)."""
+
+    reads_only = True
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)

@@ -100,6 +100,8 @@ class Clean(RunMode):
 class Plan(common.DaemonCommand, lister.Lister):
     """Show the plugins in the order they will run, and why they moved."""
 
+    reads_only = True
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
