@@ -11,19 +11,32 @@ points in the ``pluginsd.cli`` namespace (setup.cfg).
 import logging
 import os
 import sys
+import time
 
 from cliff import app
 from cliff import commandmanager
 
 from pluginsd import version
+from pluginsd.cmd.cli import client
 from pluginsd.cmd.cli import common
 
 NAMESPACE = 'pluginsd.cli'
+LIBRARY_LOGGERS = (
+    'oslo.messaging',
+    'oslo.messaging._drivers.impl_rabbit',
+    'oslo_messaging',
+    'kombu',
+    'amqp',
+)
 
 
 class PluginsCtl(app.App):
     def __init__(self, client_factory=None):
         manager = commandmanager.CommandManager(NAMESPACE)
+        if not sys.stdout.isatty():
+            # Tables in a pipe or a file fit 120 columns (on a terminal,
+            # cliff fits them to its width).
+            os.environ.setdefault('CLIFF_MAX_TERM_WIDTH', '120')
         super().__init__(
             description='Drive pluginsd: runs, nodes, logs.',
             version=version.VERSION,
@@ -33,6 +46,9 @@ class PluginsCtl(app.App):
         self._client = None
         # Tests hand in a client of a daemon they started themselves.
         self._client_factory = client_factory
+        self._conf = None
+        self._transport = None
+        self._command = None
         self._embedded = None
 
     def build_option_parser(self, description, version, argparse_kwargs=None):
@@ -68,10 +84,10 @@ class PluginsCtl(app.App):
         )
         parser.add_argument(
             '--timeout',
-            type=int,
-            default=60,
-            help='seconds to wait for the daemon to answer '
-            '(a daemon that is not running never does)',
+            type=float,
+            default=None,
+            help='seconds to wait for the broker and the daemon to answer '
+            'a request (default: 10; plan, which fetches the plugins: 600)',
         )
         return parser
 
@@ -82,6 +98,15 @@ class PluginsCtl(app.App):
             for handler in logging.getLogger('').handlers:
                 handler.setLevel(logging.WARNING)
 
+    def quiet_libraries(self):
+        """The messaging libraries log every retry and redeclaration;
+        pluginsctl says what went wrong in one line of its own.
+        """
+        if self.options.verbose_level > 1 or self.options.debug:
+            return
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
     def conf(self):
         from pluginsd import service
 
@@ -91,6 +116,7 @@ class PluginsCtl(app.App):
         for path in self.options.config_dir:
             argv += ['--config-dir', path]
         conf = service.prepare(argv, 'pluginsctl', setup_logging=False)
+        self.quiet_libraries()  # after prepare(), which sets their levels
         if self.options.state_dir:
             conf.set_override(
                 'state_path', os.path.abspath(self.options.state_dir)
@@ -100,6 +126,24 @@ class PluginsCtl(app.App):
                 'dest', os.path.abspath(self.options.dest), group='agent'
             )
         return conf
+
+    def prepare_to_run_command(self, cmd):
+        self._command = cmd
+
+    def answer_timeout(self):
+        if self.options.timeout is not None:
+            return self.options.timeout
+        return getattr(self._command, 'answer_timeout', 10)
+
+    def call_daemon(self, method, *args, **kwargs):
+        """Call the daemon; every failure is one PluginsdException."""
+        timeout = self.answer_timeout()
+        try:
+            read_only = getattr(self._command, 'reads_only', False)
+            api = self.client(read_only=read_only)
+            return getattr(api, method)({}, *args, **kwargs)
+        except Exception as e:
+            raise client.explain(e, self._conf, timeout) from None
 
     def client(self, read_only=False):
         if self._client is None and self._client_factory:
@@ -114,7 +158,7 @@ class PluginsCtl(app.App):
             from pluginsd import rpc
             from pluginsd.daemon import rpcapi
 
-            conf = self.conf()
+            conf = self._conf = self.conf()
             if self.options.all_in_one:
                 from pluginsd import allinone
 
@@ -122,21 +166,39 @@ class PluginsCtl(app.App):
                 self._embedded.start()
                 transport = self._embedded.transport
             else:
-                transport = rpc.get_transport(conf)
+                transport = self._transport = rpc.get_transport(conf)
+                # The wait the user sees counts from the start of the
+                # process: the probe and the first answer share it.
+                left = self.answer_timeout() - client.process_age()
+                client.probe_broker(conf, time.monotonic() + max(1.0, left))
             from pluginsd.rpc import signing
 
+            if conf.security.shared_key:
+                signer = signing.signer_for(conf, f'pluginsctl@{conf.host}')
+            else:
+                signer = client.MissingKey(self.config_source())
             self._client = rpcapi.DaemonAPI(
                 conf,
                 transport,
-                timeout=self.options.timeout,
-                signer=signing.signer_for(conf, f'pluginsctl@{conf.host}'),
+                timeout=max(1.0, self.answer_timeout() - client.process_age()),
+                signer=signer,
+                retry=client.CALL_RETRIES,
             )
         return self._client
+
+    def config_source(self):
+        files = self._conf.config_file if self._conf else []
+        if files:
+            return 'config files: ' + ', '.join(files)
+        return 'no config file'
 
     def clean_up(self, cmd, result, err):
         if self._embedded:
             self._embedded.stop()
             self._embedded = None
+        if self._transport:  # its threads would hold the exit
+            self._transport.cleanup()
+            self._transport = None
         if err:
             self.LOG.debug('error', exc_info=err)
 
@@ -146,7 +208,8 @@ class PluginsCtl(app.App):
         except Exception as e:  # cliff already logged it in debug mode
             if not self.options.debug:
                 print(
-                    f'pluginsctl: {common.remote_message(e)}', file=sys.stderr
+                    f'pluginsctl: {client.without_traceback(str(e))}',
+                    file=sys.stderr,
                 )
             return common.EXIT_FAILED
 
@@ -155,9 +218,19 @@ class PluginsCtl(app.App):
 
 
 def main(argv=None, client_factory=None):
-    return PluginsCtl(client_factory).run(
-        sys.argv[1:] if argv is None else argv
-    )
+    if argv is not None:  # called in a process that goes on
+        return PluginsCtl(client_factory).run(argv)
+    code = PluginsCtl().run(sys.argv[1:])
+    # The command is done and its output written: leave at once rather
+    # than wait for the interpreter to tear the messaging libraries down
+    # (up to a second, on top of --timeout).
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)
 
 
 if __name__ == '__main__':

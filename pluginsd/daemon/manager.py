@@ -233,7 +233,24 @@ class DaemonManager:
     @user_error
     def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
         run_id = self.db.get_run(run_id)['id']
-        return self.agents.fetch_log({}, node, run_id, phase, plugin, offset)
+        # Logs stay on the nodes: an unknown or lost node cannot give one.
+        if node not in {n['host'] for n in self.db.list_nodes()}:
+            raise exception.PluginsdException(f'no node {node}')
+        if self.nodes.is_lost(node):
+            raise exception.PluginsdException(
+                f'node {node} is lost (no heartbeat for '
+                f'{self.nodes.silent_for(node) or 0:.0f} s): its logs are on '
+                'it, under its [agent] log_dir'
+            )
+        try:
+            return self.agents.fetch_log(
+                {}, node, run_id, phase, plugin, offset
+            )
+        except messaging.MessagingTimeout:
+            raise exception.PluginsdException(
+                f'node {node} did not answer for its log: is its '
+                'pluginsd-agent running?'
+            ) from None
 
     # -- views -------------------------------------------------------------
 

@@ -19,7 +19,7 @@ class DaemonAPI:
 
     RPC_API_VERSION = '1.1'
 
-    def __init__(self, conf, transport, timeout=None, signer=None):
+    def __init__(self, conf, transport, timeout=None, signer=None, retry=None):
         # Requests that start or change runs are signed: whoever can reach
         # the broker without the shared key cannot make nodes run anything.
         self.signer = signer
@@ -30,6 +30,7 @@ class DaemonAPI:
             '1.0',
             version_cap=cap,
             timeout=timeout,
+            retry=retry,  # connection attempts per call (None: forever)
         )
 
     # agents
@@ -86,8 +87,17 @@ class DaemonAPI:
     def get_run(self, ctxt, run_id):
         return self.client.call(ctxt, 'get_run', run_id=run_id)
 
-    def wait_run(self, ctxt, run_id, seen, timeout, results_since=None):
-        return self.client.prepare(timeout=timeout + 30).call(
+    def wait_run(
+        self,
+        ctxt,
+        run_id,
+        seen,
+        timeout,
+        results_since=None,
+        call_timeout=None,
+    ):
+        call_timeout = call_timeout or timeout + 30
+        return self.client.prepare(timeout=call_timeout).call(
             ctxt,
             'wait_run',
             run_id=run_id,

@@ -19,10 +19,16 @@ def get_transport(conf, url=None):
     )
 
 
-def get_client(transport, topic, version, version_cap=None, timeout=None):
+def get_client(
+    transport, topic, version, version_cap=None, timeout=None, retry=None
+):
     target = messaging.Target(topic=topic, version=version)
     return messaging.get_rpc_client(
-        transport, target, version_cap=version_cap, timeout=timeout
+        transport,
+        target,
+        version_cap=version_cap,
+        timeout=timeout,
+        retry=retry,
     )
 
 

@@ -17,12 +17,6 @@ class UsageError(Exception):
     """Bad command-line input: exit status 2 and a one-line reason."""
 
 
-def remote_message(error):
-    """The first part of a (possibly remote) error, without its traceback."""
-    text = str(error)
-    return text.split('\nTraceback (most recent call last)')[0].strip()
-
-
 def read_file(path):
     try:
         with open(path, encoding='utf-8') as f:
@@ -157,10 +151,6 @@ class DaemonCommand:
     # and starts no daemon or agent, so it never disturbs a running stack.
     reads_only = False
 
-    @property
-    def api(self):
-        return self.app.client(read_only=self.reads_only)
-
     def run(self, parsed_args):
         try:
             return super().run(parsed_args)
@@ -168,11 +158,11 @@ class DaemonCommand:
             print(f'pluginsctl: {e}', file=self.app.stderr)
             return EXIT_USAGE
 
+    # Seconds the daemon has to answer a call, unless --timeout says.
+    answer_timeout = 10
+
     def call(self, method, *args, **kwargs):
-        try:
-            return getattr(self.api, method)({}, *args, **kwargs)
-        except Exception as e:  # a remote error's text holds its traceback
-            raise exception.PluginsdException(remote_message(e)) from None
+        return self.app.call_daemon(method, *args, **kwargs)
 
 
 def deprecated_alias(cls, old, new):

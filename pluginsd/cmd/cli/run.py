@@ -183,8 +183,12 @@ class RunLogs(common.DaemonCommand, command.Command):
                 time.sleep(0.5)
 
 
-class RunRetry(common.DaemonCommand, command.Command):
-    """Resume a failed or cancelled run from the phase that failed."""
+class RunRetry(progress.FollowingLister):
+    """Resume a failed or cancelled run from the phase that failed.
+
+    Only the new attempt's results are shown as they come; the table at the
+    end is the whole run.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -194,33 +198,17 @@ class RunRetry(common.DaemonCommand, command.Command):
             action='store_true',
             help='re-run the failed phase only on the nodes that failed it',
         )
-        parser.add_argument(
-            '--no-wait',
-            action='store_true',
-            help='print the run id and return at once',
-        )
+        self.add_no_wait(parser)
         return parser
 
     def take_action(self, args):
         run = self.call('retry_run', args.run, args.failed_nodes_only)
-        print(
-            f'run {run["id"]}: retrying (attempt {run["attempt"]})',
-            file=self.app.stderr,
-        )
-        if args.no_wait:
-            print(run['id'], file=self.app.stdout)
-            return common.EXIT_OK
-        view = progress.follow(self, run['id'])
-        if view['error']:
+        if self.app.options.verbose_level:
             print(
-                f'run {view["id"]} {view["state"]}: {view["error"]}',
+                f'run {run["id"]}: retrying (attempt {run["attempt"]})',
                 file=self.app.stderr,
             )
-        return (
-            common.EXIT_OK
-            if view['state'] == 'completed'
-            else common.EXIT_FAILED
-        )
+        return self.follow_to_table(args, run['id'])
 
 
 class RunCancel(common.DaemonCommand, command.Command):

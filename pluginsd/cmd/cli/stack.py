@@ -10,7 +10,7 @@ from pluginsd.cmd.cli import common
 from pluginsd.cmd.cli import progress
 
 
-class RunMode(common.DaemonCommand, lister.Lister):
+class RunMode(progress.FollowingLister):
     """Run a mode of a local.conf and show the node x plugin x phase table."""
 
     mode = None
@@ -30,11 +30,7 @@ class RunMode(common.DaemonCommand, lister.Lister):
             metavar='ROLE=LOCAL_CONF',
             help='a different local.conf for nodes of ROLE (may be repeated)',
         )
-        parser.add_argument(
-            '--no-wait',
-            action='store_true',
-            help='print the run id and return at once',
-        )
+        self.add_no_wait(parser)
         return parser
 
     def take_action(self, args):
@@ -49,34 +45,12 @@ class RunMode(common.DaemonCommand, lister.Lister):
         run = self.call(
             'start_run', self.mode, confs, os.path.abspath(args.local_conf)
         )
-        print(
-            f'run {run["id"]}: {self.mode} of {args.local_conf}',
-            file=self.app.stderr,
-        )
-        if args.no_wait:
-            # Exactly the id, whatever the format: RUN=$(pluginsctl ...).
-            print(run['id'], file=self.app.stdout)
-            return [], []
-        view = progress.follow(self, run['id'])
-        self.failed = view['state'] != 'completed'
-        if view['error']:
+        if self.app.options.verbose_level:
             print(
-                f'run {view["id"]} {view["state"]}: {view["error"]}',
+                f'run {run["id"]}: {self.mode} of {args.local_conf}',
                 file=self.app.stderr,
             )
-        if common.machine(args):
-            return common.result_rows(view)
-        return common.matrix(view)
-
-    def produce_output(self, parsed_args, column_names, data):
-        if not parsed_args.no_wait:
-            return super().produce_output(parsed_args, column_names, data)
-        return 0
-
-    def run(self, parsed_args):
-        self.failed = False
-        status = super().run(parsed_args)
-        return common.EXIT_FAILED if self.failed else status
+        return self.follow_to_table(args, run['id'])
 
 
 class Stack(RunMode):

@@ -1,0 +1,145 @@
+"""Talking to the daemon from the CLI: bounded waits, errors in plain words.
+
+Every call is bounded by ``--timeout``, connecting included: the broker is
+probed with a plain TCP connection first (oslo.messaging would retry it
+forever), and the RPC call itself may reconnect only a few times.
+"""
+
+import os
+import re
+import socket
+import time
+
+import oslo_messaging as messaging
+
+from pluginsd import exception
+from pluginsd import rpc
+
+AMQP_PORT = 5672
+# Connection attempts oslo.messaging may make for one call once the broker
+# answered the probe (a broker restarting under us).
+CALL_RETRIES = 2
+
+
+class BrokerUnreachable(exception.PluginsdException):
+    pass
+
+
+class DaemonTimeout(exception.PluginsdException):
+    pass
+
+
+def process_age():
+    """Seconds since this process started (0 where /proc cannot say).
+
+    --timeout bounds the whole wait the user sees, start-up included.
+    """
+    try:
+        with open('/proc/self/stat') as f:
+            # Field 22, after the parenthesised command name.
+            started = int(f.read().rpartition(')')[2].split()[19])
+        with open('/proc/uptime') as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started / os.sysconf('SC_CLK_TCK'))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def url_source(conf):
+    """Where transport_url came from, for messages: a file, or nowhere."""
+    if conf is None:
+        return 'transport_url of the caller'
+    try:
+        where = conf.get_location('transport_url')
+    except Exception:  # an oslo.config too old to say
+        where = None
+    if where is not None and where.detail:
+        return f'transport_url from {where.detail}'
+    if where is not None and where.location.name == 'opt_default':
+        if conf.config_file:
+            return 'transport_url not set in ' + ', '.join(conf.config_file)
+        return 'transport_url not set and no config file (--config-file)'
+    return 'transport_url from the environment or command line'
+
+
+def broker_hosts(conf):
+    url = messaging.TransportURL.parse(conf, conf.transport_url)
+    hosts = [
+        (h.hostname or 'localhost', h.port or AMQP_PORT) for h in url.hosts
+    ]
+    return url.transport, hosts or [('localhost', AMQP_PORT)]
+
+
+def probe_broker(conf, deadline):
+    """Raise BrokerUnreachable unless some broker host takes a connection."""
+    scheme, hosts = broker_hosts(conf)
+    if scheme not in ('rabbit', 'amqp', 'kombu+amqp', 'kombu+rabbit'):
+        return  # kombu+memory (all-in-one) and others: nothing to probe
+    errors = []
+    for host, port in hosts:
+        left = max(0.1, deadline - time.monotonic())
+        try:
+            with socket.create_connection((host, port), timeout=left):
+                return
+        except OSError as e:
+            errors.append(e.strerror or str(e))
+    where = ', '.join(f'{h}:{p}' for h, p in hosts)
+    raise BrokerUnreachable(
+        f'cannot reach the broker at {where} ({url_source(conf)}): '
+        f'{errors[-1]}'
+    )
+
+
+def explain(error, conf, timeout):
+    """A one-line PluginsdException for an error of an RPC call."""
+    if isinstance(error, (BrokerUnreachable, DaemonTimeout)):
+        return error
+    text = str(error)
+    if isinstance(error, messaging.MessagingTimeout):
+        return DaemonTimeout(
+            f'the daemon did not answer within {timeout:g} s: is pluginsd '
+            f'running on topic {rpc.DAEMON_TOPIC} ({url_source(conf)})?'
+        )
+    if 'PRECONDITION_FAILED' in text and 'durable' in text:
+        # The daemon declared its exchange and queues durable and we did not
+        # (or the other way round): the broker refuses the redeclaration.
+        current = re.search(r"current is '(\w+)'", text)
+        want = current.group(1) if current else 'true'
+        return exception.ConfigError(
+            reason='the broker has the exchanges with another durability '
+            'than this configuration: set [oslo_messaging_rabbit] '
+            f'amqp_durable_queues = {want} as in the daemon\'s configuration'
+        )
+    if isinstance(error, messaging.MessageDeliveryFailure):
+        _, hosts = broker_hosts(conf)
+        where = ', '.join(f'{h}:{p}' for h, p in hosts)
+        return BrokerUnreachable(
+            f'cannot talk to the broker at {where} ({url_source(conf)}): '
+            + first_part(text)
+        )
+    return exception.PluginsdException(without_traceback(text))
+
+
+def without_traceback(text):
+    """A (possibly remote) error's text, without its traceback."""
+    return text.split('\nTraceback (most recent call last)')[0].strip()
+
+
+def first_part(text):
+    text = without_traceback(text)
+    return text.splitlines()[0] if text else text
+
+
+class MissingKey:
+    """Stands in for a signer when no key is configured: reads still work,
+    a request that must be signed says what is missing.
+    """
+
+    def __init__(self, where):
+        self.where = where
+
+    def sign(self, payload):
+        raise exception.ConfigError(
+            reason='no key to sign the request with: [security] shared_key '
+            f'is missing ({self.where})'
+        )

@@ -1,0 +1,166 @@
+"""pluginsctl's waits are bounded and its failures are one plain line.
+
+Real pluginsctl processes against a real broker (or none), a real daemon
+(or none) and real agents.
+"""
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests import gitrepos
+from tests.functional import cluster as cluster_mod
+from tests.functional.test_multinode import cluster  # noqa: F401 (fixture)
+from tests.functional.test_multinode import conf_file
+from tests.functional.test_multinode import run_id_of
+from tests.functional.test_multinode import traced
+
+CTL = os.path.join(cluster_mod.BIN, 'pluginsctl')
+
+
+def run_ctl(*args, cwd=None):
+    start = time.monotonic()
+    proc = subprocess.run(
+        [CTL, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+    return proc, time.monotonic() - start
+
+
+def one_line(proc):
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    return lines[0]
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_no_config_and_no_broker(tmp_path):
+    with socket.socket() as s:
+        if s.connect_ex(('localhost', 5672)) == 0:
+            pytest.skip('something listens on localhost:5672')
+    proc, took = run_ctl('--timeout', '3', 'node', 'list', cwd=tmp_path)
+    assert proc.returncode == 1
+    assert took < 3 + 2
+    assert one_line(proc) == (
+        'cannot reach the broker at localhost:5672 (transport_url not set '
+        'and no config file (--config-file)): Connection refused'
+    )
+
+
+def test_broker_down_names_the_address_and_the_file(tmp_path):
+    port = closed_port()
+    conf = cluster_mod.write_conf(
+        str(tmp_path / 'ctl.conf'),
+        {'DEFAULT': {'transport_url': f'rabbit://u:p@127.0.0.1:{port}/'}},
+    )
+    proc, took = run_ctl(
+        '--config-file', conf, '--timeout', '2', 'run', 'list'
+    )
+    assert proc.returncode == 1 and took < 2 + 2
+    assert one_line(proc).startswith(
+        f'cannot reach the broker at 127.0.0.1:{port} (transport_url from '
+        f'{conf})'
+    )
+
+
+def test_daemon_down_and_missing_key(tmp_path, rabbit_vhost):
+    groups = {
+        'DEFAULT': {'transport_url': rabbit_vhost},
+        'oslo_messaging_rabbit': {'amqp_durable_queues': 'True'},
+    }
+    conf = cluster_mod.write_conf(str(tmp_path / 'ctl.conf'), groups)
+    proc, took = run_ctl(
+        '--config-file', conf, '--timeout', '3', 'node', 'list'
+    )
+    assert proc.returncode == 1 and took < 3 + 2
+    assert one_line(proc) == (
+        'the daemon did not answer within 3 s: is pluginsd running on topic '
+        f'pluginsd (transport_url from {conf})?'
+    )
+    local = conf_file(tmp_path, 'local.conf', '')
+    proc, _ = run_ctl('--config-file', conf, '--timeout', '3', 'stack', local)
+    assert proc.returncode == 1
+    assert one_line(proc) == (
+        'configuration: no key to sign the request with: [security] '
+        f'shared_key is missing (config files: {conf})'
+    )
+
+
+@pytest.mark.timeout(600)
+def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
+    gate = tmp_path / 'gate'
+    body = (
+        f'if [[ $2 == install ]]; then touch {tmp_path}/in-install; '
+        f'while [[ ! -e {gate} ]]; do sleep 0.2; done; fi'
+    )
+    slow = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'slow'), traced('slow', body)
+    )
+    c = cluster([('cmp1', 'compute', {})])
+    conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
+    follower = subprocess.Popen(
+        [CTL, '--config-file', c.daemon_conf, 'stack', conf],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / 'in-install').exists():
+            assert time.monotonic() < deadline, 'never reached install'
+            time.sleep(0.2)
+        c.daemon.stop()
+        c.daemon.start()
+        c.wait_nodes({'cmp1'})
+        gate.touch()
+        out, err = follower.communicate(timeout=180)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    assert 'waiting for it (the run goes on)' in err
+    assert 'the daemon answers again' in err
+    assert '| cmp1 | slow ' in out
+    assert 'Traceback' not in err
+
+    # The run id is the follower's; the logs of an unknown or a lost node
+    # are one line each.
+    run_id = run_id_of(subprocess.CompletedProcess([], 0, out, err))
+    logs = ['run', 'logs', run_id, '--plugin', 'slow', '--phase', 'install']
+    proc = c.ctl(*logs, '--node', 'nowhere')
+    assert proc.returncode == 1
+    assert one_line(proc) == 'no node nowhere'
+    c.agents['cmp1'].stop()
+    deadline = time.monotonic() + 30
+    while 'lost' not in c.ctl('node', 'show', 'cmp1', '-f', 'value').stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    proc = c.ctl(*logs, '--node', 'cmp1')
+    assert proc.returncode == 1
+    assert one_line(proc).startswith('node cmp1 is lost (no heartbeat for ')
+
+    # A configuration that does not match the daemon's durability is named
+    # with the option to set.
+    groups = cluster_mod.base_groups(c.url, str(tmp_path), 'cli')
+    groups['oslo_messaging_rabbit']['amqp_durable_queues'] = 'False'
+    other = cluster_mod.write_conf(str(tmp_path / 'nondurable.conf'), groups)
+    proc, took = run_ctl(
+        '--config-file', other, '--timeout', '5', 'run', 'list'
+    )
+    assert proc.returncode == 1 and took < 5 + 2
+    assert one_line(proc) == (
+        'configuration: the broker has the exchanges with another durability '
+        'than this configuration: set [oslo_messaging_rabbit] '
+        "amqp_durable_queues = true as in the daemon's configuration"
+    )
