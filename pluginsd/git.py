@@ -357,6 +357,18 @@ def update_ref(cwd, ref, sha):
     return run(['update-ref', '--', ref, sha], cwd=cwd, check=False)
 
 
+def list_refs(cwd, prefix):
+    """The refs under ``prefix`` (e.g. ``refs/pluginsd/``)."""
+    check_ref(prefix.rstrip('/'))
+    out = run(['for-each-ref', '--format=%(refname)', '--', prefix], cwd=cwd)
+    return out.stdout.split()
+
+
+def delete_ref(cwd, ref):
+    check_ref(ref)
+    run(['update-ref', '-d', '--', ref], cwd=cwd)
+
+
 def bundle_create(cwd, output, ref):
     check_ref(ref)
     return run(

@@ -73,6 +73,14 @@ class Journal:
                 [(k,) for k in keys],
             )
 
+    def purge(self, before):
+        """Drop acknowledged results sent before ``before``; how many."""
+        with self._lock:
+            return self._db.execute(
+                'DELETE FROM results WHERE acked = 1 AND sent_at < ?',
+                (before,),
+            ).rowcount
+
     def unacked_count(self):
         with self._lock:
             return self._db.execute(

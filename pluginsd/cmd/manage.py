@@ -1,6 +1,6 @@
 """pluginsd-manage: database administration.
 
-``db upgrade`` and ``db version``.
+``db upgrade``, ``db version`` and ``purge --older-than AGE``.
 """
 
 import sys
@@ -17,6 +17,17 @@ def add_command_parsers(subparsers):
     db_sub = db.add_subparsers(dest='db_action', required=True)
     db_sub.add_parser('upgrade', help='apply every pending migration')
     db_sub.add_parser('version', help='print the applied revisions')
+    purge = subparsers.add_parser(
+        'purge',
+        help='remove finished runs, their logs, bundles, journal rows and '
+        'refs older than AGE',
+    )
+    purge.add_argument(
+        '--older-than',
+        required=True,
+        metavar='AGE',
+        help='30d, 12h, 90m, 45s, or a number of days',
+    )
 
 
 def _main():
@@ -25,6 +36,12 @@ def _main():
         cfg.SubCommandOpt('command', handler=add_command_parsers)
     )
     conf = _prepare(conf)
+    if conf.command.name == 'purge':
+        from pluginsd import purge
+
+        counts = purge.purge(conf, purge.parse_age(conf.command.older_than))
+        print(', '.join(f'{n} {kind}' for kind, n in counts.items()))
+        return 0
     db = db_api.Database(conf.database.connection)
     if conf.command.db_action == 'upgrade':
         # Extensions may bring their own migration branches.
