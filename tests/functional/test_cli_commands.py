@@ -8,6 +8,7 @@ process start-up of each command is saved.
 import datetime
 import json
 import logging
+import subprocess
 
 import pytest
 
@@ -263,3 +264,61 @@ def test_deprecated_alias_does_what_the_new_name_does(pc, daemon, old, new):
     )
     assert old_err.splitlines()[0] == warning
     assert old_err.replace(warning + '\n', '') == new_err
+
+
+def test_shell_format_is_safe_for_eval(pc, daemon, tmp_path):
+    canary = tmp_path / 'canary'
+    evil = gitrepos.make_repo(
+        str(tmp_path / 'evil'),
+        {
+            'devstack/plugin.sh': 'if [[ $2 == install ]]; then\n'
+            f"  echo '$(touch {canary}-dollar)'\n"
+            f"  echo '`touch {canary}-backtick`'\n"
+            f"  echo \"it's \\\"quoted\\\" \\\\ ${{HOME}} $'x'\"\n"
+            '  exit 1\nfi\n'
+        },
+    )
+    view = daemon.run(
+        'stack', f'[[local|localrc]]\nenable_plugin evil {evil}\n'
+    )
+    assert view['state'] == 'failed'
+    assert f'touch {canary}-dollar' in view['error']
+    code, out, err = pc('run', 'status', view['id'], '-f', 'shell')
+    assert code == 0, err
+    script = tmp_path / 'eval.sh'
+    script.write_text(f'eval "$(cat {tmp_path}/out)"\nprintf %s "$error"\n')
+    (tmp_path / 'out').write_text(out)
+    shown = subprocess.run(
+        ['bash', str(script)], capture_output=True, text=True, check=True
+    ).stdout
+    assert not list(tmp_path.glob('canary*'))  # nothing ran
+    assert shown == view['error']  # and every byte came through
+    code, _, err = pc(
+        'run', 'status', view['id'], '-f', 'shell', '--prefix', 'x;id;'
+    )
+    assert code == 2 and "--prefix 'x;id;'" in err
+    code, out, _ = pc('node', 'show', HOST, '-f', 'shell', '--prefix', 'n_')
+    assert f"n_host={HOST}\n" in out
+
+
+def test_tables_fit_120_columns_in_a_pipe(pc, daemon, tmp_path):
+    long_name = 'a-plugin-with-a-rather-long-name-' + 'x' * 40
+    repo = gitrepos.make_repo(
+        str(tmp_path / ('deep/' * 10) / long_name),
+        {'devstack/plugin.sh': 'true\n'},
+    )
+    conf = tmp_path / ('a-long-local-conf-name-' + 'y' * 60 + '.conf')
+    conf.write_text(f'[[local|localrc]]\nenable_plugin {long_name} {repo}\n')
+    code, _, err = pc('stack', str(conf))
+    assert code == 0, err
+    for argv in (
+        ['run', 'list', '--long'],
+        ['run', 'show', daemon.failed['id']],
+        ['run', 'status', daemon.failed['id']],
+        ['node', 'list', '--long'],
+        ['plan', str(conf)],
+    ):
+        code, out, err = pc(*argv)
+        assert code == 0, err
+        widths = [len(line) for line in out.splitlines()]
+        assert widths and max(widths) <= 120, (argv, out)

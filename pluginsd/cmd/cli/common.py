@@ -2,6 +2,8 @@
 
 import datetime
 
+from cliff import show
+
 from pluginsd import exception
 from pluginsd import results
 
@@ -142,6 +144,12 @@ def result_rows(view):
 def machine(args):
     """Whether the user asked for a format a program reads."""
     return getattr(args, 'formatter', 'table') in MACHINE_FORMATS
+
+
+class ShowOne(show.ShowOne):
+    """One record; its -f shell quotes values so that eval runs nothing."""
+
+    formatter_namespace = 'pluginsd.cli.formatter.show'
 
 
 class DaemonCommand:

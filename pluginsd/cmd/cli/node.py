@@ -2,7 +2,6 @@
 
 from cliff import command
 from cliff import lister
-from cliff import show
 
 from pluginsd import exception
 from pluginsd.cmd.cli import common
@@ -64,7 +63,7 @@ def find_node(cmd, host):
     raise exception.PluginsdException(f'no node {host}')
 
 
-class NodeShow(common.DaemonCommand, show.ShowOne):
+class NodeShow(common.DaemonCommand, common.ShowOne):
     """Show one node."""
 
     reads_only = True

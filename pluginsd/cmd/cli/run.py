@@ -4,7 +4,6 @@ import time
 
 from cliff import command
 from cliff import lister
-from cliff import show
 
 from pluginsd import exception
 from pluginsd.cmd.cli import common
@@ -106,7 +105,7 @@ class RunShow(common.DaemonCommand, lister.Lister):
         return common.matrix(view)
 
 
-class RunStatus(common.DaemonCommand, show.ShowOne):
+class RunStatus(common.DaemonCommand, common.ShowOne):
     """Show the state of a run."""
 
     reads_only = True
