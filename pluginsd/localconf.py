@@ -50,6 +50,14 @@ class LocalConf:
     path: str
     localrc: str  # padded shell text, line N == local.conf line N
     sections: list  # MetaSection, merge groups only, in file order
+    # A ``localrc`` file beside local.conf, used instead of the blocks (its
+    # lines are its own); '' when the blocks are used.
+    localrc_path: str = ''
+
+    @property
+    def localrc_source(self):
+        """The file localrc errors are in."""
+        return self.localrc_path or self.path
 
     def merge_sections(self, group):
         return [s for s in self.sections if s.group == group]
@@ -59,6 +67,7 @@ class LocalConf:
             'path': self.path,
             'localrc': self.localrc,
             'sections': [s.to_dict() for s in self.sections],
+            'localrc_path': self.localrc_path,
         }
 
     @classmethod
@@ -67,18 +76,52 @@ class LocalConf:
             data['path'],
             data['localrc'],
             [MetaSection.from_dict(s) for s in data['sections']],
+            data.get('localrc_path', ''),
         )
 
 
-def load(path):
-    """Read and parse the local.conf at ``path``."""
-    conf = parse(_read(path), path)
+def localrc_beside(path):
+    """The ``localrc`` file next to local.conf, or None."""
     legacy = os.path.join(os.path.dirname(os.path.abspath(path)), 'localrc')
-    if os.path.isfile(legacy):
-        # DevStack prefers a localrc file beside local.conf over the blocks;
-        # its errors then name that file.
-        conf.localrc = _read(legacy)
-        conf.path = legacy
+    return legacy if os.path.isfile(legacy) else None
+
+
+def load(path):
+    """Read and parse the local.conf at ``path`` (and a localrc beside it)."""
+    return from_input(read_input(path), path)
+
+
+def read_input(path):
+    """What a client sends for the local.conf at ``path``: its text or, when
+    a ``localrc`` file sits beside it, ``{'text', 'localrc',
+    'localrc_path'}``: DevStack (stackrc) then sources that file instead of
+    the ``[[local|localrc]]`` blocks."""
+    text = _read(path)
+    legacy = localrc_beside(path)
+    if not legacy:
+        return text
+    return {'text': text, 'localrc': _read(legacy), 'localrc_path': legacy}
+
+
+def from_input(value, path):
+    """Parse what :func:`read_input` produced (a client's local.conf)."""
+    if isinstance(value, str):
+        return parse(value, path)
+    keys = ('text', 'localrc', 'localrc_path')
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(k), str) for k in keys
+    ):
+        raise exception.LocalConfError(
+            path=path,
+            line=0,
+            reason='expected the text of a local.conf, or '
+            '{"text", "localrc", "localrc_path"}',
+        )
+    conf = parse(value['text'], path)
+    conf.localrc = value['localrc']
+    if not conf.localrc.endswith('\n'):
+        conf.localrc += '\n'
+    conf.localrc_path = value['localrc_path']
     return conf
 
 

@@ -133,7 +133,7 @@ class RunManager:
                 f'unknown mode {mode!r}: expected stack, unstack or clean'
             )
         parsed = {
-            role: localconf_mod.parse(
+            role: localconf_mod.from_input(
                 text,
                 f'{path}' if role == DEFAULT_ROLE else f'{path} (role {role})',
             ).to_dict()
@@ -164,7 +164,7 @@ class RunManager:
         return run
 
     def plan_only(self, local_conf, path):
-        conf = localconf_mod.parse(local_conf, path)
+        conf = localconf_mod.from_input(local_conf, path)
         workdir = plan_mod.scratch_dir(
             os.path.join(self.conf.state_path, 'plans')
         )

@@ -104,7 +104,9 @@ def read_localrc(
     if error:
         line, message = error
         raise exception.LocalConfError(
-            path=localconf.path, line=line, reason=f'bash: {message}'
+            path=localconf.localrc_source,
+            line=line,
+            reason=f"bash: {message}",
         )
     view = devstack_dir and devstack.prepare_view(
         devstack_dir, workdir, localconf.localrc, dest
@@ -116,7 +118,7 @@ def read_localrc(
             os.path.join(workdir, 'session.log'), (path, view)
         )
         raise exception.LocalConfError(
-            path=localconf.path,
+            path=localconf.localrc_source,
             line=line,
             reason=message
             or f'sourcing localrc failed with status {e.returncode}',
@@ -394,7 +396,7 @@ def _check_source(plugin, localconf, enabled_at, workdir):
         ):
             line = '?'  # enabled from a file localrc sourced
         raise exception.LocalConfError(
-            path=localconf.path,
+            path=localconf.localrc_source,
             line=line or '?',
             reason=f'enable_plugin {plugin.name}: {e.kwargs["reason"]}',
         ) from None

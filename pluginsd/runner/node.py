@@ -486,6 +486,8 @@ class _PhaseRun:
                 )
 
     def _install_packages(self, session):
+        # stack.sh: every plugin's package list, then the missing packages
+        # of every plugin's bindep.txt, all before `stack pre-install`.
         wanted = []
         for plugin in self.plugins:
             wanted += packages.plugin_packages(
@@ -494,6 +496,16 @@ class _PhaseRun:
                 self.node.distro,
                 self.node.os_package,
             )
+        for plugin in self.plugins:
+            try:
+                found = packages.bindep_packages(
+                    session.dirs[plugin.name], plugin.name
+                )
+            except exception.PluginsdException as e:
+                raise _PhaseFailed(
+                    results.FAILED, None, f'node {self.s.host}: {e}'
+                ) from e
+            wanted += [p for p in found if p not in wanted]
         if not wanted:
             return
         self.step = 'installing plugin packages'

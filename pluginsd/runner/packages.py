@@ -1,4 +1,5 @@
-"""Plugin package lists (``devstack/files/debs/<name>``) and installers.
+"""Plugin package lists (``devstack/files/debs/<name>``), bindep files and
+installers.
 
 Line format, as DevStack reads it: one package per line (spaces split it
 into several), ``#`` starts a comment, ``# dist:a,b`` keeps the line only
@@ -7,6 +8,12 @@ any line containing ``NOPRIME`` is dropped, ``# testonly`` means nothing.
 Unlike DevStack, distributions are compared as whole names (DevStack's
 substring test makes ``dist:noblest`` match ``noble``) and no pathname
 expansion is done.
+
+Where the lists are: ``files/debs`` on deb systems, ``files/rpms`` on rpm
+systems and ``files/rpms-suse`` on SUSE (as DevStack read them while it
+supported SUSE). ``devstack/files/bindep.txt`` is evaluated as DevStack's
+``bindep -b`` does (default profile plus the platform's): its missing
+packages are installed with the lists.
 """
 
 import logging
@@ -42,13 +49,15 @@ def parse_package_list(text, distro):
     return packages
 
 
-def package_dir(os_package):
+def package_dir(os_package, distro=''):
+    if distro.startswith('opensuse-'):
+        return 'rpms-suse'
     return {'deb': 'debs', 'rpm': 'rpms'}.get(os_package, 'debs')
 
 
 def plugin_packages(plugin_dir, name, distro, os_package='deb'):
     path = os.path.join(
-        plugin_dir, 'devstack', 'files', package_dir(os_package), name
+        plugin_dir, 'devstack', 'files', package_dir(os_package, distro), name
     )
     if not os.path.isfile(path):
         return []
@@ -56,27 +65,73 @@ def plugin_packages(plugin_dir, name, distro, os_package='deb'):
         return parse_package_list(f.read(), distro)
 
 
-def os_facts(path='/etc/os-release'):
-    """(distro codename, package type) of this machine."""
+def bindep_packages(plugin_dir, plugin=''):
+    """What ``bindep -b --file devstack/files/bindep.txt`` lists: missing
+    packages of the default profile on this platform."""
+    path = os.path.join(plugin_dir, 'devstack', 'files', 'bindep.txt')
+    if not os.path.isfile(path):
+        return []
+    from bindep import depends  # only agents with bindep files need it
+
+    with open(path, errors='replace') as f:
+        text = f.read()
+    try:
+        deps = depends.Depends(text)
+        rules = deps.active_rules(['default', *deps.platform_profiles()])
+        checked = deps.check_rules(rules)
+    except Exception as e:  # bindep raises its own and parser errors
+        detail = ' '.join(str(e).split())
+        raise exception.PluginsdException(
+            f'plugin {plugin}: {path}: bindep cannot read it: {detail}'
+        ) from e
+    return [p for kind, items in checked if kind == 'missing' for p in items]
+
+
+def os_release_file():
+    """The os-release file, chosen as the bash library chooses it."""
+    path = os.environ.get('PLUGINSD_OS_RELEASE_FILE')
+    if path:
+        return path
+    return (
+        '/etc/os-release'
+        if os.path.exists('/etc/os-release')
+        else ('/usr/lib/os-release')
+    )
+
+
+def os_facts(path=None):
+    """(DISTRO, os_PACKAGE) of this machine, as the bash library's
+    GetDistro and GetOSVersion compute them (bookworm/deb, f40/rpm,
+    rhel9/rpm, opensuse-15.5/rpm ...)."""
     facts = {}
     try:
-        with open(path) as f:
+        with open(path or os_release_file()) as f:
             for line in f:
                 key, _, value = line.strip().partition('=')
-                facts[key] = value.strip('"')
+                facts[key] = value.strip('"\'')
     except OSError:
-        pass
-    like = (facts.get('ID', '') + ' ' + facts.get('ID_LIKE', '')).split()
-    if 'debian' in like or 'ubuntu' in like:
-        return facts.get('VERSION_CODENAME', ''), 'deb'
-    major = facts.get('VERSION_ID', '').split('.')[0]
-    if facts.get('ID') == 'fedora':
-        return f'f{major}', 'rpm'  # DevStack's name: f40
-    if {'rhel', 'fedora', 'centos'} & set(like):
-        return f'rhel{major}', 'rpm'  # Rocky, Alma, CentOS: rhel9
-    if 'suse' in ' '.join(like):
-        return facts.get('ID', ''), 'rpm'
-    return facts.get('VERSION_CODENAME', ''), 'deb'
+        return '', 'deb'  # nothing known: Debian's lists and apt
+    ident = facts.get('ID', '')
+    words = f' {ident} {facts.get("ID_LIKE", "")} '
+    release = facts.get('VERSION_ID', '')
+    codename = (
+        facts.get('VERSION_CODENAME') or facts.get('UBUNTU_CODENAME') or 'n/a'
+    )
+    if ' debian ' in words or ' ubuntu ' in words:
+        return codename, 'deb'
+    if any(
+        f' {w} ' in words for w in ('fedora', 'rhel', 'centos', 'openEuler')
+    ):
+        if ident == 'fedora':
+            return f'f{release}', 'rpm'
+        if ident == 'openEuler':
+            return f'openEuler-{release}', 'rpm'
+        return f'rhel{release.split(".")[0]}', 'rpm'
+    if 'suse' in words:
+        return f'opensuse-{release}', 'rpm'
+    vendor = ''.join(facts.get('NAME', '').split())
+    # bash leaves os_PACKAGE empty here; lists default to files/debs
+    return f'{vendor}-{release}', 'deb'
 
 
 class Installer:

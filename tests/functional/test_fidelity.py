@@ -5,8 +5,12 @@ agent and checks what the plugins saw. Rule numbers refer to
 docs/plugin-contract.md.
 """
 
+import os
+
 import pytest
 
+from pluginsd import localconf
+from pluginsd.runner import packages
 from tests import gitrepos
 from tests.functional import aio
 
@@ -181,3 +185,94 @@ def test_settings_error_names_file_and_line(env, body, expect):
     assert view['error'].startswith(f'plugin alpha: {path}/{expect}')
     assert 'pop_var_context' not in view['error']
     assert env.trace() == []
+
+
+def packages_log(view):
+    [log] = {
+        os.path.join(os.path.dirname(r['log_path']), 'packages.log')
+        for r in aio.results_by(view, phase='pre-install')
+        if r['log_path'] and r['plugin']
+    }
+    return open(log).read()
+
+
+@pytest.mark.skipif(
+    packages.os_facts()[1] != 'deb', reason='bindep case written for dpkg'
+)
+def test_bindep_missing_packages_installed_with_the_lists(env):
+    """10.4: bindep.txt's missing packages (default profile), as bindep -b."""
+    a = repo(
+        env,
+        'alpha',
+        extra_files={
+            'devstack/files/debs/alpha': 'from-debs-list\n',
+            'devstack/files/bindep.txt': 'bash\n'
+            'pluginsd-bindep-missing [platform:dpkg]\n'
+            'pluginsd-rpm-only [platform:rpm]\n'
+            'pluginsd-test-profile [test]\n',
+        },
+    )
+    view = env.run('stack', localrc(f'enable_plugin alpha {a}'))
+    assert view['state'] == 'completed', view['error']
+    assert packages_log(view) == (
+        'pluginsd: would install: from-debs-list pluginsd-bindep-missing\n'
+    )
+
+
+def test_rpms_suse_lists_on_suse(env, monkeypatch):
+    """10.1: files/rpms-suse/<name> on SUSE, as DevStack read it."""
+    release = env.tmp / 'os-release'
+    release.write_text(
+        'NAME="openSUSE Leap"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\n'
+        'VERSION_ID="15.5"\n'
+    )
+    monkeypatch.setenv('PLUGINSD_OS_RELEASE_FILE', str(release))
+    env.close()
+    harness = aio.AllInOne(env.tmp / 'state2')
+    try:
+        a = repo(
+            env,
+            'alpha',
+            plugin='echo "alpha|distro|$DISTRO|$(is_suse && echo suse)" '
+            '>> "$TEST_TRACE"',
+            extra_files={
+                'devstack/files/debs/alpha': 'deb-pkg\n',
+                'devstack/files/rpms/alpha': 'rpm-pkg\n',
+                'devstack/files/rpms-suse/alpha': 'suse-pkg\n'
+                'leap-only # dist:opensuse-15.5\n'
+                'not-here # dist:opensuse-15.6\n',
+            },
+        )
+        view = harness.run('stack', localrc(f'enable_plugin alpha {a}'))
+    finally:
+        harness.close()
+        env.embedded.stop = lambda: None
+    assert view['state'] == 'completed', view['error']
+    assert (
+        packages_log(view) == 'pluginsd: would install: suse-pkg leap-only\n'
+    )
+    # The bash side agrees on the distribution (PLUGINSD_OS_RELEASE_FILE).
+    assert ['alpha', 'distro', 'opensuse-15.5', 'suse'] in env.trace()
+
+
+def test_localrc_file_beside_local_conf_is_used(env):
+    """11.2: a localrc file beside local.conf replaces the blocks."""
+    a, b = repo(env, 'alpha'), repo(env, 'beta')
+    conf_dir = env.tmp / 'conf'
+    conf_dir.mkdir()
+    path = conf_dir / 'local.conf'
+    path.write_text(localrc(f'enable_plugin alpha {a}'))
+    legacy = conf_dir / 'localrc'
+    legacy.write_text(f'FROM_FILE=yes\nenable_plugin beta {b}\n')
+    value = localconf.read_input(str(path))
+    run = env.api.start_run({}, 'stack', {'*': value}, str(path))
+    view = env.wait(run['id'])
+    assert view['state'] == 'completed', view['error']
+    assert {t[0] for t in env.trace() if t[1] == 'plugin.sh'} == {'beta'}
+    # Its errors name that file and its own lines.
+    legacy.write_text(f'enable_plugin beta {b}\nif true; then\n')
+    value = localconf.read_input(str(path))
+    run = env.api.start_run({}, 'stack', {'*': value}, str(path))
+    view = env.wait(run['id'])
+    assert view['state'] == 'failed'
+    assert view['error'].startswith(f'{legacy}:3: bash: syntax error')

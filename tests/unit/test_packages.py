@@ -153,6 +153,7 @@ class TestPluginPackages:
     def test_package_dir(self):
         assert packages.package_dir('deb') == 'debs'
         assert packages.package_dir('rpm') == 'rpms'
+        assert packages.package_dir('rpm', 'opensuse-15.5') == 'rpms-suse'
 
 
 OS_RELEASE = {
@@ -241,6 +242,21 @@ class TestOsFacts:
 
     def test_missing_file(self, tmp_path):
         assert packages.os_facts(str(tmp_path / 'nope')) == ('', 'deb')
+
+    def test_suse_and_others_named_as_bash_names_them(self, tmp_path):
+        path = tmp_path / 'os-release'
+        path.write_text(
+            'ID="opensuse-leap"\nID_LIKE="suse"\nVERSION_ID=15.5\n'
+        )
+        assert packages.os_facts(str(path)) == ('opensuse-15.5', 'rpm')
+        path.write_text('NAME="Arch Linux"\nID=arch\nVERSION_ID=1\n')
+        assert packages.os_facts(str(path)) == ('ArchLinux-1', 'deb')
+
+    def test_honours_the_file_bash_reads(self, tmp_path, monkeypatch):
+        monkeypatch.setenv(
+            'PLUGINSD_OS_RELEASE_FILE', _os_release(tmp_path, 'fedora-40')
+        )
+        assert packages.os_facts() == ('f40', 'rpm')
 
 
 class TestInstallers:

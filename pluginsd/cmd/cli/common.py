@@ -5,6 +5,7 @@ import datetime
 from cliff import show
 
 from pluginsd import exception
+from pluginsd import localconf
 from pluginsd import results
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -27,6 +28,21 @@ def read_file(path):
         raise exception.PluginsdException(
             f'{path}: cannot read: {e.strerror}'
         ) from None
+
+
+def read_local_conf(cmd, path):
+    """A local.conf as the daemon takes it, with a ``localrc`` file beside
+    it when there is one (DevStack then reads that file, not the blocks)."""
+    text = read_file(path)
+    legacy = localconf.localrc_beside(path)
+    if not legacy:
+        return text
+    print(
+        f'{path}: using {legacy} instead of its [[local|localrc]] blocks, '
+        'as DevStack does',
+        file=cmd.app.stderr,
+    )
+    return {'text': text, 'localrc': read_file(legacy), 'localrc_path': legacy}
 
 
 def iso_time(epoch):

@@ -25,6 +25,8 @@ def node_record(node, data):
         else heard,
         'Silent For': heard,
         'Registered': common.iso_time(node.get('registered_at')),
+        # The library its plugins run with ([runner] devstack_dir).
+        'DevStack Dir': node.get('devstack_dir') or '',
     }
 
 

@@ -34,14 +34,14 @@ class RunMode(progress.FollowingLister):
         return parser
 
     def take_action(self, args):
-        confs = {'*': common.read_file(args.local_conf)}
+        confs = {'*': common.read_local_conf(self, args.local_conf)}
         for item in args.role:
             role, sep, path = item.partition('=')
             if not sep or not role or not path:
                 raise common.UsageError(
                     f'--role {item!r}: expected ROLE=LOCAL_CONF'
                 )
-            confs[role] = common.read_file(path)
+            confs[role] = common.read_local_conf(self, path)
         run = self.call(
             'start_run', self.mode, confs, os.path.abspath(args.local_conf)
         )
@@ -92,7 +92,7 @@ class Plan(common.DaemonCommand, lister.Lister):
     def take_action(self, args):
         plan = self.call(
             'plan',
-            common.read_file(args.local_conf),
+            common.read_local_conf(self, args.local_conf),
             os.path.abspath(args.local_conf),
         )
         for reason in plan['reasons']:
