@@ -25,8 +25,8 @@ for dir in examples/plugins/*/; do
         commit -q -m "$name example plugin"
 done
 
-ctl=(.venv/bin/pluginsctl --all-in-one --state-dir "$STATE" --dest "$STATE/dest"
-     --config-file etc/pluginsd/all-in-one.conf)
+ctl=(.venv/bin/pluginsctl --all-in-one --state-dir "$STATE"
+    --dest "$STATE/dest" --config-file etc/pluginsd/all-in-one.conf)
 echo "== pluginsctl plan examples/local.conf"
 "${ctl[@]}" plan examples/local.conf
 echo "== pluginsctl stack examples/local.conf"

@@ -393,7 +393,7 @@ def test_is_service_enabled_exact_match_no_regex(tmp_path):
             "'a|zz'",
             "'p,q'",
             "'a.*'",
-            "fo",
+            "fo",  # codespell:ignore fo
             "foo",
             "ke",
             "'*'",

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # The __pluginsd_* functions are called by pluginsd/runner/shell.py over the
 # command pipe, never from this file.
 # shellcheck disable=SC2329
