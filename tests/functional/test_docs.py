@@ -74,3 +74,33 @@ def test_docs_build_without_warnings(tmp_path):
     sample = out / '_static' / 'pluginsd.conf.sample'
     assert sample.is_file()
     assert '[oslo_messaging_rabbit]' in sample.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_release_notes_build_without_warnings(tmp_path):
+    """reno's notes (releasenotes/notes, read from git) build with -W."""
+    out = tmp_path / 'releasenotes'
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'sphinx',
+            '-a',
+            '-E',
+            '-W',
+            '--keep-going',
+            '-b',
+            'html',
+            os.path.join('releasenotes', 'source'),
+            str(out),
+        ],
+        cwd=TOP,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = (out / 'unreleased.html').read_text()
+    # Notes were found (reno reads committed notes), in their sections.
+    for section in ('New Features', 'Upgrade Notes', 'Bug Fixes'):
+        assert section in page, f'{section} missing from the release notes'
