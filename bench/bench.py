@@ -1,19 +1,29 @@
 """pluginsd benchmark: end-to-end time of a 5-phase `stack`.
 
 Scenarios (median of --repeat runs after one warm-up run each):
-  * one no-op plugin on 1, 10 and 50 nodes over a private loopback RabbitMQ
-    (nodes simulated, up to 10 per agent process, each with its own queue,
-    DEST and bash), the daemon in this process;
+  * one no-op plugin on 1, 10, 50, 200 and 500 nodes over a private
+    loopback RabbitMQ: the daemon is a `pluginsd` process of its own, the
+    nodes are simulated, 10 per agent process up to 50 nodes and 25 above
+    (each node with its own queue, DEST, journal and bash), default
+    heartbeat_interval and agent_down_time;
   * 50 no-op plugins on one node in the all-in-one mode (embedded transport);
 and, in the same run, the same work done by plain bash as the floor: one
 bash process per plugin.sh call (sourcing the function library, settings
 and plugin.sh), nodes in parallel, a barrier after every phase.
 
-Usage: tools/bench.sh [--repeat N] [--nodes 1,10,50]
+For every RabbitMQ row it also reports: one phase fanned out to every node,
+from the daemon's publish to the last result stored (the daemon's own log
+lines, median over the phases of the timed runs); whether every node was
+still up at the end; the RSS of the agent processes; and, for 200 nodes
+and more, the daemon's CPU while the nodes only heartbeat (30 s).
+
+Usage: tools/bench.sh [--repeat N] [--nodes 1,10,50,200,500] (default 1,10,50)
 """
 
 import argparse
+import datetime
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -24,11 +34,12 @@ import time
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOP)
 
+from oslo_log import _options as log_options  # noqa: E402
+
 from pluginsd import allinone  # noqa: E402
 from pluginsd import conf as pluginsd_conf  # noqa: E402
 from pluginsd import rpc  # noqa: E402
 from pluginsd.daemon import rpcapi  # noqa: E402
-from pluginsd.daemon import service as daemon_service  # noqa: E402
 from pluginsd.rpc import signing  # noqa: E402
 from pluginsd.runner import shell  # noqa: E402
 from tests import gitrepos  # noqa: E402
@@ -40,7 +51,16 @@ NOOP = {
     'devstack/settings': 'define_plugin {name}\n',
     'devstack/plugin.sh': 'if [[ "$1" == stack ]]; then : "$2"; fi\n',
 }
-PER_PROCESS = 10
+IDLE_SECONDS = 30
+LOG_LINE = re.compile(
+    r'^(\S+ \S+) \d+ DEBUG pluginsd\.daemon\.runs \[[^]]*\] Run (\S+): '
+    r'(\S+) (published to \d+ nodes|done on every node)'
+)
+
+
+def per_process(nodes):
+    """Simulated nodes per agent process: 10 up to 50 nodes, 25 above."""
+    return 10 if nodes <= 50 else 25
 
 
 def make_plugins(base, count):
@@ -59,7 +79,7 @@ def local_conf(plugins):
     return '[[local|localrc]]\n' + '\n'.join(lines) + '\n'
 
 
-def timed_runs(api, text, repeat):
+def timed_runs(api, text, repeat, run_ids=None):
     times = []
     for i in range(repeat + 1):
         start = time.perf_counter()
@@ -74,6 +94,8 @@ def timed_runs(api, text, repeat):
             raise SystemExit(f'benchmark run failed: {view["error"]}')
         if i:  # the first run clones: warm-up
             times.append(time.perf_counter() - start)
+            if run_ids is not None:
+                run_ids.append(run['id'])
     return statistics.median(times)
 
 
@@ -109,33 +131,79 @@ def bash_floor(base, plugins, nodes, repeat):
     return statistics.median(times)
 
 
+def fanout_times(log_path, run_ids):
+    """Seconds from a phase's publish to its last result stored.
+
+    One figure per phase of the given runs, from the daemon's own DEBUG
+    lines.
+    """
+    published, took = {}, []
+    with open(log_path, errors='replace') as f:
+        for line in f:
+            match = LOG_LINE.match(line)
+            if not match or match.group(2) not in run_ids:
+                continue
+            when = datetime.datetime.strptime(
+                match.group(1), '%Y-%m-%d %H:%M:%S.%f'
+            ).timestamp()
+            key = (match.group(2), match.group(3))
+            if match.group(4).startswith('published'):
+                published.setdefault(key, when)  # not a republish
+            elif key in published:
+                took.append(when - published.pop(key))
+    return took
+
+
+def cpu_seconds(pid):
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def rss_mb(pid):
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rabbit_scenario(base, broker, nodes, plugins, repeat):
     _vhost, _user, url = broker.add_vhost()
     work = os.path.join(base, f'nodes-{nodes}')
-    groups = cluster.base_groups(
-        url, os.path.join(work, 'daemon'), 'bench-daemon'
-    )
+    state = os.path.join(work, 'daemon')
+    groups = cluster.base_groups(url, state, 'bench-daemon')
+    # Defaults where the test fixtures shorten them: what an operator runs.
+    del groups['agent']['heartbeat_interval']
+    del groups['agent']['result_resend_interval']
+    del groups['daemon']['agent_down_time']
     groups['DEFAULT'].update(
-        debug='False', log_file=os.path.join(work, 'daemon.log')
+        debug='False',
+        # The daemon's publish and all-stored lines, and nothing else.
+        default_log_levels=','.join(
+            [*log_options.DEFAULT_LOG_LEVELS, 'pluginsd.daemon.runs=DEBUG']
+        ),
     )
-    groups['agent'].update(allowed_sources=base + '/', heartbeat_interval=5)
-    os.makedirs(os.path.join(work, 'daemon'), exist_ok=True)
+    groups['daemon']['node_wait_timeout'] = 300
+    groups['agent'].update(allowed_sources=base + '/')
+    os.makedirs(state, exist_ok=True)
     conf_path = cluster.write_conf(os.path.join(work, 'bench.conf'), groups)
     conf = pluginsd_conf.new_conf()
     conf(['--config-file', conf_path], project='pluginsd')
     transport = rpc.get_transport(conf)
-    daemon = daemon_service.DaemonService(conf, transport)
-    daemon.start()
+    daemon = cluster.Process('pluginsd', conf_path, state).start()
     hosts = []
+    row = {}
     try:
-        for first in range(0, nodes, PER_PROCESS):
-            count = min(PER_PROCESS, nodes - first)
+        per = per_process(nodes)
+        for first in range(0, nodes, per):
+            count = min(per, nodes - first)
             proc = subprocess.Popen(
                 [
                     sys.executable,
                     os.path.join(TOP, 'bench', 'agent_host.py'),
                     conf_path,
-                    f'p{first // PER_PROCESS}-node',
+                    f'p{first // per}-node',
                     str(count),
                     work,
                 ],
@@ -149,17 +217,38 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat):
         api = rpcapi.DaemonAPI(
             conf,
             transport,
-            timeout=60,
+            timeout=120,
             signer=signing.signer_for(conf, 'bench'),
         )
-        deadline = time.monotonic() + 60
-        while (
-            len([n for n in api.list_nodes({}) if n['state'] == 'up']) < nodes
-        ):
+        poll = rpcapi.DaemonAPI(conf, transport, timeout=5)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                up = [n for n in poll.list_nodes({}) if n['state'] == 'up']
+            except Exception:
+                up = []
+            if len(up) >= nodes:
+                break
             if time.monotonic() > deadline:
-                raise SystemExit('nodes did not register')
-            time.sleep(0.2)
-        return timed_runs(api, local_conf(plugins), repeat)
+                raise SystemExit(f'{len(up)} of {nodes} nodes registered')
+            time.sleep(0.5)
+        run_ids = []
+        row['took'] = timed_runs(api, local_conf(plugins), repeat, run_ids)
+        fanout = fanout_times(daemon.log, set(run_ids))
+        row['fanout'] = statistics.median(fanout) if fanout else None
+        row['fanout_max'] = max(fanout) if fanout else None
+        if nodes >= 200:
+            time.sleep(5)  # let the last run's traffic settle
+            before = cpu_seconds(daemon.proc.pid)
+            time.sleep(IDLE_SECONDS)
+            row['idle_cpu'] = (
+                100 * (cpu_seconds(daemon.proc.pid) - before) / IDLE_SECONDS
+            )
+        row['up'] = len([n for n in api.list_nodes({}) if n['state'] == 'up'])
+        rss = [rss_mb(proc.pid) for proc in hosts]
+        row['rss'] = (max(rss), per if nodes > 1 else 1)
+        row['daemon_rss'] = rss_mb(daemon.proc.pid)
+        return row
     finally:
         for proc in hosts:
             proc.terminate()
@@ -196,7 +285,7 @@ def main():
     parser.add_argument('--nodes', default='1,10,50')
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix='pluginsd-bench-')
-    rows = []
+    rows, extra = [], []
     try:
         one = make_plugins(os.path.join(base, 'one'), 1)
         fifty = make_plugins(os.path.join(base, 'fifty'), 50)
@@ -204,17 +293,18 @@ def main():
         broker.start()
         try:
             for nodes in [int(n) for n in args.nodes.split(',')]:
-                took = rabbit_scenario(base, broker, nodes, one, args.repeat)
+                row = rabbit_scenario(base, broker, nodes, one, args.repeat)
                 floor = bash_floor(base, one, nodes, args.repeat)
-                target = '1.0' if nodes == 50 else ''
+                target = {50: '1.0'}.get(nodes, '')
                 rows.append(
                     (
                         f'1 no-op plugin x {nodes} node(s), RabbitMQ',
-                        took,
+                        row['took'],
                         floor,
                         target,
                     )
                 )
+                extra.append((nodes, row))
         finally:
             broker.stop()
         took = allinone_scenario(base, fifty, args.repeat)
@@ -227,15 +317,45 @@ def main():
     print()
     print(
         f'5-phase stack, median of {args.repeat} runs (seconds), '
-        f'{os.cpu_count()} CPUs'
+        f'{os.cpu_count()} CPUs, load average '
+        f'{" ".join(f"{x:.1f}" for x in os.getloadavg())} at the end'
     )
     print(
-        f'| {"scenario":<42} | {"pluginsd":>8} '
-        f'| {"plain bash":>10} | {"target":>6} |'
+        f'| {"scenario":<42} | {"pluginsd":>8} | {"plain bash":>10} '
+        f'| {"ratio":>5} | {"target":>6} |'
     )
-    print(f'|{"-" * 44}|{"-" * 10}|{"-" * 12}|{"-" * 8}|')
+    print(f'|{"-" * 44}|{"-" * 10}|{"-" * 12}|{"-" * 7}|{"-" * 8}|')
     for name, took, floor, target in rows:
-        print(f'| {name:<42} | {took:8.3f} | {floor:10.3f} | {target:>6} |')
+        print(
+            f'| {name:<42} | {took:8.3f} | {floor:10.3f} '
+            f'| {took / floor:5.2f} | {target:>6} |'
+        )
+    print()
+    print(
+        '| nodes | one phase: publish -> last result stored, median / max '
+        '(s) | nodes up at the end | idle daemon CPU (% of a core) '
+        '| agent RSS (MB) | daemon RSS (MB) |'
+    )
+    print('|---|---|---|---|---|---|')
+    for nodes, row in extra:
+        fan = (
+            f'{row["fanout"]:.3f} / {row["fanout_max"]:.3f}'
+            if row['fanout'] is not None
+            else 'n/a'
+        )
+        idle = f'{row["idle_cpu"]:.1f}' if 'idle_cpu' in row else ''
+        rss, per = row['rss']
+        print(
+            f'| {nodes} | {fan} | {row["up"]} of {nodes} | {idle} '
+            f'| {rss:.0f} ({per} node(s) per process) '
+            f'| {row["daemon_rss"]:.0f} |'
+        )
+    print()
+    print(
+        'Targets: 50 nodes <= 1.0 s; 500 nodes complete with no node lost; '
+        'one phase to 500 nodes <= 3 s; idle daemon with 500 nodes <= 5 % '
+        'of a core; agent RSS <= 60 MB.'
+    )
 
 
 if __name__ == '__main__':
