@@ -95,7 +95,8 @@ def read_input(path):
     """What a client sends for the local.conf at ``path``: its text or, when
     a ``localrc`` file sits beside it, ``{'text', 'localrc',
     'localrc_path'}``: DevStack (stackrc) then sources that file instead of
-    the ``[[local|localrc]]`` blocks."""
+    the ``[[local|localrc]]`` blocks.
+    """
     text = _read(path)
     legacy = localrc_beside(path)
     if not legacy:

@@ -67,7 +67,8 @@ def plugin_packages(plugin_dir, name, distro, os_package='deb'):
 
 def bindep_packages(plugin_dir, plugin=''):
     """What ``bindep -b --file devstack/files/bindep.txt`` lists: missing
-    packages of the default profile on this platform."""
+    packages of the default profile on this platform.
+    """
     path = os.path.join(plugin_dir, 'devstack', 'files', 'bindep.txt')
     if not os.path.isfile(path):
         return []
@@ -102,7 +103,8 @@ def os_release_file():
 def os_facts(path=None):
     """(DISTRO, os_PACKAGE) of this machine, as the bash library's
     GetDistro and GetOSVersion compute them (bookworm/deb, f40/rpm,
-    rhel9/rpm, opensuse-15.5/rpm ...)."""
+    rhel9/rpm, opensuse-15.5/rpm ...).
+    """
     facts = {}
     try:
         with open(path or os_release_file()) as f:

@@ -32,7 +32,8 @@ def read_file(path):
 
 def read_local_conf(cmd, path):
     """A local.conf as the daemon takes it, with a ``localrc`` file beside
-    it when there is one (DevStack then reads that file, not the blocks)."""
+    it when there is one (DevStack then reads that file, not the blocks).
+    """
     text = read_file(path)
     legacy = localconf.localrc_beside(path)
     if not legacy:
