@@ -273,6 +273,19 @@ class DaemonManager:
                 }
                 for role, plan in run['plans'].items()
             }
+            # What ran where: per role, each plugin's URL, ref and the
+            # commit the run pinned (one per URL and ref across roles).
+            view['commits'] = [
+                {
+                    'role': role,
+                    'plugin': p['name'],
+                    'url': exception.redact_url(p['url']),
+                    'ref': p['ref'],
+                    'commit': p['sha'],
+                }
+                for role, plan in sorted(run['plans'].items())
+                for p in plan['plugins']
+            ]
         view['results'] = self.db.list_results(run['id'], since=results_since)
         view['last_result_id'] = max(
             [r['id'] for r in view['results']], default=results_since or 0

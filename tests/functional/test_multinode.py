@@ -135,6 +135,20 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
     }
     # One commit per (URL, ref) across the roles of the run.
     assert pins['*']['shared']['sha'] == pins['compute']['shared']['sha']
+    assert view['commits'] == [
+        {
+            'role': role,
+            'plugin': name,
+            'url': url,
+            'ref': 'master',
+            'commit': gitrepos.git(url, 'rev-parse', 'HEAD'),
+        }
+        for role, name, url in [
+            ('*', 'shared', shared),
+            ('compute', 'shared', shared),
+            ('compute', 'computeonly', only),
+        ]
+    ]
     bundle = pins['*']['shared']['bundle'] + '.bundle'
     for host in ('ctl', 'cmp1', 'cmp2'):
         dest = os.path.join(c.base, host, 'dest', 'shared')
