@@ -86,11 +86,6 @@ def localrc_beside(path):
     return legacy if os.path.isfile(legacy) else None
 
 
-def load(path):
-    """Read and parse the local.conf at ``path`` (and a localrc beside it)."""
-    return from_input(read_input(path), path)
-
-
 def read_input(path):
     """What a client sends for the local.conf at ``path``: its text or, when
     a ``localrc`` file sits beside it, ``{'text', 'localrc',

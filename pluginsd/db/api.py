@@ -188,14 +188,6 @@ class Database:
                 _row(r) for r in s.scalars(query.order_by(models.Result.id))
             ]
 
-    def count_results(self, run_id):
-        with self._session() as s:
-            return s.scalar(
-                sa.select(sa.func.count())
-                .select_from(models.Result)
-                .where(models.Result.run_id == run_id)
-            )
-
     def delete_results(self, run_id, mode, phases, nodes):
         with self._lock, self._session.begin() as s:
             s.execute(

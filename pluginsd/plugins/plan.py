@@ -54,14 +54,6 @@ class Plan:
             'reasons': self.reasons,
         }
 
-    @classmethod
-    def from_dict(cls, data):
-        return cls(
-            [Plugin(**p) for p in data['plugins']],
-            data['declared'],
-            data['reasons'],
-        )
-
 
 def _is_true(value):
     return value in TRUE_WORDS

@@ -43,9 +43,4 @@ def get_server(transport, topic, server, endpoints):
     )
 
 
-def get_notifier(conf, publisher_id):
-    transport = messaging.get_notification_transport(conf)
-    return messaging.Notifier(transport, publisher_id=publisher_id)
-
-
 expose = messaging.expose

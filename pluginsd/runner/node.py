@@ -26,7 +26,6 @@ from pluginsd.runner import packages
 from pluginsd.runner import shell
 
 LOG = logging.getLogger(__name__)
-STACKENV_VARS = 'stackenv'
 
 
 @dataclasses.dataclass

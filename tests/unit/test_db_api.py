@@ -159,8 +159,8 @@ class TestRuns:
         db.delete_run('r1')
         with pytest.raises(exception.RunNotFound):
             db.get_run('r1')
-        assert db.count_results('r1') == 0
-        assert db.count_results('r2') == 1
+        assert len(db.list_results('r1')) == 0
+        assert len(db.list_results('r2')) == 1
 
 
 class TestResults:
@@ -199,11 +199,11 @@ class TestResults:
     def test_idempotent_same_key_twice(self, db):
         db.store_results([result()])
         db.store_results([result()])
-        assert db.count_results('run-1') == 1
+        assert len(db.list_results('run-1')) == 1
 
     def test_idempotent_within_one_batch(self, db):
         db.store_results([result(status='running'), result(status='ok')])
-        assert db.count_results('run-1') == 1
+        assert len(db.list_results('run-1')) == 1
         assert db.list_results('run-1')[0]['status'] == 'ok'
 
     def test_same_attempt_replaces(self, db):
@@ -225,7 +225,7 @@ class TestResults:
         assert [(r['status'], r['attempt'], r['message']) for r in rows] == [
             ('ok', 2, 'new')
         ]
-        assert db.count_results('run-1') == 1
+        assert len(db.list_results('run-1')) == 1
 
     def test_older_attempt_not_reported_as_stored(self, db):
         newer = result(status='ok', attempt=2)
@@ -251,7 +251,7 @@ class TestResults:
                 result('alpha', phase='extra'),
             ]
         )
-        assert db.count_results('run-1') == 5
+        assert len(db.list_results('run-1')) == 5
         assert [
             (r['node'], r['plugin'], r['phase'])
             for r in db.list_results('run-1', node='n1', phase='install')
@@ -260,7 +260,7 @@ class TestResults:
             ('n1', 'beta', 'install'),
             ('n1', '', 'install'),
         ]
-        assert db.count_results('other') == 0
+        assert len(db.list_results('other')) == 0
 
     def test_delete_results(self, db):
         db.store_results(
@@ -279,7 +279,7 @@ class TestResults:
     def test_delete_results_other_mode_untouched(self, db):
         db.store_results([result()])
         db.delete_results('run-1', 'clean', ['install'], ['n1'])
-        assert db.count_results('run-1') == 1
+        assert len(db.list_results('run-1')) == 1
 
     def test_result_needs_existing_run(self, db):
         with pytest.raises(sa.exc.IntegrityError):

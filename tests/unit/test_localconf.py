@@ -317,11 +317,16 @@ class TestParse:
         )
 
 
-class TestLoad:
-    def test_load_reads_and_parses(self, tmp_path):
+def read_and_parse(path):
+    """A local.conf as a client reads it and the daemon parses it."""
+    return localconf.from_input(localconf.read_input(path), path)
+
+
+class TestReadInput:
+    def test_reads_and_parses(self, tmp_path):
         path = tmp_path / 'local.conf'
         path.write_text('[[local|localrc]]\nA=1\n[[extra|/f]]\n[s]\nk = v\n')
-        conf = localconf.load(str(path))
+        conf = read_and_parse(str(path))
         assert conf.path == str(path)
         assert conf.localrc == '\nA=1\n\n\n\n'
         assert conf.sections == [
@@ -331,7 +336,7 @@ class TestLoad:
     def test_missing_file(self, tmp_path):
         path = str(tmp_path / 'nope' / 'local.conf')
         with pytest.raises(exception.LocalConfError) as err:
-            localconf.load(path)
+            read_and_parse(path)
         assert str(err.value) == (
             f'{path}:0: cannot read: No such file or directory'
         )
@@ -340,14 +345,14 @@ class TestLoad:
         path = tmp_path / 'local.conf'
         path.write_bytes(b'[[local|localrc]]\nA=\xff\xfe\n')
         with pytest.raises(exception.LocalConfError) as err:
-            localconf.load(str(path))
+            read_and_parse(str(path))
         assert str(err.value) == f'{path}:0: not a UTF-8 text file'
 
     def test_parse_error_names_the_file(self, tmp_path):
         path = tmp_path / 'local.conf'
         path.write_text('[[extra|/f]]\n[s]\noops\n')
         with pytest.raises(exception.LocalConfError) as err:
-            localconf.load(str(path))
+            read_and_parse(str(path))
         assert str(err.value) == (
             f'{path}:3: expected "key = value" in [[extra|/f]], got \'oops\''
         )
@@ -358,7 +363,7 @@ class TestLoad:
             '[[local|localrc]]\nFROM_BLOCK=1\n[[post-config|/f]]\n[s]\nk = v\n'
         )
         (tmp_path / 'localrc').write_text('FROM_FILE=1\nOTHER=2\n')
-        conf = localconf.load(str(path))
+        conf = read_and_parse(str(path))
         assert conf.localrc == 'FROM_FILE=1\nOTHER=2\n'
         # The meta-sections still come from local.conf.
         assert conf.sections == [
@@ -371,14 +376,14 @@ class TestLoad:
         legacy = tmp_path / 'localrc'
         legacy.write_bytes(b'A=\xff\n')
         with pytest.raises(exception.LocalConfError) as err:
-            localconf.load(str(path))
+            read_and_parse(str(path))
         assert str(err.value) == f'{legacy}:0: not a UTF-8 text file'
 
     def test_localrc_directory_beside_is_not_a_localrc_file(self, tmp_path):
         path = tmp_path / 'local.conf'
         path.write_text('[[local|localrc]]\nFROM_BLOCK=1\n')
         (tmp_path / 'localrc').mkdir()
-        assert localconf.load(str(path)).localrc == '\nFROM_BLOCK=1\n'
+        assert read_and_parse(str(path)).localrc == '\nFROM_BLOCK=1\n'
 
 
 class TestRoundTrip:
