@@ -37,7 +37,16 @@ def prepare(argv, prog, setup_logging=True):
     py_logging.getLogger('oslo.messaging._drivers.impl_rabbit').setLevel(
         py_logging.WARNING
     )
+    py_logging.getLogger('amqp').addFilter(_closing_channel_noise)
     return conf
+
+
+def _closing_channel_noise(record):
+    """Drop py-amqp's warning at every clean stop ("Received method ...
+    during closing channel 1. This method will be ignored"): the broker's
+    answer to a close it asked for, nothing to act on.
+    """
+    return 'during closing channel' not in str(record.msg)
 
 
 def require_shared_key(conf):

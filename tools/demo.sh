@@ -31,3 +31,21 @@ echo "== pluginsctl plan examples/local.conf"
 "${ctl[@]}" plan examples/local.conf
 echo "== pluginsctl stack examples/local.conf"
 "${ctl[@]}" stack "${@}" examples/local.conf
+
+# Say what the run left behind and how to undo it: the example plugins start
+# a service (run_process), as DevStack's do.
+echo "== left running"
+left=0
+for pidfile in "$STATE/dest/data/pluginsd-services/"*.pid; do
+    [[ -s $pidfile ]] || continue
+    read -r pid < "$pidfile" || true
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+        echo "$(basename "$pidfile" .pid) (pid $pid, started by run_process)"
+        left=1
+    fi
+done
+(( left )) || echo "nothing"
+echo "== stop it with (the plugins' unstack phase):"
+printf 'PLUGINSD_EXAMPLES_GIT=%q' "$PLUGINSD_EXAMPLES_GIT"
+printf ' %q' "${ctl[@]}" unstack examples/local.conf
+echo

@@ -13,18 +13,10 @@ LOG = logging.getLogger(__name__)
 class LoggingExtension(base.Extension):
     name = 'logging'
     version = '1.0.0'
-    description = 'Logs every pluginsd event at INFO level.'
+    description = 'Logs every run event at INFO level.'
 
-    def on_node_register(self, node):
-        LOG.info(
-            'node %s registered (roles %s)', node.host, ','.join(node.roles)
-        )
-
-    def on_node_update(self, node):
-        LOG.info('node %s is back', node.host)
-
-    def on_node_lost(self, node):
-        LOG.info('node %s lost', node.host)
+    # Node events (registered, back, lost) are not logged here: the
+    # daemon logs each of them itself, once.
 
     def on_run_start(self, run):
         LOG.info('run %s: %s starts on %s', run.id, run.mode, run.stages)

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from tests import gitrepos
 
@@ -134,20 +135,30 @@ def test_demo_stacks_the_examples(tmp_path):
     text = app_conf.read_text()
     assert 'base_url = http://' in text and ':9111' in text
     assert 'workers = 4' in text  # [[post-config]] beat the plugin's 2
-    subprocess.run(
-        [
-            CTL,
-            '--all-in-one',
-            '--state-dir',
-            str(tmp_path),
-            '--dest',
-            str(tmp_path / 'dest'),
-            'unstack',
-            os.path.join(TOP, 'examples', 'local.conf'),
-        ],
+    # It says what it left running and the command that stops it.
+    left = table.split('== left running\n')[1].splitlines()
+    assert left[0].startswith('base-api (pid ')
+    pid = int(left[0].split('(pid ')[1].split(',')[0])
+    assert os.path.exists(f'/proc/{pid}')
+    assert left[1] == "== stop it with (the plugins' unstack phase):"
+    stop = subprocess.run(
+        ['bash', '-c', left[2]],
+        cwd=TOP,
         capture_output=True,
+        text=True,
         timeout=120,
-        env=dict(
-            os.environ, PLUGINSD_EXAMPLES_GIT=str(tmp_path / 'examples-git')
-        ),
     )
+    assert stop.returncode == 0, stop.stderr
+    assert 'run ' in stop.stderr and ' completed' in stop.stderr
+    deadline = time.monotonic() + 10
+    while os.path.exists(f'/proc/{pid}') and 'Z' not in _state(pid):
+        assert time.monotonic() < deadline, 'base-api still runs'
+        time.sleep(0.1)
+
+
+def _state(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rpartition(')')[2].split()[0]
+    except OSError:
+        return 'gone'

@@ -8,11 +8,13 @@ process start-up of each command is saved.
 import datetime
 import json
 import logging
+import re
 import subprocess
 
 import pytest
 
 from pluginsd.cmd import ctl
+from pluginsd.rpc import signing
 from tests import gitrepos
 from tests.functional import aio
 
@@ -156,6 +158,17 @@ def test_run_show_status_and_logs(pc, daemon):
     )
     assert code == 0, err
     assert 'hello from install' in out
+    # xtrace lines carry the wall-clock time, as DevStack's logs do.
+    [echo] = [
+        ln
+        for ln in out.splitlines()
+        if ln.endswith("echo 'hello from install'")
+    ]
+    stamp = re.match(
+        r'\++ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) plugin\.sh:1: ', echo
+    )
+    assert stamp, echo
+    datetime.datetime.strptime(stamp.group(1), '%Y-%m-%d %H:%M:%S.%f')
 
 
 def test_run_report_writes_html(pc, daemon, tmp_path):
@@ -322,3 +335,23 @@ def test_tables_fit_120_columns_in_a_pipe(pc, daemon, tmp_path):
         assert code == 0, err
         widths = [len(line) for line in out.splitlines()]
         assert widths and max(widths) <= 120, (argv, out)
+
+
+def test_a_node_registration_is_one_log_line(daemon, caplog):
+    signer = signing.signer_for(daemon.conf, 'node-7')
+    beat = signer.sign(
+        {
+            'host': 'node-7',
+            'roles': ['compute'],
+            'version': '0',
+            'activity': '',
+        }
+    )
+    with caplog.at_level(logging.INFO):
+        daemon.embedded.daemon.manager.heartbeat({}, beat)
+    lines = [
+        r.getMessage() for r in caplog.records if 'node-7' in r.getMessage()
+    ]
+    assert lines == ['Node node-7 registered (roles compute)']
+    daemon.embedded.daemon.db.delete_node('node-7')
+    daemon.embedded.daemon.nodes.forget('node-7')

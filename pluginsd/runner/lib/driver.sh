@@ -23,9 +23,10 @@ if [[ -z ${PLUGINSD_DEVSTACK_DIR:-} ]]; then
     source "$PLUGINSD_LIB/functions"
 fi
 
-# Cheap trace prefix: parameter expansions only, no subshell per line
-# (DevStack's $(date) prefix forks once per traced command).
-PS4='+ ${EPOCHREALTIME} ${BASH_SOURCE[0]##*/}:${LINENO}: '
+# Trace lines carry the wall-clock time, as DevStack's logs do, but
+# without a fork per traced command: \D{} is a prompt escape and the
+# milliseconds come from $EPOCHREALTIME.
+PS4='+ \D{%F %T}.${EPOCHREALTIME:(-6):3} ${BASH_SOURCE[0]##*/}:${LINENO}: '
 
 function __pluginsd_evt {
     local IFS=$'\t'
