@@ -6,6 +6,7 @@ and drives them with `pluginsctl` or the daemon RPC API.
 """
 
 import itertools
+import json
 import os
 import time
 
@@ -149,6 +150,24 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
             ('compute', 'computeonly', only),
         ]
     ]
+    # run show lists them: per role, each plugin's URL, ref and commit.
+    shown = c.ctl('run', 'show', view['id'], '--commits', '-f', 'json')
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert [(r['Role'], r['Plugin'], r['URL'], r['Ref']) for r in rows] == [
+        ('*', 'shared', shared, 'master'),
+        ('compute', 'shared', shared, 'master'),
+        ('compute', 'computeonly', only, 'master'),
+    ]
+    commits = {}
+    for r in rows:
+        commits.setdefault((r['URL'], r['Ref']), set()).add(r['Commit'])
+    assert commits == {
+        (shared, 'master'): {sha},
+        (only, 'master'): {gitrepos.git(only, 'rev-parse', 'HEAD')},
+    }
+    table = c.ctl('run', 'show', view['id'][:8], '--commits').stdout
+    assert '| computeonly ' in table and f' {sha[:12]} ' in table
     bundle = pins['*']['shared']['bundle'] + '.bundle'
     for host in ('ctl', 'cmp1', 'cmp2'):
         dest = os.path.join(c.base, host, 'dest', 'shared')

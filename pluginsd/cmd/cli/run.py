@@ -76,7 +76,9 @@ class RunList(common.DaemonCommand, lister.Lister):
 class RunShow(common.DaemonCommand, lister.Lister):
     """Show a run as a node x plugin x phase table (and whom it waits on).
 
-    In machine formats (-f json, yaml, ...), one record per result.
+    In machine formats (-f json, yaml, ...), one record per result. With
+    --commits, what ran where: per role, each plugin's URL, ref and the
+    commit the run pinned.
     """
 
     reads_only = True
@@ -84,10 +86,18 @@ class RunShow(common.DaemonCommand, lister.Lister):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         add_run_argument(parser)
+        parser.add_argument(
+            '--commits',
+            action='store_true',
+            help="list per role each plugin's URL, ref and pinned commit "
+            'instead of the results',
+        )
         return parser
 
     def take_action(self, args):
         view = self.call('get_run', args.run)
+        if args.commits:
+            return commit_rows(view, full=common.machine(args))
         print(
             f'run {view["id"]}: {view["mode"]} {view["state"]}',
             file=self.app.stderr,
@@ -103,6 +113,22 @@ class RunShow(common.DaemonCommand, lister.Lister):
         if common.machine(args):
             return common.result_rows(view)
         return common.matrix(view)
+
+
+def commit_rows(view, full):
+    """Role, plugin, URL, ref and commit of every plugin the run pinned."""
+    rows = [
+        [
+            view['id'],
+            c['role'],
+            c['plugin'],
+            c['url'],
+            c['ref'],
+            c['commit'] if full else c['commit'][:12],
+        ]
+        for c in view.get('commits', [])
+    ]
+    return ['Run', 'Role', 'Plugin', 'URL', 'Ref', 'Commit'], rows
 
 
 class RunStatus(common.DaemonCommand, common.ShowOne):
