@@ -8,13 +8,6 @@ from pluginsd.db import api
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(api.time, 'time', lambda: now[0])
-    return now
-
-
-@pytest.fixture
 def db(tmp_path):
     database = api.Database(
         'sqlite:///' + str(tmp_path / 'state' / 'db.sqlite')

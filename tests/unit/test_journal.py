@@ -2,7 +2,6 @@
 
 import pytest
 
-from pluginsd.agent import journal as journal_mod
 from pluginsd.agent.journal import Journal
 
 
@@ -24,13 +23,6 @@ def result(
         'attempt': attempt,
         'status': status,
     }
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(journal_mod.time, 'time', lambda: now[0])
-    return now
 
 
 @pytest.fixture

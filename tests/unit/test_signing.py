@@ -15,14 +15,6 @@ PAYLOAD = {
 }
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    """A controllable time.time() for the signing module."""
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(signing.time, 'time', lambda: now[0])
-    return now
-
-
 def _reason(err):
     return err.value.kwargs['reason']
 
