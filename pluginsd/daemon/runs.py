@@ -482,6 +482,7 @@ class RunManager:
             devstack_dir=devstack.configured(self.conf),
             mode=mode,
             dry_run=dry_run,
+            git_timeout=self.conf.daemon.phase_timeout,
         )
 
     def _plan(self, run):

@@ -12,8 +12,10 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 
 from pluginsd import exception
+from pluginsd import process
 from pluginsd.plugins import fetch
 from pluginsd.plugins import order
 from pluginsd.runner import devstack
@@ -162,6 +164,7 @@ def make_plan(
     devstack_dir='',
     mode='stack',
     dry_run=False,
+    git_timeout=None,
 ):
     """Fetch and order the plugins that ``localconf`` enables.
 
@@ -173,8 +176,60 @@ def make_plan(
     With ``devstack_dir`` settings are read with DevStack's own library, as
     the nodes read them. ``dry_run``: nothing a later run uses changes
     (``pluginsctl plan``); what would be cloned or updated is cloned into
-    ``workdir`` instead.
+    ``workdir`` instead. ``git_timeout``: seconds the git commands of the
+    plan (fetches, bundles) may take in all, killed after that.
     """
+    deadline = time.monotonic() + git_timeout if git_timeout else None
+    try:
+        with process.Scope(deadline):
+            return _make_plan(
+                localconf,
+                workdir,
+                bash,
+                checkout_root,
+                default_dest,
+                fetch_plugins,
+                pins,
+                bundles,
+                devstack_dir,
+                mode,
+                dry_run,
+            )
+    except _TooLong as e:
+        plugin, stopped = e.args
+        raise exception.FetchError(
+            plugin=plugin.name,
+            url=plugin.url,
+            ref=plugin.ref,
+            reason=f'"{stopped.command}" was still running after '
+            f'{git_timeout} s ([daemon] phase_timeout) and was killed',
+        ) from None
+
+
+class _TooLong(Exception):
+    """(plugin, process.Stopped): a git command of the plan hung."""
+
+
+def _bounded(plugin, func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except process.Stopped as e:
+        raise _TooLong(plugin, e) from None
+
+
+def _make_plan(
+    localconf,
+    workdir,
+    bash,
+    checkout_root,
+    default_dest,
+    fetch_plugins,
+    pins,
+    bundles,
+    devstack_dir,
+    mode,
+    dry_run,
+):
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'session.log'), 'w') as out:
         # Settings are sourced once more on every node; plugins that must
@@ -203,7 +258,7 @@ def make_plan(
     if bundles is not None:
         for plugin in plan.plugins:
             if plugin.sha:
-                entry = bundles.build(plugin, plugin.path)
+                entry = _bounded(plugin, bundles.build, plugin, plugin.path)
                 plugin.bundle, plugin.bundle_size, plugin.bundle_ref = (
                     entry['digest'],
                     entry['size'],
@@ -258,14 +313,18 @@ class _Planner:
             if pinned:
                 plugin.sha, plugin.path = pinned
             elif fetch_plugins and scratch:
-                plugin.sha, plugin.path = fetch.fetch(
+                plugin.sha, plugin.path = _bounded(
+                    plugin,
+                    fetch.fetch,
                     plugin,
                     plugin.path,
                     options,
                     dry_run_dir=os.path.join(scratch, name),
                 )
             elif fetch_plugins:
-                plugin.sha = fetch.fetch(plugin, plugin.path, options)
+                plugin.sha = _bounded(
+                    plugin, fetch.fetch, plugin, plugin.path, options
+                )
             else:
                 # unstack and clean never fetch (contract 5.6): what is
                 # there is used, a missing plugin is skipped.

@@ -9,6 +9,8 @@ from stevedore import driver
 from stevedore import extension
 
 from pluginsd import exception
+from pluginsd import localconf
+from pluginsd.plugins import plan as plan_mod
 from pluginsd.runner import packages
 from tests import gitrepos
 from tests.functional import aio
@@ -123,3 +125,33 @@ def test_hung_package_install_timed_out_cancelled_then_next_run(tmp_path):
         assert view['state'] == 'completed', view['error']
     finally:
         harness.close()
+
+
+def test_a_hung_git_fetch_at_plan_time_is_killed(tmp_path, monkeypatch):
+    """The daemon's git calls are bounded too: an ssh transport that
+    never answers is killed, naming the plugin."""
+    pidfile = tmp_path / 'ssh.pid'
+    fake_ssh = tmp_path / 'ssh'
+    fake_ssh.write_text(f'#!/bin/bash\necho $$ > {pidfile}\nexec sleep 600\n')
+    fake_ssh.chmod(0o755)
+    monkeypatch.setenv('GIT_SSH_COMMAND', str(fake_ssh))
+    conf = localconf.parse(
+        '[[local|localrc]]\n'
+        'enable_plugin stuck ssh://git.example.invalid/stuck\n',
+        'local.conf',
+    )
+    with pytest.raises(exception.FetchError) as err:
+        plan_mod.make_plan(
+            conf,
+            str(tmp_path / 'plan'),
+            checkout_root=str(tmp_path / 'cache'),
+            git_timeout=2,
+        )
+    assert str(err.value).startswith(
+        'plugin stuck (ssh://git.example.invalid/stuck master): "git clone '
+    )
+    assert 'was still running after 2 s ([daemon] phase_timeout)' in str(
+        err.value
+    )
+    assert dead(wait_for(str(pidfile)))
+    assert os.listdir(tmp_path / 'cache') == []
