@@ -128,8 +128,10 @@ def test_hung_package_install_timed_out_cancelled_then_next_run(tmp_path):
 
 
 def test_a_hung_git_fetch_at_plan_time_is_killed(tmp_path, monkeypatch):
-    """The daemon's git calls are bounded too: an ssh transport that
-    never answers is killed, naming the plugin."""
+    """The daemon's git calls are bounded too.
+
+    An ssh transport that never answers is killed, naming the plugin.
+    """
     pidfile = tmp_path / 'ssh.pid'
     fake_ssh = tmp_path / 'ssh'
     fake_ssh.write_text(f'#!/bin/bash\necho $$ > {pidfile}\nexec sleep 600\n')
