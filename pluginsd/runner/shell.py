@@ -11,6 +11,7 @@ import select
 import shlex
 import signal
 import subprocess
+import sys
 import time
 
 from pluginsd import git
@@ -47,6 +48,8 @@ class BashSession:
             # Plugins' own git calls may not use ext:: or fd:: either.
             GIT_ALLOW_PROTOCOL=':'.join(git.ALLOWED_PROTOCOLS),
             PLUGINSD_LIB=LIB_DIR,
+            # The library's install_bindep runs bindep with our Python.
+            PLUGINSD_PYTHON=sys.executable,
             PLUGINSD_CMD_FD=str(cmd_r),
             PLUGINSD_EVT_FD=str(evt_w),
         )

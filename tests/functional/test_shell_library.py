@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -186,7 +187,7 @@ def test_stackrc_defaults_and_environment_rules(tmp_path):
     rows = out.splitlines()
     assert (
         rows[0]
-        == f"{d}|{d}/data|{d}/files||http|https://opendev.org|RegionOne"
+        == f"{d}|{d}/data|{d}/files|{LIB}|http|https://opendev.org|RegionOne"
     )
     assert rows[1] == "True|60|False|False|master"
     assert rows[2] == "False|False|False|False|False|0|0"
@@ -212,14 +213,13 @@ def test_stackrc_lets_environment_win_where_devstack_does(tmp_path):
                 "SYSLOG": "maybe",  # not a boolean spelling -> the default
                 "HOST_IP": "10.1.2.3",
                 "ENABLED_SERVICES": "",  # set but empty is kept
-                "PLUGINSD_TOP_DIR": "/devstack",
+                "TOP_DIR": "/devstack",  # the library's own directory wins
             },
         )
     )
     assert (
-        out.strip()
-        == "/custom/data|True|True|False|10.1.2.3|10.1.2.3|[]|/devstack|"
-        "/devstack/files"
+        out.strip() == "/custom/data|True|True|False|10.1.2.3|10.1.2.3|[]|"
+        f"{LIB}|{tmp_path}/dest/files"
     )
 
 
@@ -1492,3 +1492,99 @@ def test_system_services_noop_and_missing_manager(tmp_path):
     if result is not None:
         assert ok(result).strip() == "continued"
         assert "cannot start foo" in result.stderr
+
+
+# --- DevStack's service hooks and the neutron/nova helpers -------------------
+
+
+def test_service_hooks_as_devstack_defines_them(tmp_path):
+    out = ok(
+        bash(
+            """
+        check() {
+            local s r=""
+            for s in placement keystone neutron nova glance cinder swift; do
+                if is_service_enabled $s; then r+=" $s"; fi
+            done
+            echo "[$r ]"
+        }
+        ENABLED_SERVICES=placement-api,key,neutron-api,n-cpu,g-api
+        ENABLED_SERVICES+=,c-vol,s-proxy
+        check
+        ENABLED_SERVICES=placement-client,key-other,q-svc
+        check
+        disable_service neutron
+        if is_neutron_enabled; then echo on; else echo off; fi
+        check
+        """,
+            tmp_path,
+        )
+    )
+    assert out.splitlines() == [
+        "[ placement keystone neutron nova glance cinder swift ]",
+        "[ neutron ]",  # placement-client is not the API, key-other not key
+        "off",  # disabling neutron turns its hook off...
+        "[ neutron ]",  # ...but q-* still counts, as in DevStack
+    ]
+
+
+def test_populate_ml2_config_and_stand_ins(tmp_path):
+    conf = tmp_path / "ml2.ini"
+    result = bash(
+        f"""
+        opt="network_vlan_ranges=phys:1:9 x"
+        populate_ml2_config {conf} ml2_type_vlan "$opt"
+        populate_ml2_config {conf} ml2 ""
+        start_neutron_service_and_check
+        start_nova_compute
+        install_libvirt
+        init_ovn; start_ovn
+        source "$TOP_DIR/lib/neutron_plugins/ovs_source"
+        stop_new_ovs
+        echo END
+        """,
+        tmp_path,
+    )
+    assert ok(result).splitlines() == ["END"]
+    assert "network_vlan_ranges = phys:1:9\n" in conf.read_text()
+    said = result.stderr.splitlines()
+    assert said[0] == (
+        "pluginsd: start_neutron_service_and_check is a stand-in and did "
+        "nothing: to start neutron-server and wait for its API it needs "
+        "DevStack's lib/neutron ([runner] devstack_dir)"
+    )
+    names = [line.split()[1] for line in said]
+    assert names == [
+        "start_neutron_service_and_check",
+        "start_nova_compute",
+        "install_libvirt",
+        "init_ovn",
+        "start_ovn",
+        "stop_new_ovs",
+    ]
+
+
+def test_install_bindep_installs_what_bindep_says_is_missing(tmp_path):
+    bindep_file = tmp_path / "bindep.txt"
+    bindep_file.write_text(
+        "bash\npluginsd-missing-pkg [platform:dpkg platform:rpm]\n"
+        "pluginsd-test-only [test]\n"
+    )
+    result = bash(
+        f"""
+        install_bindep {bindep_file}
+        install_bindep {bindep_file} test
+        install_bindep {tmp_path}/none.txt
+        """,
+        tmp_path,
+        env={
+            "PLUGINSD_PACKAGE_INSTALLER": "noop",
+            "PLUGINSD_PYTHON": sys.executable,
+        },
+    )
+    out = ok(result).splitlines()
+    assert out == [
+        "pluginsd: would install: pluginsd-missing-pkg",
+        "pluginsd: would install: pluginsd-missing-pkg pluginsd-test-only",
+    ]
+    assert f"Can not find bindep file: {tmp_path}/none.txt" in result.stderr

@@ -46,7 +46,7 @@ function __pluginsd_localrc_end {
     # unless localrc set them itself.
     if [[ $DEST != "${__pluginsd_before_localrc[0]}" ]]; then
         [[ $DATA_DIR == "${__pluginsd_before_localrc[1]}" ]] && DATA_DIR=$DEST/data
-        [[ $FILES == "${__pluginsd_before_localrc[2]}" && -z ${TOP_DIR:-} ]] && FILES=$DEST/files
+        [[ $FILES == "${__pluginsd_before_localrc[2]}" ]] && FILES=$DEST/files
     fi
     unset __pluginsd_before_localrc
     disable_negated_services
