@@ -1240,12 +1240,18 @@ def test_safe_chmod_and_chown(tmp_path):
 
 def test_stop_process_kills_what_ignores_term(tmp_path):
     svc_dir = tmp_path / "services"
-    env = {"PLUGINSD_SERVICE_DIR": str(svc_dir), "PLUGINSD_STOP_TIMEOUT": "1"}
+    terms = tmp_path / "terms"
+    env = {
+        "PLUGINSD_SERVICE_DIR": str(svc_dir),
+        "PLUGINSD_STOP_TIMEOUT": "1",
+        "TERMS": str(terms),
+    }
     out = ok(
         bash(
             """
         enable_service stubborn
-        run_process stubborn "trap '' TERM; sleep 1000"
+        run_process stubborn "trap 'echo got-term >> $TERMS' TERM
+            while :; do sleep 0.1; done"
         cat "$PLUGINSD_SERVICE_DIR/stubborn.pid"
         """,
             tmp_path,
@@ -1255,10 +1261,10 @@ def test_stop_process_kills_what_ignores_term(tmp_path):
     pid = int(out.splitlines()[-1])
     try:
         assert group_members(pid)
-        started = time.time()
         ok(bash("stop_process stubborn", tmp_path, env=env))
         assert group_members(pid) == []
-        assert time.time() - started >= 0.9  # TERM was tried first
+        # TERM was tried first: the service saw it (and ignored it).
+        assert "got-term" in terms.read_text()
     finally:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -1319,13 +1325,12 @@ def test_stack_install_service(tmp_path):
 def test_wait_for_service_times_out(tmp_path):
     if not shutil.which("curl"):
         pytest.skip("curl missing")
-    started = time.time()
     result = bash(
         "if ! wait_for_service 2 http://127.0.0.1:9/; then echo timed-out; fi",
         tmp_path,
     )
     assert ok(result).strip() == "timed-out"
-    assert 1.5 <= time.time() - started < 20
+    assert "http://127.0.0.1:9/ did not answer within 2s" in result.stderr
 
 
 # --- python and helpers ------------------------------------------------------
