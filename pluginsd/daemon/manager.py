@@ -286,6 +286,8 @@ class DaemonManager:
                 for role, plan in sorted(run['plans'].items())
                 for p in plan['plugins']
             ]
+        if results_since is None:
+            view['attempts'] = run.get('attempts') or []
         view['results'] = self.db.list_results(run['id'], since=results_since)
         view['last_result_id'] = max(
             [r['id'] for r in view['results']], default=results_since or 0

@@ -222,9 +222,24 @@ class RunManager:
                 for h in stage
                 if summaries.get((h, phase), (None,))[0] != results.OK
             ]
-        self.db.delete_results(
-            run_id, run['mode'], list(phases[run['phase_index'] :]), hosts
-        )
+        again = list(phases[run['phase_index'] :])
+        # What the attempt did is kept for `run show` and the report: the
+        # retry replaces these results.
+        replaced = [
+            r
+            for r in self.db.list_results(run_id, mode=run['mode'])
+            if r['phase'] in again and r['node'] in hosts
+        ]
+        earlier = list(run.get('attempts') or []) + [
+            {
+                'attempt': run['attempt'],
+                'state': run['state'],
+                'error': run['error'],
+                'ended_at': run['updated_at'],
+                'results': replaced,
+            }
+        ]
+        self.db.delete_results(run_id, run['mode'], again, hosts)
         with self._cond:
             self._cancelled.discard(run_id)
             self._summaries.pop(run_id, None)
@@ -234,6 +249,7 @@ class RunManager:
             attempt=run['attempt'] + 1,
             pending_hosts=hosts if failed_nodes_only else None,
             error='',
+            attempts=earlier,
         )
         LOG.info(
             'Run %s: retry from %s on %s', run_id, phase, ', '.join(hosts)

@@ -26,6 +26,8 @@ class Run(Base):
     # hosts that must run the current phase (a retry of failed nodes only)
     pending_hosts = sa.Column(sa.JSON, nullable=True)
     error = sa.Column(sa.Text, nullable=False, default='')
+    # earlier attempts: state, error and the results a retry replaced
+    attempts = sa.Column(sa.JSON, nullable=True)
 
 
 class Result(Base):

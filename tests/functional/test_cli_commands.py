@@ -355,3 +355,43 @@ def test_a_node_registration_is_one_log_line(daemon, caplog):
     assert lines == ['Node node-7 registered (roles compute)']
     daemon.embedded.daemon.db.delete_node('node-7')
     daemon.embedded.daemon.nodes.forget('node-7')
+
+
+def test_retry_keeps_attempt_1_and_shows_only_the_new_attempt(
+    pc, daemon, tmp_path
+):
+    once = tmp_path / 'failed-once'
+    flaky = gitrepos.make_repo(
+        str(tmp_path / 'flaky'),
+        {
+            'devstack/plugin.sh': 'if [[ $2 == install && ! -e '
+            f'{once} ]]; then\n  touch {once}; echo "first try" >&2; '
+            'exit 4\nfi\necho "ran $2"\n'
+        },
+    )
+    view = daemon.run(
+        'stack', f'[[local|localrc]]\nenable_plugin flaky {flaky}\n'
+    )
+    assert view['state'] == 'failed'
+    code, out, err = pc('run', 'retry', view['id'])
+    assert code == 0, err
+    # Progress: the new attempt only (install onwards), then the table.
+    assert 'pre-install  flaky' not in err
+    assert re.search(r'install\s+flaky\s+ok', err), err
+    [row] = [ln for ln in out.splitlines() if '| flaky ' in ln]
+    assert row.count('| ok ') == 5, out  # the whole run, both attempts
+    after = daemon.api.get_run({}, view['id'])
+    assert after['attempt'] == 2 and after['state'] == 'completed'
+    [first] = after['attempts']
+    assert first['attempt'] == 1 and first['state'] == 'failed'
+    assert 'exit status 4' in first['error']
+    [failed] = [r for r in first['results'] if r['plugin'] == 'flaky']
+    assert (failed['phase'], failed['status'], failed['exit_code']) == (
+        'install',
+        'failed',
+        4,
+    )
+    page = tmp_path / 'r.html'
+    code, _, err = pc('run', 'report', view['id'], '-o', str(page))
+    text = page.read_text()
+    assert 'Attempt 1: failed' in text and 'first try' in text

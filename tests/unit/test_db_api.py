@@ -49,6 +49,7 @@ RUN_DEFAULTS = {
     'attempt': 1,
     'pending_hosts': None,
     'error': '',
+    'attempts': None,
 }
 
 
@@ -60,7 +61,7 @@ class TestSchema:
         with db.engine.connect() as c:
             assert c.execute(
                 sa.text('SELECT version_num FROM alembic_version')
-            ).scalars().all() == ['0003']
+            ).scalars().all() == ['0004']
 
 
 class TestRuns:

@@ -226,16 +226,34 @@ def test_tooltip_names_plugin_phase_node_status_code_and_duration():
     ]
 
 
-def test_phase_boundaries_are_marked():
+def test_phase_boundaries_are_marked_and_labelled_per_group():
     page = report.render(view(two_node_results()))
-    phases = re.findall(
-        r'<div class="phase[^"]*" style="left:([\d.]+)%;'
-        r'width:([\d.]+)%"><span[^>]*>([^<]*)</span>',
+    groups = re.findall(
+        r'<details class="group" open data-role="(\w+)">(.*?)</details>\n'
+        r'(?=<details class="group"|</div>)',
         page,
+        re.S,
     )
-    assert [p[2] for p in phases] == ['pre-install', 'install']
-    assert float(phases[0][0]) == 0.0
-    assert abs(float(phases[1][0]) - 100 * 4 / 12) < 0.01
+    assert [g[0] for g in groups] == ['controller', 'compute']
+    ran = {
+        'controller': ['pre-install', 'install'],
+        'compute': ['pre-install'],
+    }
+    for role, body in groups:
+        bands = re.findall(
+            r'<div class="phase[^"]*" style="left:([\d.]+)%;width:([\d.]+)%"',
+            body,
+        )
+        labels = re.findall(
+            r'<span class="plabel[^"]*" data-left="([\d.]+)"[^>]*>([^<]*)<',
+            body,
+        )
+        # One label per band, at its start.
+        assert [float(b[0]) for b in bands] == [float(a) for a, _ in labels]
+        assert [t for _, t in labels] == ran[role]
+    controller = re.findall(r'data-left="([\d.]+)"', groups[0][1])
+    assert float(controller[0]) == 0.0
+    assert abs(float(controller[1]) - 100 * 4 / 12) < 0.01
 
 
 def test_header_names_run_mode_state_duration_and_local_conf():
