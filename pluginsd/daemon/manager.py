@@ -137,7 +137,10 @@ class DaemonManager:
         r = self._verified(request, 'start_run')
         return self._run_view(
             self.runs.start_run(
-                r['mode'], r['local_confs'], r['local_conf_path']
+                r['mode'],
+                r['local_confs'],
+                r['local_conf_path'],
+                nodes=r.get('nodes'),
             )
         )
 

@@ -62,7 +62,8 @@ class DaemonAPI:
         # a signature for another with the same arguments.
         return self.signer.sign(dict(request, op=op))
 
-    def start_run(self, ctxt, mode, local_confs, local_conf_path):
+    def start_run(self, ctxt, mode, local_confs, local_conf_path, nodes=None):
+        extra = {'nodes': list(nodes)} if nodes else {}  # 1.0 daemons: none
         return self.client.call(
             ctxt,
             'start_run',
@@ -71,6 +72,7 @@ class DaemonAPI:
                 mode=mode,
                 local_confs=local_confs,
                 local_conf_path=local_conf_path,
+                **extra,
             ),
         )
 

@@ -127,7 +127,8 @@ class RunManager:
 
     # -- entry points --------------------------------------------------------
 
-    def start_run(self, mode, local_confs, path):
+    def start_run(self, mode, local_confs, path, nodes=None):
+        """Start a run; ``nodes``: only these hosts (each must be up)."""
         if mode not in results.MODE_PHASES:
             raise exception.PluginsdException(
                 f'unknown mode {mode!r}: expected stack, unstack or clean'
@@ -140,8 +141,17 @@ class RunManager:
             for role, text in local_confs.items()
         }
         alive = self.nodes.alive()
+        chosen = alive
+        if nodes:
+            down = sorted(set(nodes) - set(alive))
+            if down:
+                raise exception.PluginsdException(
+                    f'node(s) {", ".join(down)} not up: pluginsctl node '
+                    'list shows the nodes and their state'
+                )
+            chosen = {h: alive[h] for h in nodes}
         busy.refuse_if_busy(
-            busy.targets_for(alive, parsed),
+            busy.targets_for(chosen, parsed),
             self.db.list_runs(states=ACTIVE),
             alive,
         )
@@ -153,7 +163,9 @@ class RunManager:
             local_confs=parsed,
             plans={},
             stages=[],
-            node_roles={},
+            # The hosts asked for (their roles are set at planning); empty:
+            # every node up then.
+            node_roles={h: None for h in nodes or ()},
             stage_index=0,
             phase_index=0,
             attempt=1,
@@ -504,6 +516,14 @@ class RunManager:
     def _plan(self, run):
         run_id = run['id']
         node_roles = self._wait_for_nodes(run_id)
+        chosen = set(run['node_roles'])  # --node: only these
+        if chosen:
+            down = sorted(chosen - set(node_roles))
+            if down:
+                raise exception.PluginsdException(
+                    f'node(s) {", ".join(down)} not up at planning'
+                )
+            node_roles = {h: node_roles[h] for h in chosen}
         targets = busy.targets_for(node_roles, run['local_confs'])
         # Two runs started at once both passed start_run's check: the
         # older one keeps the nodes.

@@ -395,3 +395,32 @@ def test_retry_keeps_attempt_1_and_shows_only_the_new_attempt(
     code, _, err = pc('run', 'report', view['id'], '-o', str(page))
     text = page.read_text()
     assert 'Attempt 1: failed' in text and 'first try' in text
+
+
+def test_lost_nodes_are_named_and_require_all_nodes_refuses(pc, daemon):
+    db = daemon.embedded.daemon.db
+    db.upsert_node('ghost', ['compute'], '0', 'idle')  # never heard since
+    try:
+        code, _, err = pc('stack', str(daemon.good_conf))
+        assert code == 0, err
+        assert (
+            'node ghost is lost (no heartbeat since the daemon started): '
+            'this run leaves it out'
+        ) in err
+        runs_before = len(daemon.api.list_runs({}))
+        code, _, err = pc(
+            'stack', str(daemon.good_conf), '--require-all-nodes'
+        )
+        assert code == 1
+        assert err.strip().splitlines()[-1] == (
+            'node(s) not up: ghost (--require-all-nodes); nothing started'
+        )
+        code, _, err = pc('stack', str(daemon.good_conf), '--node', 'ghost')
+        assert code == 1 and 'node(s) not up: ghost (--node)' in err
+        code, _, err = pc('stack', str(daemon.good_conf), '--node', 'nope')
+        assert code == 1 and '--node: no node nope' in err
+        assert len(daemon.api.list_runs({})) == runs_before  # none started
+        code, _, err = pc('stack', str(daemon.good_conf), '--node', HOST)
+        assert code == 0 and 'leaves it out' not in err
+    finally:
+        db.delete_node('ghost')

@@ -167,6 +167,14 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
         (only, 'master'): {gitrepos.git(only, 'rev-parse', 'HEAD')},
     }
     table = c.ctl('run', 'show', view['id'][:8], '--commits').stdout
+    # --node chooses the targets: cmp2 alone, with the compute local.conf.
+    only_cmp2 = c.ctl(
+        'stack', default, '--role', f'compute={compute}', '--node', 'cmp2'
+    )
+    assert only_cmp2.returncode == 0, only_cmp2.stderr
+    picked = c.api.get_run({}, run_id_of(only_cmp2))
+    assert picked['stages'] == [['cmp2']]
+    assert picked['node_roles'] == {'cmp2': 'compute'}
     assert '| computeonly ' in table and f' {sha[:12]} ' in table
     bundle = pins['*']['shared']['bundle'] + '.bundle'
     for host in ('ctl', 'cmp1', 'cmp2'):

@@ -5,6 +5,7 @@ import os
 
 from cliff import lister
 
+from pluginsd import exception
 from pluginsd import results
 from pluginsd.cmd.cli import common
 from pluginsd.cmd.cli import progress
@@ -30,8 +31,50 @@ class RunMode(progress.FollowingLister):
             metavar='ROLE=LOCAL_CONF',
             help='a different local.conf for nodes of ROLE (may be repeated)',
         )
+        parser.add_argument(
+            '--node',
+            dest='nodes',
+            action='extend',
+            nargs='+',
+            default=[],
+            metavar='HOST',
+            help='run on these nodes only (each must be up; may be repeated)',
+        )
+        parser.add_argument(
+            '--require-all-nodes',
+            action='store_true',
+            help='refuse to start if a known node is not up',
+        )
         self.add_no_wait(parser)
         return parser
+
+    def check_nodes(self, args):
+        """Name on stderr the nodes a run leaves out, or refuse to start."""
+        known = {n['host']: n for n in self.call('list_nodes')}
+        unknown = sorted(set(args.nodes) - set(known))
+        if unknown:
+            raise exception.PluginsdException(
+                f'--node: no node {", ".join(unknown)} (pluginsctl node list)'
+            )
+        wanted = args.nodes or list(known)
+        down = [h for h in sorted(wanted) if known[h]['state'] != 'up']
+        if down and (args.require_all_nodes or args.nodes):
+            why = '--require-all-nodes' if not args.nodes else '--node'
+            raise exception.PluginsdException(
+                f'node(s) not up: {", ".join(down)} ({why}); nothing started'
+            )
+        for host in down:
+            silent = known[host].get('silent_for')
+            since = (
+                f'no heartbeat for {silent:.0f} s'
+                if silent is not None
+                else 'no heartbeat since the daemon started'
+            )
+            print(
+                f'node {host} is {known[host]["state"]} ({since}): this run '
+                'leaves it out',
+                file=self.app.stderr,
+            )
 
     def take_action(self, args):
         confs = {'*': common.read_local_conf(self, args.local_conf)}
@@ -42,8 +85,13 @@ class RunMode(progress.FollowingLister):
                     f'--role {item!r}: expected ROLE=LOCAL_CONF'
                 )
             confs[role] = common.read_local_conf(self, path)
+        self.check_nodes(args)
         run = self.call(
-            'start_run', self.mode, confs, os.path.abspath(args.local_conf)
+            'start_run',
+            self.mode,
+            confs,
+            os.path.abspath(args.local_conf),
+            nodes=args.nodes or None,
         )
         if self.app.options.verbose_level:
             print(
