@@ -215,14 +215,17 @@ def test_broken_extensions_are_listed_and_the_run_succeeds(tmp_path):
     assert rows['broken']['State'] == 'failed'
     assert "No module named 'no_such_module_here'" in rows['broken']['Reason']
     assert rows['raising']['State'] == 'loaded'
-    proc = ctl(state, '-v', 'stack', str(two_plugins(tmp_path)), env=env)
+    local_conf = str(two_plugins(tmp_path))
+    proc = ctl(state, '-v', 'stack', local_conf, env=env)
     assert proc.returncode == 0, proc.stderr
     assert 'Extension raising failed in on_run_start' in proc.stderr
     assert 'raising on purpose' in proc.stderr
 
     strict = tmp_path / 'strict.conf'
     strict.write_text('[extensions]\nfail_on_error = True\n')
-    proc = ctl(state, 'run', 'list', env=env, config=strict)
+    # A command that starts the all-in-one daemon (a read-only one reads the
+    # state dir and loads no extension).
+    proc = ctl(state, 'stack', local_conf, env=env, config=strict)
     assert proc.returncode == 1
     # The load failure is logged with its traceback; the verdict is one line.
     assert 'Traceback' in proc.stderr and 'broken_mod:Thing' in proc.stderr

@@ -163,6 +163,8 @@ class RunLogs(common.DaemonCommand, command.Command):
     """Print the full log of one plugin phase on one node."""
 
     reads_only = True
+    # The daemon gives the node 10 s to answer: it must be able to say so.
+    answer_timeout = 20
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
