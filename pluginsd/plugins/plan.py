@@ -267,6 +267,29 @@ def _make_plan(
     return plan
 
 
+def read_settings(plugins, workdir, bash='/bin/bash'):
+    """Source the settings of ``plugins`` (checked out at ``.path``), in
+    order, as planning does but without errexit; return (requirements,
+    aliases) and fill in each plugin's ``define_name`` and ``services``.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'session.log'), 'w') as out:
+        session = shell.BashSession(
+            bash, env={'PLUGINSD_PLANNING': 'True'}, output=out, cwd=workdir
+        )
+    planner = _Planner(
+        session, None, workdir, bash, '', '/opt/stack', 'unstack'
+    )
+    try:
+        session.run(
+            shell.command('__pluginsd_set_order', *[p.name for p in plugins])
+        )
+        planner._check_syntax(plugins)
+        return planner._read_settings(plugins)
+    finally:
+        session.close()
+
+
 class _Planner:
     def __init__(
         self, session, localconf, workdir, bash, devstack_dir, dest, mode
