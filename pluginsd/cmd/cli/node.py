@@ -92,6 +92,13 @@ class NodeAccept(common.DaemonCommand, command.Command):
 
     def take_action(self, args):
         # Enrollment (node keys) is the daemon's accept_node method.
+        from pluginsd.daemon import rpcapi
+
+        if not hasattr(rpcapi.DaemonAPI, 'accept_node'):
+            raise exception.PluginsdException(
+                'node accept: this pluginsd has no node enrollment (node '
+                'keys) yet; every node with the shared key is accepted'
+            )
         for host in args.hosts:
             self.call('accept_node', host)
             print(f'node {host}: accepted', file=self.app.stderr)
