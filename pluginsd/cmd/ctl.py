@@ -158,7 +158,7 @@ class PluginsCtl(app.App):
             from pluginsd import rpc
             from pluginsd.daemon import rpcapi
 
-            conf = self._conf = self.conf()
+            conf = self._conf = self._conf or self.conf()
             if self.options.all_in_one:
                 from pluginsd import allinone
 
@@ -185,6 +185,14 @@ class PluginsCtl(app.App):
                 retry=client.CALL_RETRIES,
             )
         return self._client
+
+    def require_key(self):
+        """Say a missing signing key before asking the daemon anything."""
+        if self._client_factory or self.options.all_in_one:
+            return  # the test's client, or keys of the moment
+        self._conf = self._conf or self.conf()
+        if not self._conf.security.shared_key:
+            client.MissingKey(self.config_source()).sign(None)
 
     def config_source(self):
         files = self._conf.config_file if self._conf else []
