@@ -11,6 +11,7 @@ import sys
 import threading
 
 from pluginsd import conf as pluginsd_conf
+from pluginsd import keys
 from pluginsd import rpc
 from pluginsd.agent import service as agent_service
 
@@ -29,6 +30,14 @@ def main():
     for i in range(count):
         host = f'{prefix}{i:02d}'
         state = os.path.join(base, host)
+        # Each node its own key, accepted in advance (automation).
+        key = keys.KeyPair.load_or_create(
+            os.path.join(state, 'keys', 'agent.key')
+        )
+        keys.private_write(
+            os.path.join(conf.security.accepted_keys_dir, f'{host}.pub'),
+            key.public,
+        )
         agents.append(
             agent_service.AgentService(
                 conf,
@@ -37,6 +46,7 @@ def main():
                 roles=['compute'],
                 dest=os.path.join(state, 'dest'),
                 state_dir=state,
+                keypair=key,
             )
         )
     for agent in agents:

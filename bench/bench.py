@@ -38,6 +38,7 @@ from oslo_log import _options as log_options  # noqa: E402
 
 from pluginsd import allinone  # noqa: E402
 from pluginsd import conf as pluginsd_conf  # noqa: E402
+from pluginsd import keys  # noqa: E402
 from pluginsd import rpc  # noqa: E402
 from pluginsd.daemon import rpcapi  # noqa: E402
 from pluginsd.rpc import signing  # noqa: E402
@@ -187,6 +188,17 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat):
     groups['daemon']['node_wait_timeout'] = 300
     groups['agent'].update(allowed_sources=base + '/')
     os.makedirs(state, exist_ok=True)
+    # Keys: the daemon's (made at its start), an admin's for this script;
+    # agent_host.py pre-seeds each simulated node's key as accepted.
+    keys_dir = os.path.join(state, 'keys')
+    keys.KeyPair.load_or_create(os.path.join(keys_dir, 'pluginsd.key'))
+    admin = keys.KeyPair.generate()
+    admin.save(os.path.join(keys_dir, 'bench-admin.key'))
+    groups['security'] = {
+        'daemon_public_keys': os.path.join(keys_dir, 'pluginsd.key.pub'),
+        'operator_keys': 'admin:'
+        + os.path.join(keys_dir, 'bench-admin.key.pub'),
+    }
     conf_path = cluster.write_conf(os.path.join(work, 'bench.conf'), groups)
     conf = pluginsd_conf.new_conf()
     conf(['--config-file', conf_path], project='pluginsd')
@@ -218,9 +230,14 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat):
             conf,
             transport,
             timeout=120,
-            signer=signing.signer_for(conf, 'bench'),
+            signer=signing.Signer(admin, 'operator'),
         )
-        poll = rpcapi.DaemonAPI(conf, transport, timeout=5)
+        poll = rpcapi.DaemonAPI(
+            conf,
+            transport,
+            timeout=5,
+            signer=signing.Signer(admin, 'operator'),
+        )
         deadline = time.monotonic() + 300
         while True:
             try:
@@ -272,7 +289,7 @@ def allinone_scenario(base, plugins, repeat):
             conf,
             embedded.transport,
             timeout=60,
-            signer=signing.signer_for(conf, 'bench'),
+            signer=signing.Signer(embedded.operator_key, 'operator'),
         )
         return timed_runs(api, local_conf(plugins), repeat)
     finally:

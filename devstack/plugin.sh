@@ -27,11 +27,37 @@ function install_pluginsd {
     setup_develop "$PLUGINSD_DIR"
 }
 
-function configure_pluginsd {
-    if [[ -z $PLUGINSD_SHARED_KEY ]]; then
-        die $LINENO "PLUGINSD_SHARED_KEY is empty (and so is SERVICE_PASSWORD):" \
-            "set it in localrc, to the same value on every node"
+# Keys (pluginsd-manage key create, files 0600): the node's own, used by the
+# daemon and the agent of this host; on the daemon's node also an admin key
+# for the local pluginsctl, and this node's key pre-seeded as accepted.
+# Agent-only nodes trust PLUGINSD_DAEMON_PUBLIC_KEY (the daemon node's
+# $PLUGINSD_STATE_DIR/keys/pluginsd.key.pub) and show as pending until an
+# admin runs "pluginsctl node accept HOST" on the controller.
+function configure_pluginsd_keys {
+    local keys=$PLUGINSD_STATE_DIR/keys manage="$PLUGINSD_BIN_DIR/pluginsd-manage"
+    pluginsd_make_dir "$keys"
+    chmod 0700 "$keys"
+    [[ -f $keys/pluginsd.key ]] || "$manage" key create --output "$keys/pluginsd.key" >/dev/null
+    iniset "$PLUGINSD_CONF" security key_file "$keys/pluginsd.key"
+    if is_service_enabled pluginsd; then
+        [[ -f $keys/operator.key ]] || "$manage" key create --output "$keys/operator.key" >/dev/null
+        pluginsd_make_dir "$keys/accepted"
+        cp "$keys/pluginsd.key.pub" "$keys/accepted/$PLUGINSD_HOSTNAME.pub"
+        iniset "$PLUGINSD_CONF" security accepted_keys_dir "$keys/accepted"
+        iniset "$PLUGINSD_CONF" security operator_keys "admin:$keys/operator.key.pub"
+        iniset "$PLUGINSD_CONF" security operator_key_file "$keys/operator.key"
+        iniset "$PLUGINSD_CONF" security daemon_public_keys "$keys/pluginsd.key.pub"
+    else
+        if [[ -z $PLUGINSD_DAEMON_PUBLIC_KEY ]]; then
+            die $LINENO "PLUGINSD_DAEMON_PUBLIC_KEY is empty: set it in localrc to the" \
+                "content of the daemon node's $keys/pluginsd.key.pub"
+        fi
+        echo "$PLUGINSD_DAEMON_PUBLIC_KEY" > "$keys/daemon.pub"
+        iniset "$PLUGINSD_CONF" security daemon_public_keys "$keys/daemon.pub"
     fi
+}
+
+function configure_pluginsd {
     pluginsd_make_dir "$PLUGINSD_CONF_DIR"
     pluginsd_make_dir "$PLUGINSD_STATE_DIR"
     pluginsd_make_dir "$PLUGINSD_LOG_DIR"
@@ -45,13 +71,13 @@ function configure_pluginsd {
     iniset "$PLUGINSD_CONF" DEFAULT log_dir "$PLUGINSD_LOG_DIR"
     iniset "$PLUGINSD_CONF" DEFAULT debug "${ENABLE_DEBUG_LOG_LEVEL:-True}"
 
-    iniset "$PLUGINSD_CONF" security shared_key "$PLUGINSD_SHARED_KEY"
-
     iniset "$PLUGINSD_CONF" agent roles "$PLUGINSD_ROLES"
     iniset "$PLUGINSD_CONF" agent dest "$PLUGINSD_AGENT_DEST"
     iniset "$PLUGINSD_CONF" agent allowed_sources "$PLUGINSD_ALLOWED_SOURCES"
 
     iniset "$PLUGINSD_CONF" daemon role_order "$PLUGINSD_ROLE_ORDER"
+
+    configure_pluginsd_keys
 
     # Measured on RabbitMQ (docs/rabbitmq-and-oslo-messaging.md): durable
     # queues keep queued results across a broker restart, and a flat 1-2 s
@@ -81,6 +107,13 @@ function start_pluginsd {
 # both services work together before later plugins rely on them.  On an
 # agent-only node this needs the controller's daemon, which stacks first.
 function wait_for_pluginsd {
+    if ! is_service_enabled pluginsd; then
+        # Only an admin may list nodes; this node has no admin key.
+        echo "pluginsd: accept this node on the controller:" \
+            "pluginsctl node accept $PLUGINSD_HOSTNAME ($("$PLUGINSD_BIN_DIR/pluginsd-manage" \
+            --config-file "$PLUGINSD_CONF" key show | sed -n 's/^fingerprint: //p'))"
+        return 0
+    fi
     local deadline=$((SECONDS + PLUGINSD_START_TIMEOUT)) nodes call_timeout=5 left
     while true; do
         # A call sent before the daemon has declared its queue is dropped
@@ -98,7 +131,7 @@ function wait_for_pluginsd {
             die $LINENO "pluginsd-agent $PLUGINSD_HOSTNAME is not up in the pluginsd" \
                 "daemon after ${PLUGINSD_START_TIMEOUT}s: check that the daemon (service" \
                 "pluginsd, on the controller) runs, that PLUGINSD_TRANSPORT_URL reaches" \
-                "its broker, that PLUGINSD_SHARED_KEY is the daemon's, and the logs in" \
+                "its broker, that the node's key is accepted, and the logs in" \
                 "$PLUGINSD_LOG_DIR"
         fi
         call_timeout=$((call_timeout < 20 ? call_timeout + 5 : 20))

@@ -11,12 +11,16 @@ second writer is refused, saying who holds it. Read commands of a second
 ``pluginsctl --all-in-one`` use :class:`Reader` instead: they read the
 database and the logs, and plan as a dry run, starting neither a daemon
 nor an agent -- so they never resume, kill or change the running one.
+
+Keys are made under ``state_path/keys`` on first use (daemon, agent and
+an admin operator key for the local pluginsctl): the README's one command
+stays one command, and the messages are signed and checked as on a
+cluster.
 """
 
 import fcntl
 import logging
 import os
-import secrets
 import shutil
 import sys
 import time
@@ -24,6 +28,7 @@ import time
 import oslo_messaging as messaging
 
 from pluginsd import exception
+from pluginsd import keys
 from pluginsd import localconf as localconf_mod
 from pluginsd import rpc
 from pluginsd.agent import manager as agent_manager
@@ -34,9 +39,11 @@ from pluginsd.db import api as db_api
 from pluginsd.extensions import manager as ext_manager
 from pluginsd.plugins import plan as plan_mod
 from pluginsd.rpc import memory
+from pluginsd.rpc import signing
 from pluginsd.runner import devstack
 
 LOCK_NAME = 'all-in-one.lock'
+LOCAL_READER = signing.Identity('operator', 'local', 'reader', '', None)
 
 
 class StateDirBusy(exception.PluginsdException):
@@ -66,6 +73,15 @@ def lock_state_dir(path):
     return lock
 
 
+def local_keys(state_path):
+    """(daemon, agent, operator) key pairs of an all-in-one state dir."""
+    directory = os.path.join(state_path, 'keys')
+    return tuple(
+        keys.KeyPair.load_or_create(os.path.join(directory, f'{name}.key'))
+        for name in ('daemon', 'agent', 'operator')
+    )
+
+
 class AllInOne:
     def __init__(self, conf):
         # Before anything else: the agent kills the sessions it finds of a
@@ -78,11 +94,22 @@ class AllInOne:
             raise
 
     def _setup(self, conf):
-        if not conf.security.shared_key:
-            # Both ends live in this process: a key of the moment will do.
-            conf.set_override(
-                'shared_key', secrets.token_hex(32), group='security'
-            )
+        daemon_key, agent_key, self.operator_key = local_keys(conf.state_path)
+        # The local agent's key is accepted and the local operator is an
+        # admin: nobody but this process holds them.
+        accepted = os.path.join(conf.state_path, 'keys', 'accepted')
+        keys.private_write(
+            os.path.join(accepted, f'{conf.host}.pub'), agent_key.public
+        )
+        conf.set_override('accepted_keys_dir', accepted, group='security')
+        conf.set_override(
+            'operator_keys',
+            [
+                'admin:'
+                + os.path.join(conf.state_path, 'keys', 'operator.key.pub')
+            ],
+            group='security',
+        )
         # kombu warns that memory:// names no host, once per connection.
         logging.getLogger('kombu.connection').setLevel(logging.ERROR)
         memory.install()
@@ -97,11 +124,16 @@ class AllInOne:
             self.transport,
             checkout_root=None,
             notification_url=rpc.EMBEDDED_URL,
+            keypair=daemon_key,
         )
         # The user runs their own local.conf on their own machine: every
         # source it names is allowed.
         self.agent = agent_service.AgentService(
-            conf, self.transport, allow_any_source=True
+            conf,
+            self.transport,
+            allow_any_source=True,
+            keypair=agent_key,
+            daemon_keys=[daemon_key.verify_key],
         )
 
     def start(self):
@@ -176,7 +208,10 @@ class Reader:
                 raise exception.RunNotFound(run=args[0])
             return []
         try:
-            return getattr(self._views(), method)({}, *args)
+            # The files are read directly: no envelope, a local reader.
+            views = self._views()
+            call = getattr(daemon_manager.DaemonManager, method).local
+            return call(views, {}, LOCAL_READER, *args)
         except messaging.ExpectedException as e:
             raise e.exc_info[1] from None
 

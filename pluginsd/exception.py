@@ -64,3 +64,7 @@ class NodesBusy(PluginsdException):
 
 class SignatureError(PluginsdException):
     msg_fmt = 'rejected message from %(sender)s: %(reason)s'
+
+
+class NotAuthorized(PluginsdException):
+    msg_fmt = '%(who)s may not call %(op)s (needs %(needed)s)'

@@ -15,8 +15,10 @@ matches a URL when scheme, host and port are equal and the entry's path
 segments are the first segments of the URL's (:func:`source_allowed`).
 """
 
+import contextlib
 import os
 import re
+import threading
 import urllib.parse
 
 from pluginsd import exception
@@ -56,6 +58,30 @@ def env():
     return values
 
 
+_files = threading.local()
+DEVSTACK_UMASK = 0o022  # what stack.sh sets: checkouts others may read
+
+
+@contextlib.contextmanager
+def public_files():
+    """Checkouts made inside are world-readable, as DevStack's are.
+
+    pluginsd's own processes run with umask 077 (state is private); plugin
+    code in $DEST is read by the services plugins start, as other users.
+    """
+    _files.umask = DEVSTACK_UMASK
+    try:
+        yield
+    finally:
+        _files.umask = None
+
+
+def new_dir_mode():
+    """The mode a directory pluginsd makes for git should get."""
+    umask = getattr(_files, 'umask', None)
+    return None if umask is None else 0o777 & ~umask
+
+
 def run(args, cwd=None, check=True):
     """Run ``git ARGS``; return the CompletedProcess (text output).
 
@@ -65,7 +91,12 @@ def run(args, cwd=None, check=True):
     """
     # On a node the phase's deadline and cancel bound it (pluginsd.process).
     proc = process.run(
-        ['git', *args], cwd=cwd, capture_output=True, text=True, env=env()
+        ['git', *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env(),
+        umask=getattr(_files, 'umask', None) or -1,
     )
     if check and proc.returncode:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
@@ -251,7 +282,19 @@ def source_allowed(url, allowed):
 
 def clone_no_checkout(url, path):
     check_url(url)
-    run(['clone', '--quiet', '--no-checkout', '--', url, path])
+    # --no-hardlinks: a local source's object files are not shared with the
+    # clone (their owner and mode stay the source's, not ours).
+    run(
+        [
+            'clone',
+            '--quiet',
+            '--no-checkout',
+            '--no-hardlinks',
+            '--',
+            url,
+            path,
+        ]
+    )
 
 
 def fetch(cwd, remote, ref, depth=0, tag=False):

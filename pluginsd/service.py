@@ -25,8 +25,19 @@ from pluginsd import version
 LOG = logging.getLogger(__name__)
 
 
+def private_files():
+    """Files and directories this process makes are 0600 and 0700.
+
+    They hold local.conf copies (passwords), logs, keys and state; the
+    user's umask does not matter. Bash sessions set DevStack's umask 022
+    for what plugins install (driver.sh), as stack.sh does.
+    """
+    os.umask(0o077)
+
+
 def prepare(argv, prog, setup_logging=True):
     """Parse the command line and config files; set up logging."""
+    private_files()
     conf = cfg.ConfigOpts()
     pluginsd_conf.register_all(conf)
     logging.register_options(conf)
@@ -47,14 +58,6 @@ def _closing_channel_noise(record):
     answer to a close it asked for, nothing to act on.
     """
     return 'during closing channel' not in str(record.msg)
-
-
-def require_shared_key(conf):
-    if not conf.security.shared_key:
-        raise exception.ConfigError(
-            reason='[security] shared_key is empty: set the same secret on '
-            'the daemon and every agent (messages are signed with it)'
-        )
 
 
 def sd_notify(state):

@@ -28,6 +28,12 @@ class Journal:
             'attempt INTEGER, payload TEXT, acked INTEGER DEFAULT 0, '
             'sent_at REAL DEFAULT 0)'
         )
+        # The highest message sequence accepted from each daemon key: a
+        # message captured from the bus is refused after any restart.
+        self._db.execute(
+            'CREATE TABLE IF NOT EXISTS replay_marks '
+            '(fingerprint TEXT PRIMARY KEY, seq INTEGER)'
+        )
         self._lock = threading.Lock()
 
     key = staticmethod(results.ack_key)
@@ -103,6 +109,21 @@ class Journal:
                 'UPDATE results SET acked = 0, sent_at = 0 '
                 'WHERE run_id = ? AND mode = ? AND phase = ? AND attempt = ?',
                 (run_id, mode, phase, attempt),
+            )
+
+    def load_marks(self):
+        with self._lock:
+            return dict(
+                self._db.execute('SELECT fingerprint, seq FROM replay_marks')
+            )
+
+    def save_mark(self, fingerprint, seq):
+        with self._lock:
+            self._db.execute(
+                'INSERT INTO replay_marks (fingerprint, seq) VALUES (?, ?) '
+                'ON CONFLICT (fingerprint) DO UPDATE SET seq = excluded.seq '
+                'WHERE excluded.seq > replay_marks.seq',
+                (fingerprint, seq),
             )
 
     def close(self):

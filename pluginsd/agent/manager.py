@@ -1,5 +1,6 @@
 """Server side of the agent RPC API: what an agent does when asked."""
 
+import json
 import logging
 import os
 import queue
@@ -8,25 +9,57 @@ import threading
 import oslo_messaging as messaging
 
 from pluginsd import exception
+from pluginsd import keys
+from pluginsd import masking
 from pluginsd import results
 from pluginsd import rpc
+from pluginsd.agent import rpcapi
+from pluginsd.rpc import signing
 
 LOG = logging.getLogger(__name__)
+
+
+class AgentKeyring:
+    """An agent trusts one party: the daemon, by its public key(s)."""
+
+    def __init__(self, daemon_keys):
+        self.fingerprints = {keys.fingerprint(k) for k in daemon_keys}
+
+    def identify(self, sender, verify_key, fingerprint, op):
+        if sender != 'daemon' or fingerprint not in self.fingerprints:
+            raise exception.SignatureError(
+                sender=sender,
+                reason='not signed by a daemon key in [security] '
+                'daemon_public_keys',
+                key=fingerprint,
+            )
+        return signing.Identity('daemon', 'daemon', '', fingerprint, None)
 
 
 class AgentManager:
     target = messaging.Target(version='1.0')
 
     def __init__(
-        self, host, roles, runner, journal, signer, outbox_wakeup, log_dir
+        self,
+        host,
+        roles,
+        runner,
+        journal,
+        verifier,
+        outbox_wakeup,
+        log_dir,
+        fetch_localconf,
     ):
         self.host = host
         self.roles = roles
         self.runner = runner
         self.journal = journal
-        self.signer = signer
+        self.verifier = verifier
         self.wake_outbox = outbox_wakeup
         self.log_dir = log_dir
+        # run_id -> the local.conf of this node's role, fetched sealed
+        self.fetch_localconf = fetch_localconf
+        self._localconfs = {}
         self.activity = 'idle'
         self.stopping = False
         self._work = queue.Queue()
@@ -39,29 +72,22 @@ class AgentManager:
 
     # -- RPC ---------------------------------------------------------------
 
+    def _open(self, envelope, op, fanout=False):
+        """The payload of a daemon message for this node, or None (logged)."""
+        targets = (self.host, rpcapi.EVERY_AGENT) if fanout else (self.host,)
+        try:
+            _, payload = self.verifier.open(envelope, op, targets)
+        except exception.SignatureError:
+            return None
+        return payload if isinstance(payload, dict) else None
+
     @rpc.expose
     def run_phase(self, ctxt, envelope):
         self.accept(envelope)
 
-    def _verified(self, envelope, op):
-        try:
-            payload = self.signer.verify(envelope)
-        except exception.SignatureError as e:
-            LOG.warning('%s: %s rejected: %s', self.host, op, e)
-            return None
-        if payload.get('op') != op:
-            LOG.warning(
-                '%s: %s rejected: signed for %r',
-                self.host,
-                op,
-                payload.get('op'),
-            )
-            return None
-        return payload
-
     @rpc.expose
     def cancel_run(self, ctxt, envelope):
-        request = self._verified(envelope, 'cancel_run')
+        request = self._open(envelope, 'cancel_run', fanout=True)
         if request:
             LOG.info('%s: cancelling run %s', self.host, request['run_id'])
             self.runner.cancel(request['run_id'], request['attempt'])
@@ -69,19 +95,25 @@ class AgentManager:
     @rpc.expose
     def end_run(self, ctxt, envelope):
         """The run is over (e.g. another node failed): drop its session."""
-        request = self._verified(envelope, 'end_run')
+        request = self._open(envelope, 'end_run', fanout=True)
         if request:
             self.runner.end_run(request['run_id'])
+            with self._lock:
+                self._localconfs.pop(request['run_id'], None)
 
     @rpc.expose
     def ack_results(self, ctxt, envelope):
-        request = self._verified(envelope, 'ack_results')
-        keys = request and request['acks'].get(self.host)
-        if keys:
-            self.journal.ack(keys)
+        request = self._open(envelope, 'ack_results', fanout=True)
+        keys_ = request and request['acks'].get(self.host)
+        if keys_:
+            self.journal.ack(keys_)
 
     @rpc.expose
-    def ping(self, ctxt):
+    def ping(self, ctxt, envelope):
+        if self._open(envelope, 'ping') is None:
+            raise exception.SignatureError(
+                sender='?', reason='ping refused (see the agent log)'
+            )
         return {
             'host': self.host,
             'roles': self.roles,
@@ -89,8 +121,13 @@ class AgentManager:
         }
 
     @rpc.expose
-    def fetch_log(self, ctxt, run_id, phase, plugin, offset=0):
-        chunk = read_log(self.log_dir, run_id, phase, plugin, offset)
+    def fetch_log(self, ctxt, envelope):
+        request = self._open(envelope, 'fetch_log')
+        if request is None:
+            raise exception.SignatureError(
+                sender='?', reason='log request refused (see the agent log)'
+            )
+        chunk = read_log(self.log_dir, **request)
         if chunk['exists']:
             chunk['running'] = self.runner.busy()
         return chunk
@@ -99,10 +136,8 @@ class AgentManager:
 
     def accept(self, envelope):
         """Check a phase event and queue it if it is for this node."""
-        try:
-            event = self.signer.verify(envelope)
-        except exception.SignatureError as e:
-            LOG.warning('%s: phase event rejected: %s', self.host, e)
+        event = self._open(envelope, 'run_phase')
+        if event is None:
             return False
         if self.host not in event['targets'] or self.stopping:
             return False
@@ -160,9 +195,30 @@ class AgentManager:
                 with self._lock:
                     self._queued.discard(key)
 
+    def _localconf(self, run_id, digest):
+        """This node's local.conf for the run, fetched once, digest-checked."""
+        with self._lock:
+            cached = self._localconfs.get(run_id)
+        if cached and cached[0] == digest:
+            return cached[1]
+        data = self.fetch_localconf(run_id)
+        if signing.digest(data) != digest:
+            raise exception.PluginsdException(
+                f'the local.conf sent for run {run_id} does not match the '
+                'digest the daemon signed'
+            )
+        localconf = json.loads(data)
+        with self._lock:
+            self._localconfs[run_id] = (digest, localconf)
+        return localconf
+
     def _run(self, event):
         role_key = event['targets'][self.host]
         part = dict(event['parts'][role_key])
+        part['localconf'] = self._localconf(
+            event['run_id'], part.pop('localconf_digest')
+        )
+        secrets = masking.secret_values(part['localconf'].get('localrc', ''))
         part.update(
             run_id=event['run_id'],
             mode=event['mode'],
@@ -178,6 +234,8 @@ class AgentManager:
         def report(result):
             data = result.to_dict()
             data['attempt'] = event['attempt']
+            for field in ('tail', 'message'):
+                data[field] = masking.mask(data.get(field), secrets)
             self.journal.add(data)
             self.wake_outbox()
 
@@ -186,7 +244,9 @@ class AgentManager:
         finally:
             self.activity = 'idle'
         if summary.status != results.OK:
-            LOG.warning('%s: %s', self.host, summary.message)
+            LOG.warning(
+                '%s: %s', self.host, masking.mask(summary.message, secrets)
+            )
 
     def stop(self):
         """Let the worker finish what it runs, then end it."""
@@ -194,8 +254,21 @@ class AgentManager:
         self._worker.join(timeout=30)
 
 
+def _secrets_of(log_dir, run_id):
+    """Secret values of a run's localrc: the copy the runner sourced."""
+    try:
+        with open(os.path.join(log_dir, run_id, 'localrc')) as f:
+            return masking.secret_values(f.read())
+    except OSError:
+        return set()
+
+
 def read_log(log_dir, run_id, phase, plugin, offset=0):
-    """Up to 1 MiB of a plugin's log (``plugin`` '': the session log)."""
+    """Up to 1 MiB of a plugin's log (``plugin`` '': the session log).
+
+    Values of secret-looking localrc variables are masked: what leaves the
+    node never shows them.
+    """
     for part in (run_id, phase, plugin):
         # Names, not paths: nothing outside log_dir can be read.
         if '/' in part or part.startswith('.'):
@@ -212,6 +285,8 @@ def read_log(log_dir, run_id, phase, plugin, offset=0):
     return {
         'path': path,
         'exists': True,
-        'data': data.decode(errors='replace'),
+        'data': masking.mask(
+            data.decode(errors='replace'), _secrets_of(log_dir, run_id)
+        ),
         'offset': offset + len(data),
     }

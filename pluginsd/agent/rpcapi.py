@@ -1,9 +1,14 @@
 """Client side of the agent RPC API.
 
-Daemon -> agents, on the topic ``pluginsd-agent``.
+Daemon -> agents, on the topic ``pluginsd-agent``. Every message is a
+signed envelope (pluginsd.rpc.signing) bound to its operation and its
+target: a list of hosts, ``'*'`` (every agent: a
+fanout whose payload says what is whose), or one host.
 """
 
 from pluginsd import rpc
+
+EVERY_AGENT = '*'
 
 
 class AgentAPI:
@@ -14,46 +19,46 @@ class AgentAPI:
 
     RPC_API_VERSION = '1.0'
 
-    def __init__(self, conf, transport, signer=None):
-        self.signer = signer  # signs what changes an agent's state
+    def __init__(self, conf, transport, signer):
+        self.signer = signer  # the daemon's key
         cap = conf.upgrade_levels.agent or self.RPC_API_VERSION
         self.client = rpc.get_client(
             transport, rpc.AGENT_TOPIC, '1.0', version_cap=cap
         )
 
-    def run_phase(self, ctxt, envelope):
+    def _fanout(self, ctxt, op, target, payload):
+        self.client.prepare(fanout=True).cast(
+            ctxt, op, envelope=self.signer.sign(op, target, payload)
+        )
+
+    def sign_event(self, event):
+        """A phase event signed for exactly the hosts it targets."""
+        return self.signer.sign('run_phase', sorted(event['targets']), event)
+
+    def run_phase(self, ctxt, event):
         """One publish reaches every agent; each picks its own part."""
         self.client.prepare(fanout=True).cast(
-            ctxt, 'run_phase', envelope=envelope
+            ctxt, 'run_phase', envelope=self.sign_event(event)
         )
 
     def cancel_run(self, ctxt, run_id, attempt):
-        self.client.prepare(fanout=True).cast(
+        self._fanout(
             ctxt,
             'cancel_run',
-            envelope=self.signer.sign(
-                {'op': 'cancel_run', 'run_id': run_id, 'attempt': attempt}
-            ),
+            EVERY_AGENT,
+            {'run_id': run_id, 'attempt': attempt},
         )
 
     def end_run(self, ctxt, run_id):
-        self.client.prepare(fanout=True).cast(
-            ctxt,
-            'end_run',
-            envelope=self.signer.sign({'op': 'end_run', 'run_id': run_id}),
-        )
+        self._fanout(ctxt, 'end_run', EVERY_AGENT, {'run_id': run_id})
 
     def ack_results(self, ctxt, acks):
         """{host: [result key, ...]}: one publish for every node at once."""
-        self.client.prepare(fanout=True).cast(
-            ctxt,
-            'ack_results',
-            envelope=self.signer.sign({'op': 'ack_results', 'acks': acks}),
-        )
+        self._fanout(ctxt, 'ack_results', EVERY_AGENT, {'acks': acks})
 
     def ping(self, ctxt, host, timeout=5):
         return self.client.prepare(server=host, timeout=timeout).call(
-            ctxt, 'ping'
+            ctxt, 'ping', envelope=self.signer.sign('ping', host, {})
         )
 
     def fetch_log(
@@ -62,8 +67,14 @@ class AgentAPI:
         return self.client.prepare(server=host, timeout=timeout).call(
             ctxt,
             'fetch_log',
-            run_id=run_id,
-            phase=phase,
-            plugin=plugin,
-            offset=offset,
+            envelope=self.signer.sign(
+                'fetch_log',
+                host,
+                {
+                    'run_id': run_id,
+                    'phase': phase,
+                    'plugin': plugin,
+                    'offset': offset,
+                },
+            ),
         )

@@ -7,6 +7,7 @@ import threading
 import time
 
 from pluginsd import exception
+from pluginsd import keys
 from pluginsd import rpc
 from pluginsd import service
 from pluginsd import version
@@ -35,6 +36,8 @@ class AgentService:
         dest=None,
         state_dir=None,
         allow_any_source=False,
+        keypair=None,
+        daemon_keys=None,
     ):
         self.conf = conf
         self.host = host or conf.host
@@ -75,19 +78,42 @@ class AgentService:
         self.journal = journal_mod.Journal(
             os.path.join(self.state_dir, 'journal.sqlite')
         )
-        self.signer = signing.Signer(
-            conf.security.shared_key, self.host, conf.security.max_message_age
+        # This node's own key (made at first start: the daemon shows it as
+        # pending until an admin accepts it) and the daemon's, the only
+        # key this agent obeys.
+        self.keypair = keypair or keys.KeyPair.load_or_create(
+            conf.security.key_file
         )
-        self.daemon = daemon_rpcapi.DaemonAPI(conf, transport)
+        if daemon_keys is None:
+            daemon_keys = [
+                keys.load_public(path)
+                for path in conf.security.daemon_public_keys
+            ]
+        if not daemon_keys:
+            raise exception.ConfigError(
+                reason='[security] daemon_public_keys is empty: an agent '
+                'needs the public key of the daemon it obeys'
+            )
+        self.signer = signing.Signer(self.keypair, f'node:{self.host}')
+        self.daemon = daemon_rpcapi.DaemonAPI(
+            conf, transport, signer=self.signer
+        )
+        verifier = signing.Verifier(
+            manager.AgentKeyring(daemon_keys),
+            signing.ReplayGuard(self.journal, conf.security.max_message_age),
+            conf.security.max_message_age,
+            where=f'agent {self.host}',
+        )
         self._outbox_event = threading.Event()
         self.manager = manager.AgentManager(
             self.host,
             self.roles,
             self.runner,
             self.journal,
-            self.signer,
+            verifier,
             self._outbox_event.set,
             log_dir,
+            self._localconf_from_daemon,
         )
         self.server = rpc.get_server(
             transport, rpc.AGENT_TOPIC, self.host, [self.manager]
@@ -139,6 +165,11 @@ class AgentService:
             thread.join(timeout=5)
         self.runner.close()
 
+    def _localconf_from_daemon(self, run_id):
+        """This node's part of a run, sealed to this node's key."""
+        reply = self.daemon.get_localconf({}, run_id)
+        return self.keypair.unseal(reply['sealed'])
+
     def _bundle_from_daemon(self, plugin, check, timeout):
         """The bundle of a pinned commit, from the daemon, in pieces: no
         access to the plugin's origin needed. ``timeout()``: seconds left
@@ -172,12 +203,7 @@ class AgentService:
             return 0
         keys = [k for k, _ in due]
         try:
-            self.daemon.report_results(
-                {},
-                self.signer.sign(
-                    {'host': self.host, 'results': [r for _, r in due]}
-                ),
-            )
+            self.daemon.report_results({}, self.host, [r for _, r in due])
         except Exception as e:  # the broker is down: try again later
             LOG.warning(
                 'Agent %s: sending %d results failed: %s',
@@ -221,9 +247,7 @@ class AgentService:
         while not self._stop.is_set():
             interval = self.conf.agent.heartbeat_interval
             try:
-                self.daemon.heartbeat(
-                    {}, self.signer.sign(self.heartbeat_payload())
-                )
+                self.daemon.heartbeat({}, self.heartbeat_payload())
                 self.broker.ok()
             except Exception as e:
                 LOG.warning('Agent %s: heartbeat failed: %s', self.host, e)
@@ -235,7 +259,7 @@ class AgentService:
         delay = 0.2
         while not self._stop.is_set():
             try:
-                events = self.daemon.pending_work({}, self.host)
+                events = self.daemon.pending_work({})
                 break
             except Exception as e:
                 LOG.debug(

@@ -7,7 +7,6 @@ from pluginsd.agent import service as agent_service
 
 def _main():
     conf = service.prepare(sys.argv[1:], 'pluginsd-agent')
-    service.require_shared_key(conf)
     transport = rpc.get_transport(conf)
     return service.serve(conf, agent_service.AgentService(conf, transport))
 

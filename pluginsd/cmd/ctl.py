@@ -30,6 +30,22 @@ LIBRARY_LOGGERS = (
 )
 
 
+def operator_key(conf):
+    """The operator's private key that signs every request."""
+    from pluginsd import exception
+    from pluginsd import keys
+
+    path = os.path.expanduser(conf.security.operator_key_file)
+    if not os.path.exists(path):
+        raise exception.PluginsdException(
+            f'no operator key at {path} ([security] operator_key_file): make '
+            f'one with "pluginsd-manage key create --output {path}" and add '
+            f'"admin:{path}.pub" (or reader:) to the daemon\'s [security] '
+            'operator_keys'
+        )
+    return keys.KeyPair.load(path)
+
+
 class PluginsCtl(app.App):
     def __init__(self, client_factory=None):
         manager = commandmanager.CommandManager(NAMESPACE)
@@ -157,6 +173,7 @@ class PluginsCtl(app.App):
         if self._client is None:
             from pluginsd import rpc
             from pluginsd.daemon import rpcapi
+            from pluginsd.rpc import signing
 
             conf = self._conf = self._conf or self.conf()
             if self.options.all_in_one:
@@ -165,18 +182,25 @@ class PluginsCtl(app.App):
                 self._embedded = allinone.AllInOne(conf)
                 self._embedded.start()
                 transport = self._embedded.transport
+                key = self._embedded.operator_key
             else:
+                key = None  # looked up below: a missing key is a clear error
                 transport = self._transport = rpc.get_transport(conf)
                 # The wait the user sees counts from the start of the
                 # process: the probe and the first answer share it.
                 left = self.answer_timeout() - client.process_age()
                 client.probe_broker(conf, time.monotonic() + max(1.0, left))
-            from pluginsd.rpc import signing
-
-            if conf.security.shared_key:
-                signer = signing.signer_for(conf, f'pluginsctl@{conf.host}')
-            else:
-                signer = client.MissingKey(self.config_source())
+            # Every request is signed with the operator's own key; the
+            # daemon knows its role (reader or admin).
+            if key is None:
+                path = os.path.expanduser(conf.security.operator_key_file)
+                if os.path.exists(path):
+                    key = operator_key(conf)
+            signer = (
+                signing.Signer(key, 'operator')
+                if key
+                else client.MissingKey(conf.security.operator_key_file)
+            )
             self._client = rpcapi.DaemonAPI(
                 conf,
                 transport,
@@ -191,8 +215,9 @@ class PluginsCtl(app.App):
         if self._client_factory or self.options.all_in_one:
             return  # the test's client, or keys of the moment
         self._conf = self._conf or self.conf()
-        if not self._conf.security.shared_key:
-            client.MissingKey(self.config_source()).sign(None)
+        path = self._conf.security.operator_key_file
+        if not os.path.exists(os.path.expanduser(path)):
+            client.MissingKey(path).sign(None, None, None)
 
     def config_source(self):
         files = self._conf.config_file if self._conf else []

@@ -7,7 +7,6 @@ from pluginsd.daemon import service as daemon_service
 
 def _main():
     conf = service.prepare(sys.argv[1:], 'pluginsd')
-    service.require_shared_key(conf)
     transport = rpc.get_transport(conf)
     return service.serve(conf, daemon_service.DaemonService(conf, transport))
 

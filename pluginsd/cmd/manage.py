@@ -1,8 +1,10 @@
-"""pluginsd-manage: database administration.
+"""pluginsd-manage: database and keys.
 
-``db upgrade``, ``db version`` and ``purge --older-than AGE``.
+``db upgrade``, ``db version``, ``purge --older-than AGE``, ``key create``
+and ``key show``.
 """
 
+import os
 import sys
 
 from oslo_config import cfg
@@ -28,6 +30,45 @@ def add_command_parsers(subparsers):
         metavar='AGE',
         help='30d, 12h, 90m, 45s, or a number of days',
     )
+    key = subparsers.add_parser('key', help='Ed25519 identities')
+    key_sub = key.add_subparsers(dest='key_action', required=True)
+    create = key_sub.add_parser(
+        'create',
+        help='make a key pair (private 0600, public beside it as .pub)',
+    )
+    create.add_argument(
+        '--output', help='private key file (default: [security] key_file)'
+    )
+    create.add_argument(
+        '--force', action='store_true', help='replace an existing key'
+    )
+    show = key_sub.add_parser(
+        'show', help='print a public key and its fingerprint'
+    )
+    show.add_argument(
+        '--output', help='private key file (default: [security] key_file)'
+    )
+
+
+def _key(conf):
+    from pluginsd import exception
+    from pluginsd import keys
+
+    path = os.path.expanduser(conf.command.output or conf.security.key_file)
+    if conf.command.key_action == 'create':
+        if os.path.exists(path) and not conf.command.force:
+            raise exception.PluginsdException(
+                f'{path} exists: rotate with --force (see the security '
+                'guide: accept the new key before the old one is retired)'
+            )
+        pair = keys.KeyPair.generate()
+        pair.save(path)
+        print(f'{path}: created')
+    else:
+        pair = keys.KeyPair.load(path)
+    print(f'public key: {pair.public}')
+    print(f'fingerprint: {pair.fingerprint}')
+    return 0
 
 
 def _main():
@@ -42,6 +83,8 @@ def _main():
         counts = purge.purge(conf, purge.parse_age(conf.command.older_than))
         print(', '.join(f'{n} {kind}' for kind, n in counts.items()))
         return 0
+    if conf.command.name == 'key':
+        return _key(conf)
     db = db_api.Database(conf.database.connection)
     if conf.command.db_action == 'upgrade':
         # Extensions may bring their own migration branches.
@@ -67,6 +110,7 @@ def _prepare(conf):
     pluginsd_conf.register_all(conf)
     logging.register_options(conf)
     conf.set_default('use_stderr', True)  # stdout is for the answer
+    service.private_files()
     conf(sys.argv[1:], project='pluginsd', prog='pluginsd-manage')
     logging.setup(conf, 'pluginsd')
     return conf

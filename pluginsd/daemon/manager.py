@@ -1,11 +1,16 @@
 """Server side of the daemon RPC API."""
 
+import functools
+import inspect
 import logging
 
 import oslo_messaging as messaging
 
 from pluginsd import exception
+from pluginsd import keys
 from pluginsd import rpc
+from pluginsd.daemon import trust
+from pluginsd.rpc import signing
 
 LOG = logging.getLogger(__name__)
 # A user error raised here is the caller's answer, not a server fault: no
@@ -29,8 +34,45 @@ RUN_FIELDS = (
 )
 
 
+def signed(method):
+    """An RPC method whose one argument is a signed envelope.
+
+    The envelope is opened (signature, sender key, operation, target,
+    freshness, replay) and the sender authorized for the method (see
+    pluginsd.daemon.trust.POLICY) before ``method(self, ctxt, who,
+    **payload)`` runs; anything else is refused, logged at a bounded rate.
+    """
+    op = method.__name__
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(self, ctxt, envelope):
+        who, payload = self.verifier.open(envelope, op, self.targets)
+        try:
+            trust.authorize(who, op)
+            try:
+                signature.bind(self, ctxt, who, **payload)
+            except TypeError as e:
+                raise exception.SignatureError(
+                    sender=str(who), reason=f'bad arguments: {e}'
+                ) from None
+            return method(self, ctxt, who, **payload)
+        except (exception.NotAuthorized, exception.SignatureError) as e:
+            refused = e
+        self.verifier.reject_log('daemon', str(who), f'{op}: {refused}')
+        raise refused
+
+    exposed = rpc.expose(user_error(wrapper))
+    # What a reader of the state dir itself calls (allinone.Reader): whoever
+    # reads the files needs no envelope.
+    exposed.local = method
+    return exposed
+
+
 class DaemonManager:
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version='1.2')
+    # What a message for this daemon is signed for.
+    targets = ('daemon',)
 
     def __init__(
         self,
@@ -39,7 +81,7 @@ class DaemonManager:
         runs,
         nodes,
         agent_api,
-        signer,
+        verifier,
         events,
         extension_records=(),
     ):
@@ -49,41 +91,57 @@ class DaemonManager:
         self.runs = runs
         self.nodes = nodes
         self.agents = agent_api
-        self.signer = signer
+        self.verifier = verifier
         self.events = events
 
     # -- from agents -------------------------------------------------------
 
-    @rpc.expose
-    def report_results(self, ctxt, envelope):
-        try:
-            payload = self.signer.verify(envelope)
-        except exception.SignatureError as e:
-            LOG.warning('Results rejected: %s', e)
-            return
-        host = payload['host']
-        items = [r for r in payload['results'] if r.get('node') == host]
-        if len(items) != len(payload['results']):
-            LOG.warning('Results from %s about other nodes were dropped', host)
-        self.runs.ingest(host, items)
+    @signed
+    def report_results(self, ctxt, who, host, results):
+        """Results of one node, about itself, for runs that target it."""
+        items, dropped = [], 0
+        targeted = {}
+        for r in results:
+            run_id = r.get('run_id')
+            if run_id not in targeted:
+                targeted[run_id] = self._targets(run_id, who.name)
+            if r.get('node') == who.name == host and targeted[run_id]:
+                items.append(r)
+            else:
+                dropped += 1
+        if dropped:
+            self.verifier.reject_log(
+                'daemon',
+                str(who),
+                f'{dropped} results about other nodes or runs that do not '
+                'target it',
+            )
+        if items:
+            self.runs.ingest(who.name, items)
 
-    @rpc.expose
-    def heartbeat(self, ctxt, envelope):
+    def _targets(self, run_id, host):
         try:
-            payload = self.signer.verify(envelope)
-        except exception.SignatureError as e:
-            LOG.warning('Heartbeat rejected: %s', e)
-            return
-        was_lost = self.nodes.is_lost(payload['host'])
+            run = self.db.get_run(str(run_id))
+        except exception.RunNotFound:
+            return True  # on_results drops (and acknowledges) unknown runs
+        return run['id'] == run_id and host in run['node_roles']
+
+    @signed
+    def heartbeat(self, ctxt, who, host, roles, version, activity, **extra):
+        if host != who.name:
+            raise exception.SignatureError(
+                sender=str(who), reason=f'heartbeat for another host {host}'
+            )
+        was_lost = self.nodes.is_lost(host)
         node, new = self.db.upsert_node(
-            payload['host'],
-            payload['roles'],
-            payload['version'],
-            payload['activity'],
-            payload.get('allowed_sources'),
-            payload.get('devstack_dir', ''),
+            host,
+            roles,
+            version,
+            activity,
+            extra.get('allowed_sources'),
+            extra.get('devstack_dir', ''),
         )
-        self.nodes.seen(payload['host'])
+        self.nodes.seen(host)
         if new:
             LOG.info(
                 'Node %s registered (roles %s)',
@@ -95,10 +153,21 @@ class DaemonManager:
             LOG.info('Node %s is back', node['host'])
             self.events.node_update(node)
 
-    @rpc.expose
-    @user_error
-    def get_bundle_chunk(self, ctxt, digest, offset):
-        """A piece of a plugin bundle built at plan time (plugins.bundles).
+    def _run_for(self, who, run_id):
+        """The run ``run_id`` if it targets the calling node; else refuse."""
+        run = self.db.get_run(run_id)
+        if run['id'] != run_id or who.name not in run['node_roles']:
+            raise exception.NotAuthorized(
+                who=f'node {who.name}',
+                op=f'read run {run_id}',
+                needed='a run that targets it',
+            )
+        return run
+
+    @signed
+    def get_bundle_chunk(self, ctxt, who, digest, offset):
+        """A piece of a plugin bundle built at plan time (plugins.bundles),
+        for a node that an active run pins that bundle for.
 
         Reading a piece of a file is all it does: no git runs here.
         """
@@ -106,58 +175,69 @@ class DaemonManager:
             raise exception.PluginsdException(
                 'this daemon keeps no bundles (all-in-one mode)'
             )
+        if not self._bundle_for(who.name, digest):
+            raise exception.NotAuthorized(
+                who=f'node {who.name}',
+                op=f'read bundle {digest}',
+                needed='an active run that pins it for this node',
+            )
         return self.runs.bundles.read_chunk(digest, int(offset))
 
-    @rpc.expose
-    def probe(self, ctxt):
+    def _bundle_for(self, host, digest):
+        for run in self.db.list_runs(states=('running',)):
+            role = run['node_roles'].get(host)
+            plan = run['plans'].get(role) if role else None
+            for p in (plan or {}).get('plugins', []):
+                if p.get('bundle') == digest:
+                    return True
+        return False
+
+    @signed
+    def get_localconf(self, ctxt, who, run_id):
+        """The local.conf of the caller's role, sealed to the caller's key.
+
+        Phase events carry only its digest: no other node and no broker
+        account can read it, not even from the reply queue.
+        """
+        run = self._run_for(who, run_id)
+        localconf = run['local_confs'][run['node_roles'][who.name]]
+        data = signing.canonical_json(localconf)
+        return {
+            'sealed': keys.seal(who.key, data),
+            'digest': signing.digest(data),
+        }
+
+    @signed
+    def probe(self, ctxt, who):
         """Nothing to do: the cast reaching the broker was the point."""
 
-    @rpc.expose
-    def pending_work(self, ctxt, host):
-        return self.runs.pending_work(host)
+    @signed
+    def pending_work(self, ctxt, who):
+        return self.runs.pending_work(who.name)
 
     # -- from the CLI ------------------------------------------------------
 
-    def _verified(self, request, op):
-        try:
-            payload = self.signer.verify(request)
-            if payload.get('op') != op:
-                raise exception.SignatureError(
-                    sender=request.get('sender'),
-                    reason=f'signed for {payload.get("op")!r}, not {op!r}',
-                )
-            return payload
-        except exception.SignatureError as e:
-            LOG.warning('Request rejected: %s', e)
-            raise
-
-    @rpc.expose
-    @user_error
-    def start_run(self, ctxt, request):
-        r = self._verified(request, 'start_run')
+    @signed
+    def start_run(
+        self, ctxt, who, mode, local_confs, local_conf_path, nodes=None
+    ):
+        LOG.info('Run requested by %s', who)
         return self._run_view(
             self.runs.start_run(
-                r['mode'],
-                r['local_confs'],
-                r['local_conf_path'],
-                nodes=r.get('nodes'),
+                mode, local_confs, local_conf_path, nodes=nodes
             )
         )
 
-    @rpc.expose
-    @user_error
-    def plan(self, ctxt, request):
-        r = self._verified(request, 'plan')
-        return self.runs.plan_only(r['local_conf'], r['local_conf_path'])
+    @signed
+    def plan(self, ctxt, who, local_conf, local_conf_path):
+        return self.runs.plan_only(local_conf, local_conf_path)
 
-    @rpc.expose
-    @user_error
-    def get_run(self, ctxt, run_id):
+    @signed
+    def get_run(self, ctxt, who, run_id):
         return self._full_view(self.db.get_run(run_id))
 
-    @rpc.expose
-    @user_error
-    def wait_run(self, ctxt, run_id, seen, timeout, results_since=None):
+    @signed
+    def wait_run(self, ctxt, who, run_id, seen, timeout, results_since=None):
         """Block until the run changes past version ``seen`` (or timeout).
 
         With ``results_since`` (a result id), only newer results come back:
@@ -170,59 +250,130 @@ class DaemonManager:
         version = self.runs.version(run_id)
         return self._full_view(self.db.get_run(run_id), results_since, version)
 
-    @rpc.expose
-    def list_runs(self, ctxt):
+    @signed
+    def list_runs(self, ctxt, who):
         return [self._run_view(r) for r in self.db.list_runs()]
+
+    @signed
+    def list_nodes(self, ctxt, who):
+        nodes = []
+        known = {n['host']: n for n in self.db.list_nodes()}
+        keys_by_host = {}
+        for k in self.db.list_node_keys():
+            keys_by_host.setdefault(k['host'], []).append(k)
+        for host in sorted(set(known) | set(keys_by_host)):
+            node = known.get(host) or {
+                'host': host,
+                'roles': [],
+                'version': '',
+                'activity': '',
+                'allowed_sources': None,
+            }
+            host_keys = keys_by_host.get(host, [])
+            accepted = [k for k in host_keys if k['state'] == 'accepted']
+            waiting = [k for k in host_keys if k['state'] != 'accepted']
+            node['fingerprint'] = (
+                accepted[0]['fingerprint'] if accepted else ''
+            )
+            node['pending_keys'] = [
+                {'fingerprint': k['fingerprint'], 'state': k['state']}
+                for k in waiting
+            ]
+            if host in known:
+                self._node_view(node)
+            else:
+                node['state'] = waiting[-1]['state'] if waiting else 'unknown'
+                node['silent_for'] = None
+            nodes.append(node)
+        return nodes
+
+    @signed
+    def accept_node(self, ctxt, who, host, fingerprint=None):
+        """Accept the pending key of ``host`` (rotation: replaces the old)."""
+        pending = [
+            k
+            for k in self.db.list_node_keys(host)
+            if k['state'] in ('pending', 'rejected')
+            and (fingerprint is None or k['fingerprint'] == fingerprint)
+        ]
+        if not pending:
+            raise exception.PluginsdException(
+                f'node {host} has no pending key'
+                + (f' {fingerprint}' if fingerprint else '')
+            )
+        if len(pending) > 1:
+            raise exception.PluginsdException(
+                f'node {host} has {len(pending)} pending keys ('
+                + ', '.join(k['fingerprint'] for k in pending)
+                + '): name one with --fingerprint'
+            )
+        chosen = pending[0]['fingerprint']
+        retired = self.db.delete_node_keys(host, keep=chosen)
+        for fp in retired:
+            self.verifier.replays.forget(fp)
+        self.db.set_node_key_state(host, chosen, 'accepted')
+        LOG.info('Node %s: key %s accepted by %s', host, chosen, who)
+        return {'host': host, 'fingerprint': chosen, 'retired': retired}
+
+    @signed
+    def reject_node(self, ctxt, who, host):
+        """Refuse the pending keys of ``host``, or revoke its accepted key."""
+        host_keys = self.db.list_node_keys(host)
+        if not host_keys:
+            raise exception.PluginsdException(f'no node {host}')
+        pending = [k for k in host_keys if k['state'] == 'pending']
+        for k in pending or host_keys:
+            self.db.set_node_key_state(host, k['fingerprint'], 'rejected')
+        if not pending:
+            self.db.delete_node(host)  # revoked: it takes part in no run
+        LOG.info('Node %s: key(s) rejected by %s', host, who)
+        return {
+            'host': host,
+            'rejected': [k['fingerprint'] for k in pending or host_keys],
+        }
+
+    @signed
+    def delete_node(self, ctxt, who, host):
+        """Forget a node (decommissioned, or a phantom): its row and keys.
+
+        New runs leave it out; its agent, if still running, shows as
+        pending again and needs accepting.
+        """
+        node = next(
+            (n for n in self.db.list_nodes() if n['host'] == host), None
+        )
+        gone = self.db.delete_node_keys(host)
+        for fp in gone:
+            self.verifier.replays.forget(fp)
+        if node is None and not gone:
+            raise exception.PluginsdException(f'no node {host}')
+        if node is not None:
+            node = self._node_view(node)
+            self.db.delete_node(host)
+        self.nodes.forget(host)
+        LOG.info('Node %s deleted by %s', host, who)
+        return dict(node or {'host': host, 'state': 'pending'}, keys=gone)
 
     def _node_view(self, node):
         node['state'] = 'lost' if self.nodes.is_lost(node['host']) else 'up'
         node['silent_for'] = self.nodes.silent_for(node['host'])
         return node
 
-    @rpc.expose
-    def list_nodes(self, ctxt):
-        return [self._node_view(n) for n in self.db.list_nodes()]
+    @signed
+    def retry_run(self, ctxt, who, run_id, failed_nodes_only=False):
+        return self._run_view(self.runs.retry(run_id, failed_nodes_only))
 
-    @rpc.expose
-    @user_error
-    def delete_node(self, ctxt, request):
-        """Forget a node (decommissioned, or a phantom): new runs leave it
-        out. An agent still running registers it again.
-        """
-        host = self._verified(request, 'delete_node')['host']
-        node = next(
-            (n for n in self.db.list_nodes() if n['host'] == host), None
-        )
-        if node is None or not self.db.delete_node(host):
-            raise exception.PluginsdException(f'no node {host}')
-        node = self._node_view(node)
-        self.nodes.forget(host)
-        LOG.info('Node %s deleted (it was %s)', host, node['state'])
-        return node
+    @signed
+    def cancel_run(self, ctxt, who, run_id):
+        return self._run_view(self.runs.cancel(run_id))
 
-    @rpc.expose
-    @user_error
-    def retry_run(self, ctxt, request):
-        r = self._verified(request, 'retry_run')
-        return self._run_view(
-            self.runs.retry(r['run_id'], r['failed_nodes_only'])
-        )
-
-    @rpc.expose
-    @user_error
-    def cancel_run(self, ctxt, request):
-        return self._run_view(
-            self.runs.cancel(self._verified(request, 'cancel_run')['run_id'])
-        )
-
-    @rpc.expose
-    def list_extensions(self, ctxt):
+    @signed
+    def list_extensions(self, ctxt, who):
         return self.extension_records
 
-    @rpc.expose
-    @user_error
-    def delete_run(self, ctxt, request):
-        run = self.db.get_run(self._verified(request, 'delete_run')['run_id'])
+    @signed
+    def delete_run(self, ctxt, who, run_id):
+        run = self.db.get_run(run_id)
         if run['state'] in ('planning', 'running'):
             raise exception.RunStateError(
                 run=run['id'], state=run['state'], reason='cancel it first'
@@ -232,9 +383,8 @@ class DaemonManager:
         self.events.run_delete(run)
         return self._run_view(run)
 
-    @rpc.expose
-    @user_error
-    def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
+    @signed
+    def get_log(self, ctxt, who, run_id, node, phase, plugin, offset=0):
         run_id = self.db.get_run(run_id)['id']
         # Logs stay on the nodes: an unknown or lost node cannot give one.
         if node not in {n['host'] for n in self.db.list_nodes()}:

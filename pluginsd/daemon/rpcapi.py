@@ -1,9 +1,14 @@
 """Client side of the daemon RPC API.
 
-Agents and the CLI -> daemon, on the topic ``pluginsd``.
+Agents and the CLI -> daemon, on the topic ``pluginsd``. Every call is one
+signed envelope (pluginsd.rpc.signing), signed for its operation and for
+the daemon: an agent signs with its node key, pluginsctl with the
+operator's key; the daemon decides what each may do.
 """
 
 from pluginsd import rpc
+
+DAEMON_TARGET = 'daemon'
 
 
 class DaemonAPI:
@@ -15,13 +20,14 @@ class DaemonAPI:
               start_run, plan, get_run, wait_run, list_runs, list_nodes,
               retry_run, cancel_run, delete_run, get_log, list_extensions
         1.1 - delete_node
+        1.2 - every argument in one signed ``envelope``
+              (pluginsd.rpc.signing); get_localconf, accept_node,
+              reject_node
     """
 
-    RPC_API_VERSION = '1.1'
+    RPC_API_VERSION = '1.2'
 
     def __init__(self, conf, transport, timeout=None, signer=None, retry=None):
-        # Requests that start or change runs are signed: whoever can reach
-        # the broker without the shared key cannot make nodes run anything.
         self.signer = signer
         cap = conf.upgrade_levels.daemon or self.RPC_API_VERSION
         self.client = rpc.get_client(
@@ -33,61 +39,81 @@ class DaemonAPI:
             retry=retry,  # connection attempts per call (None: forever)
         )
 
-    # agents
-    def report_results(self, ctxt, envelope):
-        self.client.cast(ctxt, 'report_results', envelope=envelope)
+    def _envelope(self, op, **payload):
+        return self.signer.sign(op, DAEMON_TARGET, payload)
 
-    def heartbeat(self, ctxt, envelope):
+    def _call(self, ctxt, op, client=None, **payload):
+        return (client or self.client).call(
+            ctxt, op, envelope=self._envelope(op, **payload)
+        )
+
+    # agents
+    def report_results(self, ctxt, host, results):
+        self.client.cast(
+            ctxt,
+            'report_results',
+            envelope=self._envelope(
+                'report_results', host=host, results=results
+            ),
+        )
+
+    def heartbeat(self, ctxt, payload):
         # Bounded retries: a heartbeat that cannot go out says so, rather
         # than blocking the heartbeat thread for the whole outage.
-        self.client.prepare(retry=3).cast(ctxt, 'heartbeat', envelope=envelope)
+        self.client.prepare(retry=3).cast(
+            ctxt, 'heartbeat', envelope=self._envelope('heartbeat', **payload)
+        )
 
     def probe(self, ctxt, host):
         """A no-op cast to the daemon itself: is the broker taking messages?"""
-        self.client.prepare(server=host, retry=3).cast(ctxt, 'probe')
-
-    def get_bundle_chunk(self, ctxt, digest, offset, timeout=60):
-        return self.client.prepare(timeout=timeout).call(
-            ctxt, 'get_bundle_chunk', digest=digest, offset=offset
+        self.client.prepare(server=host, retry=3).cast(
+            ctxt, 'probe', envelope=self._envelope('probe')
         )
 
-    def pending_work(self, ctxt, host):
-        return self.client.prepare(timeout=10).call(
-            ctxt, 'pending_work', host=host
+    def get_bundle_chunk(self, ctxt, digest, offset, timeout=60):
+        return self._call(
+            ctxt,
+            'get_bundle_chunk',
+            self.client.prepare(timeout=timeout),
+            digest=digest,
+            offset=offset,
+        )
+
+    def get_localconf(self, ctxt, run_id):
+        return self._call(
+            ctxt,
+            'get_localconf',
+            self.client.prepare(version='1.2', timeout=30),
+            run_id=run_id,
+        )
+
+    def pending_work(self, ctxt):
+        return self._call(
+            ctxt, 'pending_work', self.client.prepare(timeout=10)
         )
 
     # CLI
-    def _signed(self, op, **request):
-        # The operation is signed too: a signature for one request is not
-        # a signature for another with the same arguments.
-        return self.signer.sign(dict(request, op=op))
-
     def start_run(self, ctxt, mode, local_confs, local_conf_path, nodes=None):
-        extra = {'nodes': list(nodes)} if nodes else {}  # 1.0 daemons: none
-        return self.client.call(
+        extra = {'nodes': list(nodes)} if nodes else {}
+        return self._call(
             ctxt,
             'start_run',
-            request=self._signed(
-                'start_run',
-                mode=mode,
-                local_confs=local_confs,
-                local_conf_path=local_conf_path,
-                **extra,
-            ),
+            mode=mode,
+            local_confs=local_confs,
+            local_conf_path=local_conf_path,
+            **extra,
         )
 
     def plan(self, ctxt, local_conf, local_conf_path):
-        # Planning sources localrc and settings on the daemon: signed.
-        return self.client.call(
+        return self._call(
             ctxt,
             'plan',
-            request=self._signed(
-                'plan', local_conf=local_conf, local_conf_path=local_conf_path
-            ),
+            local_conf=local_conf,
+            local_conf_path=local_conf_path,
         )
 
     def get_run(self, ctxt, run_id):
-        return self.client.call(ctxt, 'get_run', run_id=run_id)
+        return self._call(ctxt, 'get_run', run_id=run_id)
 
     def wait_run(
         self,
@@ -99,9 +125,10 @@ class DaemonAPI:
         call_timeout=None,
     ):
         call_timeout = call_timeout or timeout + 30
-        return self.client.prepare(timeout=call_timeout).call(
+        return self._call(
             ctxt,
             'wait_run',
+            self.client.prepare(timeout=call_timeout),
             run_id=run_id,
             seen=seen,
             timeout=timeout,
@@ -109,46 +136,49 @@ class DaemonAPI:
         )
 
     def list_runs(self, ctxt):
-        return self.client.call(ctxt, 'list_runs')
+        return self._call(ctxt, 'list_runs')
 
     def list_nodes(self, ctxt):
-        return self.client.call(ctxt, 'list_nodes')
+        return self._call(ctxt, 'list_nodes')
 
-    def retry_run(self, ctxt, run_id, failed_nodes_only=False):
-        return self.client.call(
+    def accept_node(self, ctxt, host, fingerprint=None):
+        return self._call(
             ctxt,
-            'retry_run',
-            request=self._signed(
-                'retry_run', run_id=run_id, failed_nodes_only=failed_nodes_only
-            ),
+            'accept_node',
+            self.client.prepare(version='1.2'),
+            host=host,
+            fingerprint=fingerprint,
         )
 
-    def cancel_run(self, ctxt, run_id):
-        return self.client.call(
-            ctxt,
-            'cancel_run',
-            request=self._signed('cancel_run', run_id=run_id),
-        )
-
-    def delete_run(self, ctxt, run_id):
-        return self.client.call(
-            ctxt,
-            'delete_run',
-            request=self._signed('delete_run', run_id=run_id),
+    def reject_node(self, ctxt, host):
+        return self._call(
+            ctxt, 'reject_node', self.client.prepare(version='1.2'), host=host
         )
 
     def delete_node(self, ctxt, host):
-        return self.client.prepare(version='1.1').call(
-            ctxt,
-            'delete_node',
-            request=self._signed('delete_node', host=host),
+        return self._call(
+            ctxt, 'delete_node', self.client.prepare(version='1.1'), host=host
         )
 
+    def retry_run(self, ctxt, run_id, failed_nodes_only=False):
+        return self._call(
+            ctxt,
+            'retry_run',
+            run_id=run_id,
+            failed_nodes_only=failed_nodes_only,
+        )
+
+    def cancel_run(self, ctxt, run_id):
+        return self._call(ctxt, 'cancel_run', run_id=run_id)
+
+    def delete_run(self, ctxt, run_id):
+        return self._call(ctxt, 'delete_run', run_id=run_id)
+
     def list_extensions(self, ctxt):
-        return self.client.call(ctxt, 'list_extensions')
+        return self._call(ctxt, 'list_extensions')
 
     def get_log(self, ctxt, run_id, node, phase, plugin, offset=0):
-        return self.client.call(
+        return self._call(
             ctxt,
             'get_log',
             run_id=run_id,

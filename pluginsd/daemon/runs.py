@@ -22,6 +22,7 @@ from pluginsd import results
 from pluginsd.daemon import busy
 from pluginsd.plugins import bundles as bundles_mod
 from pluginsd.plugins import plan as plan_mod
+from pluginsd.rpc import signing
 from pluginsd.runner import devstack
 
 LOG = logging.getLogger(__name__)
@@ -91,13 +92,10 @@ class NodeTracker:
 
 
 class RunManager:
-    def __init__(
-        self, conf, db, agent_api, signer, nodes, events, checkout_root=None
-    ):
+    def __init__(self, conf, db, agent_api, nodes, events, checkout_root=None):
         self.conf = conf
         self.db = db
         self.agents = agent_api
-        self.signer = signer
         self.nodes = nodes
         self.events = events  # extension/notification hooks
         self.checkout_root = checkout_root
@@ -431,7 +429,7 @@ class RunManager:
                     (host, event['phase'])
                 )
                 if not done or done[1] != run['attempt']:
-                    work.append(self.signer.sign(event))
+                    work.append(self.agents.sign_event(event))
         return work
 
     # -- driving -----------------------------------------------------------
@@ -627,9 +625,14 @@ class RunManager:
         parts = {}
         for role in set(targets.values()):
             plan = run['plans'][role]
+            # Not the local.conf itself (it holds passwords, and localrc is
+            # code): each target fetches its own, sealed to its key, and
+            # checks it against this digest.
             parts[role] = {
                 'plugins': plan['plugins'],
-                'localconf': run['local_confs'][role],
+                'localconf_digest': signing.digest(
+                    signing.canonical_json(run['local_confs'][role])
+                ),
             }
         return {
             'run_id': run['id'],
@@ -696,7 +699,7 @@ class RunManager:
         """One fanout publish; retried while the broker cannot take it."""
         while not self._stopping.is_set():
             try:
-                self.agents.run_phase({}, self.signer.sign(event))
+                self.agents.run_phase({}, event)
                 return
             except Exception as e:
                 LOG.warning(

@@ -3,12 +3,14 @@
 import logging
 import threading
 
+from pluginsd import keys
 from pluginsd import rpc
 from pluginsd import service
 from pluginsd.agent import rpcapi as agent_rpcapi
 from pluginsd.daemon import manager
 from pluginsd.daemon import rpcapi as daemon_rpcapi
 from pluginsd.daemon import runs
+from pluginsd.daemon import trust
 from pluginsd.db import api as db_api
 from pluginsd.extensions import dispatch
 from pluginsd.extensions import manager as ext_manager
@@ -20,14 +22,26 @@ DEFAULT = object()
 
 class DaemonService:
     def __init__(
-        self, conf, transport, checkout_root=DEFAULT, notification_url=None
+        self,
+        conf,
+        transport,
+        checkout_root=DEFAULT,
+        notification_url=None,
+        keypair=None,
     ):
         self.conf = conf
         self.extensions, self.extension_records = ext_manager.load(conf)
         self.db = db_api.Database(conf.database.connection)
         self.db.upgrade(ext_manager.migration_locations(self.extensions))
-        self.signer = signing.Signer(
-            conf.security.shared_key, conf.host, conf.security.max_message_age
+        self.keypair = keypair or keys.KeyPair.load_or_create(
+            conf.security.key_file
+        )
+        self.signer = signing.Signer(self.keypair, 'daemon')
+        self.verifier = signing.Verifier(
+            trust.DaemonKeyring(conf, self.db, self.keypair),
+            signing.ReplayGuard(self.db, conf.security.max_message_age),
+            conf.security.max_message_age,
+            where='daemon',
         )
         self.events = dispatch.EventDispatcher(
             self.extensions, dispatch.Notifications(conf, notification_url)
@@ -40,7 +54,6 @@ class DaemonService:
             conf,
             self.db,
             self.agents,
-            self.signer,
             self.nodes,
             self.events,
             checkout_root,
@@ -51,7 +64,7 @@ class DaemonService:
             self.runs,
             self.nodes,
             self.agents,
-            self.signer,
+            self.verifier,
             self.events,
             self.extension_records,
         )
@@ -60,7 +73,9 @@ class DaemonService:
         )
         self._stop = threading.Event()
         self.broker = service.BrokerWatch(conf)
-        self._probe_api = daemon_rpcapi.DaemonAPI(conf, transport)
+        self._probe_api = daemon_rpcapi.DaemonAPI(
+            conf, transport, signer=self.signer
+        )
         self._watch = threading.Thread(
             target=self._watch_nodes, daemon=True, name='node-watch'
         )
@@ -69,7 +84,11 @@ class DaemonService:
         self.server.start()
         self.runs.resume_all()
         self._watch.start()
-        LOG.info('pluginsd daemon started on %s', self.conf.host)
+        LOG.info(
+            'pluginsd daemon started on %s, key %s',
+            self.conf.host,
+            self.keypair.fingerprint,
+        )
 
     def stop(self):
         LOG.info('pluginsd daemon stopping')

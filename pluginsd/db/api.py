@@ -247,3 +247,84 @@ class Database:
                     sa.select(models.Node).order_by(models.Node.host)
                 )
             ]
+
+    # -- node keys (enrollment) ----------------------------------------------
+
+    def list_node_keys(self, host=None):
+        with self._session() as s:
+            query = sa.select(models.NodeKey).order_by(
+                models.NodeKey.host, models.NodeKey.created_at
+            )
+            if host is not None:
+                query = query.where(models.NodeKey.host == host)
+            return [_row(k) for k in s.scalars(query)]
+
+    def get_node_key(self, host, fingerprint):
+        with self._session() as s:
+            key = s.get(models.NodeKey, (host, fingerprint))
+            return None if key is None else _row(key)
+
+    def add_node_key(self, host, fingerprint, public_key, state):
+        """Record a key (if new); return its row."""
+        now = time.time()
+        with self._lock, self._session.begin() as s:
+            key = s.get(models.NodeKey, (host, fingerprint))
+            if key is None:
+                key = models.NodeKey(
+                    host=host,
+                    fingerprint=fingerprint,
+                    public_key=public_key,
+                    state=state,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(key)
+        return _row(key)
+
+    def set_node_key_state(self, host, fingerprint, state):
+        with self._lock, self._session.begin() as s:
+            s.execute(
+                sa.update(models.NodeKey)
+                .where(
+                    models.NodeKey.host == host,
+                    models.NodeKey.fingerprint == fingerprint,
+                )
+                .values(state=state, updated_at=time.time())
+            )
+
+    def delete_node_keys(self, host, keep=None):
+        """Forget the keys of ``host`` (but ``keep``); return fingerprints."""
+        with self._lock, self._session.begin() as s:
+            query = sa.select(models.NodeKey.fingerprint).where(
+                models.NodeKey.host == host
+            )
+            gone = [fp for fp in s.scalars(query) if fp != keep]
+            s.execute(
+                sa.delete(models.NodeKey).where(
+                    models.NodeKey.host == host,
+                    models.NodeKey.fingerprint.in_(gone),
+                )
+            )
+            s.execute(
+                sa.delete(models.ReplayMark).where(
+                    models.ReplayMark.fingerprint.in_(gone)
+                )
+            )
+        return gone
+
+    # -- replay marks --------------------------------------------------------
+
+    def load_marks(self):
+        with self._session() as s:
+            return {
+                m.fingerprint: m.seq
+                for m in s.scalars(sa.select(models.ReplayMark))
+            }
+
+    def save_mark(self, fingerprint, seq):
+        with self._lock, self._session.begin() as s:
+            mark = s.get(models.ReplayMark, fingerprint)
+            if mark is None:
+                s.add(models.ReplayMark(fingerprint=fingerprint, seq=seq))
+            elif seq > mark.seq:
+                mark.seq = seq

@@ -74,3 +74,25 @@ class Node(Base):
     devstack_dir = sa.Column(
         sa.Text, nullable=False, default='', server_default=''
     )
+
+
+class NodeKey(Base):
+    """A node's public key and whether an operator accepted it."""
+
+    __tablename__ = 'node_keys'
+
+    host = sa.Column(sa.String(255), primary_key=True)
+    fingerprint = sa.Column(sa.String(64), primary_key=True)
+    public_key = sa.Column(sa.Text, nullable=False)
+    state = sa.Column(sa.String(16), nullable=False)  # pending/accepted/...
+    created_at = sa.Column(sa.Float, nullable=False)
+    updated_at = sa.Column(sa.Float, nullable=False)
+
+
+class ReplayMark(Base):
+    """Highest message sequence accepted from a key (no replay, ever)."""
+
+    __tablename__ = 'replay_marks'
+
+    fingerprint = sa.Column(sa.String(64), primary_key=True)
+    seq = sa.Column(sa.BigInteger, nullable=False)

@@ -148,6 +148,8 @@ def _clone(plugin, target, options):
     tmp = tempfile.mkdtemp(
         prefix=f'.{plugin.name}.', suffix='.clone', dir=parent
     )
+    if git.new_dir_mode() is not None:
+        os.chmod(tmp, git.new_dir_mode())  # mkdtemp makes it 0700
     try:
         _git(lambda: git.clone_no_checkout(plugin.url, tmp), plugin)
         _git(
@@ -217,7 +219,11 @@ def ensure_checkout(plugin, target, sha, source, ref=None, shallow=False):
     history (a bundle from :func:`commit_bundle`). An existing checkout at
     ``sha`` is left alone.
     """
-    ref = ref or sha
+    with git.public_files():  # $DEST, read by the services plugins start
+        _ensure_checkout(plugin, target, sha, source, ref or sha, shallow)
+
+
+def _ensure_checkout(plugin, target, sha, source, ref, shallow):
     check_plugin(plugin)
     if os.path.isdir(os.path.join(target, '.git')):
         if head(target) == sha:
@@ -232,6 +238,8 @@ def ensure_checkout(plugin, target, sha, source, ref=None, shallow=False):
     tmp = tempfile.mkdtemp(
         prefix=f'.{plugin.name}.', suffix='.clone', dir=parent
     )
+    if git.new_dir_mode() is not None:
+        os.chmod(tmp, git.new_dir_mode())  # mkdtemp makes it 0700
     try:
         _git(lambda: git.init(tmp), plugin)
         _git(lambda: git.set_remote(tmp, plugin.url, add=True), plugin)

@@ -15,6 +15,7 @@ import tempfile
 import time
 
 from pluginsd import exception
+from pluginsd import git
 from pluginsd import process
 from pluginsd.plugins import fetch
 from pluginsd.plugins import order
@@ -344,10 +345,15 @@ class _Planner:
                     options,
                     dry_run_dir=os.path.join(scratch, name),
                 )
-            elif fetch_plugins:
+            elif fetch_plugins and checkout_root:
                 plugin.sha = _bounded(
                     plugin, fetch.fetch, plugin, plugin.path, options
                 )
+            elif fetch_plugins:
+                with git.public_files():  # $DEST, as DevStack's git_clone
+                    plugin.sha = _bounded(
+                        plugin, fetch.fetch, plugin, plugin.path, options
+                    )
             else:
                 # unstack and clean never fetch (contract 5.6): what is
                 # there is used, a missing plugin is skipped.

@@ -1,97 +1,275 @@
-"""HMAC-signed envelopes for everything that makes a node run something.
+"""The envelope of every RPC message: who sent it, for what, signed.
 
-An envelope carries the payload, the sender, a timestamp and a random
-nonce; the signature covers all four. A receiver rejects a missing or wrong
-signature, a timestamp older than ``[security] max_message_age`` (or from
-the future by as much), and a nonce it has already seen within that window.
+Every RPC method takes one argument, ``envelope``, and nothing else::
+
+    {'v': 1, 'sender': 'node:cmp1', 'key': 'ed25519:...', 'seq': 17...,
+     'op': 'report_results', 'target': 'daemon', 'timestamp': 1.7e9,
+     'payload': {...}, 'signature': '<base64 Ed25519>'}
+
+The signature covers every field. A receiver (:class:`Verifier`) checks,
+in this order: the signature with the enclosed public key; that the key is
+one it trusts for that sender (its *keyring*: the daemon knows each node's
+accepted key and each operator's key and role, an agent knows the daemon's
+key); that the message was signed for this operation and this target; that
+it is fresh (``[security] max_message_age``); and that it is not a replay.
+
+Replays: ``seq`` grows with every message of a sender (nanosecond clock,
+never reused, even across the sender's restarts). The receiver keeps, per
+sender key, the highest ``seq`` it accepted (its *high-water mark*), in
+the daemon's database or the agent's journal, written before the message
+is acted upon. After a restart it accepts only what is above the stored
+mark; while running it also remembers the ``seq`` values it accepted
+recently, so messages that overtake each other on the bus still pass once.
+
+The payload inside the envelope (plain JSON primitives) is the RPC API's.
 """
 
+import base64
+import collections
 import hashlib
-import hmac
 import json
 import logging
-import secrets
 import threading
 import time
 
 from pluginsd import exception
+from pluginsd import keys
 
 LOG = logging.getLogger(__name__)
+VERSION = 1
+SIGNED_FIELDS = (
+    'v',
+    'sender',
+    'key',
+    'seq',
+    'op',
+    'target',
+    'timestamp',
+    'payload',
+)
 
 
-def _digest(key, sender, timestamp, nonce, payload):
-    body = json.dumps(
-        [sender, timestamp, nonce, payload],
+def canonical_json(value):
+    return json.dumps(value, sort_keys=True, separators=(',', ':')).encode()
+
+
+def digest(data):
+    """What a phase event carries instead of a secret: its SHA-256."""
+    return 'sha256:' + hashlib.sha256(data).hexdigest()
+
+
+def _canonical(envelope):
+    return json.dumps(
+        [envelope[f] for f in SIGNED_FIELDS],
         sort_keys=True,
         separators=(',', ':'),
-    )
-    return hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest()
+        ensure_ascii=False,
+    ).encode()
+
+
+class Identity(
+    collections.namedtuple('Identity', 'kind name role fingerprint key')
+):
+    """Who signed a message, as the receiver's keyring knows them.
+
+    ``kind`` is daemon, node or operator; ``name`` the host or operator
+    name; ``role`` an operator's reader/admin ('' otherwise); ``key`` the
+    VerifyKey (a node's secrets are sealed to it).
+    """
+
+    def __str__(self):
+        return f'{self.kind} {self.name} ({self.fingerprint})'
 
 
 class Signer:
-    def __init__(self, key, sender, max_age=300):
-        self.key = key
+    def __init__(self, keypair, sender):
+        self.keypair = keypair
         self.sender = sender
-        self.max_age = max_age
-        self._seen = {}
+        self._last = 0
         self._lock = threading.Lock()
 
-    def sign(self, payload):
-        timestamp = time.time()
-        nonce = secrets.token_hex(16)
-        return {
-            'sender': self.sender,
-            'timestamp': timestamp,
-            'nonce': nonce,
-            'payload': payload,
-            'signature': _digest(
-                self.key, self.sender, timestamp, nonce, payload
-            ),
-        }
-
-    def verify(self, envelope):
-        """Return the payload of a valid envelope; raise SignatureError."""
-        if not isinstance(envelope, dict) or 'signature' not in envelope:
-            raise exception.SignatureError(
-                sender='unknown', reason='the message is not signed'
-            )
-        sender = str(envelope.get('sender'))
-        try:
-            timestamp = float(envelope['timestamp'])
-            nonce = str(envelope['nonce'])
-            payload = envelope['payload']
-        except (KeyError, TypeError, ValueError) as e:
-            raise exception.SignatureError(
-                sender=sender, reason='malformed envelope'
-            ) from e
-        expected = _digest(self.key, sender, timestamp, nonce, payload)
-        if not hmac.compare_digest(
-            expected.encode(), str(envelope['signature']).encode()
-        ):
-            raise exception.SignatureError(
-                sender=sender, reason='bad signature (wrong key or altered)'
-            )
-        now = time.time()
-        if abs(now - timestamp) > self.max_age:
-            raise exception.SignatureError(
-                sender=sender,
-                reason=f'stale: signed {now - timestamp:.0f} s ago, limit '
-                f'{self.max_age} s',
-            )
+    def _next_seq(self):
         with self._lock:
-            for old, seen_at in list(self._seen.items()):
-                if now - seen_at > 2 * self.max_age:
-                    del self._seen[old]
-            if nonce in self._seen:
-                raise exception.SignatureError(
-                    sender=sender, reason=f'replayed message (nonce {nonce})'
+            self._last = max(self._last + 1, time.time_ns())
+            return self._last
+
+    def sign(self, op, target, payload):
+        envelope = {
+            'v': VERSION,
+            'sender': self.sender,
+            'key': self.keypair.public,
+            'seq': self._next_seq(),
+            'op': op,
+            'target': target,
+            'timestamp': time.time(),
+            'payload': payload,
+        }
+        envelope['signature'] = base64.b64encode(
+            self.keypair.sign(_canonical(envelope))
+        ).decode()
+        return envelope
+
+
+class RejectLog:
+    """Rejected messages, logged with why and by whom, at a bounded rate.
+
+    At most ``per_sender`` lines per sender and ``total`` lines in all per
+    ``window`` seconds: a flood of forged messages cannot fill the disk.
+    What was left out is counted and said once the window ends.
+    """
+
+    def __init__(self, logger, per_sender=5, total=50, window=60.0):
+        self.logger = logger
+        self.per_sender, self.total, self.window = per_sender, total, window
+        self._start = time.monotonic()
+        self._counts = collections.Counter()
+        self._suppressed = self._logged = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, where, sender, reason):
+        with self._lock:
+            now = time.monotonic()
+            if now - self._start > self.window:
+                if self._suppressed:
+                    self.logger.warning(
+                        '%d more rejected messages were not logged in the '
+                        'last %.0f s',
+                        self._suppressed,
+                        self.window,
+                    )
+                self._start, self._suppressed, self._logged = now, 0, 0
+                self._counts.clear()
+            self._counts[sender] += 1
+            if (
+                self._counts[sender] > self.per_sender
+                or self._logged >= self.total
+            ):
+                self._suppressed += 1
+                return
+            self._logged += 1
+        self.logger.warning(
+            '%s: rejected %s from %s', where, reason, str(sender)[:200]
+        )
+
+
+class ReplayGuard:
+    """Per-sender-key high-water marks; see the module docstring.
+
+    ``store`` has ``load_marks() -> {fingerprint: seq}`` and
+    ``save_mark(fingerprint, seq)`` (persisted before this returns).
+    """
+
+    def __init__(self, store, max_age):
+        self.store = store
+        self.max_age = max_age
+        self._floor = dict(store.load_marks())  # as stored before we started
+        self._high = dict(self._floor)
+        self._recent = collections.defaultdict(dict)  # fp -> {seq: seen at}
+        self._lock = threading.Lock()
+
+    def check(self, fingerprint, seq):
+        """Raise a reason string (ValueError) for a replay; else record."""
+        with self._lock:
+            floor = self._floor.get(fingerprint, 0)
+            if seq <= floor:
+                raise ValueError(
+                    f'replayed message: sequence {seq} is not above the '
+                    f'high-water mark {floor} stored for this key'
                 )
-            self._seen[nonce] = now
-        return payload
+            recent = self._recent[fingerprint]
+            now = time.monotonic()
+            # Older than that, a message is stale anyway (its timestamp).
+            for old in [
+                s for s, at in recent.items() if now - at > 2 * self.max_age
+            ]:
+                del recent[old]
+            if seq in recent:
+                raise ValueError(f'replayed message: sequence {seq} seen')
+            recent[seq] = now
+            if seq > self._high.get(fingerprint, 0):
+                self._high[fingerprint] = seq
+                self.store.save_mark(fingerprint, seq)
+
+    def forget(self, fingerprint):
+        with self._lock:
+            for table in (self._floor, self._high, self._recent):
+                table.pop(fingerprint, None)
 
 
-def signer_for(conf, sender):
-    """A Signer with the key and message age of ``conf``."""
-    return Signer(
-        conf.security.shared_key, sender, conf.security.max_message_age
-    )
+class Verifier:
+    """Opens envelopes for one receiver.
+
+    ``keyring.identify(sender, verify_key, fingerprint, op)`` returns the
+    sender's :class:`Identity` or raises SignatureError (an unknown key, a
+    key of another host, a pending node, ...).
+    """
+
+    def __init__(self, keyring, replay_guard, max_age, where):
+        self.keyring = keyring
+        self.replays = replay_guard
+        self.max_age = max_age
+        self.where = where
+        self.reject_log = RejectLog(LOG)
+
+    def open(self, envelope, op, targets):
+        """Return (Identity, payload); raise SignatureError, logged."""
+        sender = 'unknown'
+        if isinstance(envelope, dict):
+            sender = str(envelope.get('sender', 'unknown'))
+        try:
+            return self._open(envelope, op, targets, sender)
+        except exception.SignatureError as e:
+            error = e
+        # Logged outside the except block: one line, no traceback.
+        self.reject_log(
+            self.where,
+            f'{sender} (key {error.kwargs.get("key", "?")})',
+            f'{op}: {error.kwargs["reason"]}',
+        )
+        raise error
+
+    def _open(self, envelope, op, targets, sender):
+        def refuse(reason, key='?'):
+            raise exception.SignatureError(
+                sender=sender, reason=reason, key=key
+            )
+
+        if not isinstance(envelope, dict) or 'signature' not in envelope:
+            refuse('the message is not signed')
+        try:
+            fields = {f: envelope[f] for f in SIGNED_FIELDS}
+            signature = base64.b64decode(envelope['signature'], validate=True)
+            seq = int(fields['seq'])
+            timestamp = float(fields['timestamp'])
+            verify_key = keys.decode_public(str(fields['key']))
+        except (KeyError, TypeError, ValueError, exception.PluginsdException):
+            refuse('malformed envelope')
+        fingerprint = keys.fingerprint(verify_key)
+        if fields['v'] != VERSION:
+            refuse(f'envelope version {fields["v"]!r}', fingerprint)
+        if not keys.verify(verify_key, _canonical(fields), signature):
+            refuse(
+                'bad signature (altered, or not made with this key)',
+                fingerprint,
+            )
+        identity = self.keyring.identify(sender, verify_key, fingerprint, op)
+        if fields['op'] != op:
+            refuse(f'signed for {fields["op"]!r}, not {op!r}', fingerprint)
+        target = fields['target']
+        wanted = target if isinstance(target, list) else [target]
+        if not set(map(str, wanted)) & set(targets):
+            refuse(
+                f'signed for {target!r}, not for {", ".join(sorted(targets))}',
+                fingerprint,
+            )
+        age = time.time() - timestamp
+        if abs(age) > self.max_age:
+            refuse(
+                f'stale: signed {age:.0f} s ago, limit {self.max_age} s',
+                fingerprint,
+            )
+        try:
+            self.replays.check(fingerprint, seq)
+        except ValueError as e:
+            refuse(str(e), fingerprint)
+        return identity, fields['payload']

@@ -35,7 +35,7 @@ class AllInOne:
             self.conf,
             self.embedded.transport,
             timeout=30,
-            signer=signing.signer_for(self.conf, 'test'),
+            signer=signing.Signer(self.embedded.operator_key, 'operator'),
         )
 
     def start(self, mode, local_conf, path='local.conf', roles=None):

@@ -7,13 +7,13 @@ import sys
 import time
 
 from pluginsd import conf as pluginsd_conf
+from pluginsd import keys
 from pluginsd import rpc
 from pluginsd.daemon import rpcapi
 from pluginsd.rpc import signing
 from tests.functional import aio
 
 BIN = os.path.dirname(sys.executable)
-KEY = 'functional-test-shared-key'
 
 
 def write_conf(path, groups):
@@ -47,7 +47,6 @@ def base_groups(url, state, host, **extra):
             'kombu_reconnect_delay': 0.5,
             'heartbeat_timeout_threshold': 10,
         },
-        'security': {'shared_key': KEY},
         'runner': {'package_installer': 'noop'},
         'agent': {'heartbeat_interval': 1, 'result_resend_interval': 2},
         'daemon': {
@@ -123,9 +122,32 @@ class Cluster:
         self.agents = {}
         state = os.path.join(self.base, 'daemon')
         os.makedirs(state, exist_ok=True)
+        # Keys, as an operator makes them with pluginsd-manage key create:
+        # the daemon's, an admin's and a reader's; agents get theirs in
+        # add_agent, pre-seeded as accepted (see accepted_keys_dir).
+        self.keys_dir = os.path.join(self.base, 'keys')
+        self.daemon_key = self.make_key('daemon')
+        self.admin_key = self.make_key('admin')
+        self.reader_key = self.make_key('reader')
+        self.accepted_dir = os.path.join(self.base, 'accepted')
+        os.makedirs(self.accepted_dir, exist_ok=True)
+        security = {
+            'key_file': self.key_path('daemon'),
+            'accepted_keys_dir': self.accepted_dir,
+            'operator_keys': [
+                f'admin:{self.key_path("admin")}.pub',
+                f'reader:{self.key_path("reader")}.pub',
+            ],
+            # pluginsctl reads this file too: it signs as the admin.
+            'operator_key_file': self.key_path('admin'),
+        }
+        daemon_extra = dict(daemon_extra)
+        security.update(daemon_extra.pop('security', {}))
         self.daemon_conf = write_conf(
             os.path.join(self.base, 'daemon.conf'),
-            base_groups(url, state, 'daemon', **daemon_extra),
+            base_groups(
+                url, state, 'daemon', security=security, **daemon_extra
+            ),
         )
         self.daemon = Process('pluginsd', self.daemon_conf, state, self.env)
         self.conf = pluginsd_conf.new_conf()
@@ -135,16 +157,40 @@ class Cluster:
             self.conf,
             self.transport,
             timeout=30,
-            signer=signing.signer_for(self.conf, 'test'),
+            signer=signing.Signer(self.admin_key, 'operator'),
         )
         # Polls while the daemon may not be up yet: a call to a queue that
         # does not exist is dropped and only times out.
-        self.poll_api = rpcapi.DaemonAPI(self.conf, self.transport, timeout=2)
+        self.poll_api = rpcapi.DaemonAPI(
+            self.conf,
+            self.transport,
+            timeout=2,
+            signer=signing.Signer(self.reader_key, 'operator'),
+        )
 
-    def add_agent(self, host, roles, **extra):
+    def key_path(self, name):
+        return os.path.join(self.keys_dir, f'{name}.key')
+
+    def make_key(self, name):
+        pair = keys.KeyPair.generate()
+        pair.save(self.key_path(name))
+        return pair
+
+    def add_agent(self, host, roles, accepted=True, **extra):
         state = os.path.join(self.base, host)
         os.makedirs(state, exist_ok=True)
-        groups = base_groups(self.url, state, host, **extra)
+        key = self.make_key(host)
+        if accepted:
+            keys.private_write(
+                os.path.join(self.accepted_dir, f'{host}.pub'), key.public
+            )
+        extra = dict(extra)
+        security = {
+            'key_file': self.key_path(host),
+            'daemon_public_keys': [self.key_path('daemon') + '.pub'],
+        }
+        security.update(extra.pop('security', {}))
+        groups = base_groups(self.url, state, host, security=security, **extra)
         groups['agent'].update(
             roles=roles,
             dest=os.path.join(state, 'dest'),

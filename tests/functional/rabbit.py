@@ -97,8 +97,12 @@ class RabbitBroker:
     data: durable queues and persistent messages survive).
     """
 
-    def __init__(self, base_dir, port=None):
+    def __init__(self, base_dir, port=None, tls=None):
+        """``tls``: {'port', 'cacert', 'cert', 'key'} for a TLS listener
+        on 127.0.0.1 beside the plain one (tests/functional/test_tls.py).
+        """
         self.base_dir = os.path.abspath(str(base_dir))
+        self.tls = tls
         self.port = port or pick_port()
         self.epmd_port = self.port + 1000
         self.dist_port = self.port + 20000
@@ -195,6 +199,15 @@ class RabbitBroker:
                 'default_permissions.read = .*\n'
                 'default_permissions.write = .*\n'
             )
+            if self.tls:
+                f.write(
+                    f'listeners.ssl.default = 127.0.0.1:{self.tls["port"]}\n'
+                    f'ssl_options.cacertfile = {self.tls["cacert"]}\n'
+                    f'ssl_options.certfile = {self.tls["cert"]}\n'
+                    f'ssl_options.keyfile = {self.tls["key"]}\n'
+                    'ssl_options.verify = verify_none\n'
+                    'ssl_options.fail_if_no_peer_cert = false\n'
+                )
         # Empty: ignore /etc/rabbitmq/rabbitmq-env.conf.
         open(os.path.join(d, 'rabbitmq-env.conf'), 'w').close()
         with open(os.path.join(d, 'enabled_plugins'), 'w') as f:

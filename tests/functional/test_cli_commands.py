@@ -8,11 +8,13 @@ process start-up of each command is saved.
 import datetime
 import json
 import logging
+import os
 import re
 import subprocess
 
 import pytest
 
+from pluginsd import keys
 from pluginsd.cmd import ctl
 from pluginsd.rpc import signing
 from tests import gitrepos
@@ -338,14 +340,20 @@ def test_tables_fit_120_columns_in_a_pipe(pc, daemon, tmp_path):
 
 
 def test_a_node_registration_is_one_log_line(daemon, caplog):
-    signer = signing.signer_for(daemon.conf, 'node-7')
-    beat = signer.sign(
+    key = keys.KeyPair.generate()  # pre-seeded as accepted (automation)
+    keys.private_write(
+        os.path.join(daemon.conf.security.accepted_keys_dir, 'node-7.pub'),
+        key.public,
+    )
+    beat = signing.Signer(key, 'node:node-7').sign(
+        'heartbeat',
+        'daemon',
         {
             'host': 'node-7',
             'roles': ['compute'],
             'version': '0',
             'activity': '',
-        }
+        },
     )
     with caplog.at_level(logging.INFO):
         daemon.embedded.daemon.manager.heartbeat({}, beat)
@@ -354,6 +362,7 @@ def test_a_node_registration_is_one_log_line(daemon, caplog):
     ]
     assert lines == ['Node node-7 registered (roles compute)']
     daemon.embedded.daemon.db.delete_node('node-7')
+    daemon.embedded.daemon.db.delete_node_keys('node-7')
     daemon.embedded.daemon.nodes.forget('node-7')
 
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from pluginsd import keys
 from tests import gitrepos
 from tests.functional import cluster as cluster_mod
 from tests.functional.test_multinode import cluster  # noqa: F401 (fixture)
@@ -74,9 +75,12 @@ def test_broker_down_names_the_address_and_the_file(tmp_path):
 
 
 def test_daemon_down_and_missing_key(tmp_path, rabbit_vhost):
+    key = str(tmp_path / 'operator.key')
+    keys.KeyPair.generate().save(key)
     groups = {
         'DEFAULT': {'transport_url': rabbit_vhost},
         'oslo_messaging_rabbit': {'amqp_durable_queues': 'True'},
+        'security': {'operator_key_file': key},
     }
     conf = cluster_mod.write_conf(str(tmp_path / 'ctl.conf'), groups)
     proc = run_ctl('--config-file', conf, '--timeout', '3', 'node', 'list')
@@ -85,13 +89,20 @@ def test_daemon_down_and_missing_key(tmp_path, rabbit_vhost):
         'the daemon did not answer within 3 s: is pluginsd running on topic '
         f'pluginsd (transport_url from {conf})?'
     )
+    # Without an operator key, even a read says what is missing.
+    missing = str(tmp_path / 'nowhere.key')
+    groups['security'] = {'operator_key_file': missing}
+    conf = cluster_mod.write_conf(str(tmp_path / 'ctl.conf'), groups)
     local = conf_file(tmp_path, 'local.conf', '')
-    proc = run_ctl('--config-file', conf, '--timeout', '3', 'stack', local)
-    assert proc.returncode == 1
-    assert one_line(proc) == (
-        'configuration: no key to sign the request with: [security] '
-        f'shared_key is missing (config files: {conf})'
-    )
+    for command in (['stack', local], ['run', 'list']):
+        proc = run_ctl('--config-file', conf, '--timeout', '3', *command)
+        assert proc.returncode == 1
+        assert one_line(proc) == (
+            f'configuration: no operator key at {missing} ([security] '
+            f'operator_key_file): make one with "pluginsd-manage key create '
+            f'--output {missing}" and have an admin add "reader:{missing}.pub"'
+            " (or admin:) to the daemon's [security] operator_keys"
+        )
 
 
 @pytest.mark.timeout(300)
@@ -150,6 +161,7 @@ def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
     # with the option to set.
     groups = cluster_mod.base_groups(c.url, str(tmp_path), 'cli')
     groups['oslo_messaging_rabbit']['amqp_durable_queues'] = 'False'
+    groups['security'] = {'operator_key_file': c.key_path('reader')}
     other = cluster_mod.write_conf(str(tmp_path / 'nondurable.conf'), groups)
     proc = run_ctl('--config-file', other, '--timeout', '5', 'run', 'list')
     assert proc.returncode == 1

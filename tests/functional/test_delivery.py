@@ -102,6 +102,11 @@ def test_thirty_nodes_get_a_fifty_megabyte_plugin(tmp_path, rabbit_vhost):
             os.makedirs(state)
             groups = cluster_mod.base_groups(c.url, state, f'agents-{index}')
             groups['agent'].update(allowed_sources=c.allowed)
+            # The daemon's key; agent_host.py pre-seeds each node's key.
+            groups['security'] = {
+                'daemon_public_keys': c.key_path('daemon') + '.pub',
+                'accepted_keys_dir': c.accepted_dir,
+            }
             groups['daemon'] = {'agent_down_time': 30}
             conf_path = cluster_mod.write_conf(state + '.conf', groups)
             out = open(os.path.join(state, 'stdout.log'), 'wb')

@@ -26,7 +26,6 @@ TOP = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
 BIN = os.path.dirname(sys.executable)  # the venv where pluginsd is installed
-KEY = 'devstack-plugin-test-key'
 SERVICES = ('pluginsd', 'pluginsd-agent')
 STACK = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
 
@@ -142,7 +141,6 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
         {
             'PLUGINSD_TRANSPORT_URL': rabbit_vhost,
             'PLUGINSD_BIN_DIR': BIN,
-            'PLUGINSD_SHARED_KEY': KEY,
             'PLUGINSD_STATE_DIR': state_dir,
             'PLUGINSD_CONF_DIR': conf_dir,
             # run_process's pid and log files (a runner variable).
@@ -172,7 +170,19 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
             'log_dir': str(state_dir / 'log'),
             'debug': 'True',
         }
-        assert conf['security']['shared_key'] == KEY
+        keys_dir = state_dir / 'keys'
+        security = {
+            k: v for k, v in conf.items('security') if k not in conf.defaults()
+        }
+        assert security == {
+            'key_file': f'{keys_dir}/pluginsd.key',
+            'accepted_keys_dir': f'{keys_dir}/accepted',
+            'operator_keys': f'admin:{keys_dir}/operator.key.pub',
+            'operator_key_file': f'{keys_dir}/operator.key',
+            'daemon_public_keys': f'{keys_dir}/pluginsd.key.pub',
+        }
+        for name in ('pluginsd.key', 'operator.key'):
+            assert os.stat(keys_dir / name).st_mode & 0o777 == 0o600
         assert conf['agent']['roles'] == 'controller'
         assert conf['agent']['dest'] == dest
         assert conf['agent']['allowed_sources'] == 'https://opendev.org/'
@@ -248,8 +258,9 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(
 ):
     """`disable_service pluginsd` makes an agent-only (compute) node.
 
-    With no daemon on the broker, stack extra dies naming the host after
-    the timeout.
+    Without the daemon's public key (PLUGINSD_DAEMON_PUBLIC_KEY) it cannot
+    trust any daemon: stack post-config dies saying so, before any service
+    starts.
     """
     repo = plugin_repo(str(tmp_path / 'repos' / 'pluginsd'))
     state_dir = tmp_path / 'pluginsd-state'
@@ -260,7 +271,6 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(
         {
             'PLUGINSD_TRANSPORT_URL': rabbit_vhost,
             'PLUGINSD_BIN_DIR': BIN,
-            'PLUGINSD_SHARED_KEY': KEY,
             'PLUGINSD_STATE_DIR': state_dir,
             'PLUGINSD_CONF_DIR': tmp_path / 'etc-pluginsd',
             'PLUGINSD_SERVICE_DIR': service_dir,
@@ -273,13 +283,12 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(
     try:
         view = harness.run('stack', text, timeout=300)
         assert view['state'] == 'failed', describe(view, service_dir)
-        [extra] = aio.results_by(view, plugin='pluginsd', phase='extra')
-        assert extra['status'] == 'failed'
-        assert (
-            'pluginsd-agent cmp-1 is not up in the pluginsd daemon after 5s'
-            in extra['tail']
-        ), extra['tail']
-        assert not aio.results_by(view, plugin='pluginsd', phase='test-config')
+        [post] = aio.results_by(view, plugin='pluginsd', phase='post-config')
+        assert post['status'] == 'failed'
+        assert 'PLUGINSD_DAEMON_PUBLIC_KEY is empty' in post['tail'], post[
+            'tail'
+        ]
+        assert not aio.results_by(view, plugin='pluginsd', phase='extra')
 
         conf = configparser.RawConfigParser()
         conf.read(conf_path)
@@ -291,12 +300,11 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(
             # database.)
             assert not (state_dir / 'pluginsd.sqlite').exists()
         assert not (service_dir / 'pluginsd.pid').exists()
-        pid = read_pid(service_dir / 'pluginsd-agent.pid')
-        assert pid and alive(pid)
+        # Nothing started: no agent that would obey an unknown daemon.
+        assert not (service_dir / 'pluginsd-agent.pid').exists()
 
         view = harness.run('unstack', text, timeout=120)
         assert view['state'] == 'completed', describe(view, service_dir)
-        assert not alive(pid)
     finally:
         for p in (pid, read_pid(service_dir / 'pluginsd-agent.pid')):
             if p:

@@ -64,7 +64,7 @@ def test_docs_build_without_warnings(tmp_path):
     reference = (out / 'reference' / 'configuration.html').read_text()
     for option in (
         'allowed_sources',
-        'shared_key',
+        'operator_keys',
         'phase_timeout',
         'role_order',
         'plugin_source',

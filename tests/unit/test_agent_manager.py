@@ -9,13 +9,15 @@ import threading
 
 import fixtures
 
+from pluginsd import keys
 from pluginsd import results
 from pluginsd.agent import journal as journal_mod
 from pluginsd.agent import manager as manager_mod
 from pluginsd.rpc import signing
 from tests import base
 
-KEY = 'shared-secret'
+DAEMON = keys.KeyPair.generate()
+NO_LOCALCONF = signing.canonical_json({})
 
 
 class FakeRunner:
@@ -76,7 +78,13 @@ def phase_event(targets=('n1',), phase='install', attempt=1, run_id='r1'):
         'attempt': attempt,
         'deadline': 60,
         'targets': {host: 'controller' for host in targets},
-        'parts': {'controller': {'plugins': [], 'localconf': {}}},
+        # Only a digest: the node fetches its local.conf, sealed to it.
+        'parts': {
+            'controller': {
+                'plugins': [],
+                'localconf_digest': signing.digest(NO_LOCALCONF),
+            }
+        },
     }
 
 
@@ -87,21 +95,40 @@ class TestAgentManager(base.TestCase):
         self.journal = journal_mod.Journal(os.path.join(self.tmp, 'j.sqlite'))
         self.addCleanup(self.journal.close)
         self.runner = FakeRunner()
-        self.daemon = signing.Signer(KEY, 'daemon')
+        self.daemon = signing.Signer(DAEMON, 'daemon')
         self.wakeups = []
+        verifier = signing.Verifier(
+            manager_mod.AgentKeyring([DAEMON.verify_key]),
+            signing.ReplayGuard(self.journal, 300),
+            300,
+            'agent n1',
+        )
         self.manager = manager_mod.AgentManager(
             'n1',
             ['controller'],
             self.runner,
             self.journal,
-            signing.Signer(KEY, 'n1'),
+            verifier,
             lambda: self.wakeups.append(1),
             os.path.join(self.tmp, 'logs'),
+            lambda run_id: NO_LOCALCONF,
         )
         self.addCleanup(self.manager.stop)
 
-    def signed(self, payload):
-        return self.daemon.sign(payload)
+    def signed(self, event):
+        """A phase event as the daemon signs it: for its target hosts."""
+        return self.daemon.sign('run_phase', sorted(event['targets']), event)
+
+    def control(self, op, payload, target='*'):
+        return self.daemon.sign(op, target, payload)
+
+    def fetch_log(self, run_id, phase, plugin, offset=0):
+        request = dict(
+            run_id=run_id, phase=phase, plugin=plugin, offset=offset
+        )
+        return self.manager.fetch_log(
+            {}, self.control('fetch_log', request, 'n1')
+        )
 
     def run_and_wait(self, event):
         self.manager.run_phase({}, self.signed(event))
@@ -132,7 +159,9 @@ class TestAgentManager(base.TestCase):
         self.assertEqual(self.runner.parts, [])
 
     def test_a_phase_event_signed_with_another_key_runs_nothing(self):
-        forged = signing.Signer('other-key', 'daemon').sign(phase_event())
+        forged = signing.Signer(keys.KeyPair.generate(), 'daemon').sign(
+            'run_phase', ['n1'], phase_event()
+        )
         self.assertFalse(self.manager.accept(forged))
         tampered = self.signed(phase_event())
         tampered['payload']['phase'] = 'extra'
@@ -170,35 +199,33 @@ class TestAgentManager(base.TestCase):
         self.assertEqual(self.runner.parts, [])
 
     def test_cancel_and_end_run_need_their_own_signed_operation(self):
-        cancel = {'op': 'cancel_run', 'run_id': 'r1', 'attempt': 2}
-        self.manager.cancel_run({}, self.signed(cancel))
+        cancel = {'run_id': 'r1', 'attempt': 2}
+        self.manager.cancel_run({}, self.control('cancel_run', cancel))
         self.assertEqual(self.runner.cancelled, [('r1', 2)])
         # A signature for one operation is not one for another.
-        self.manager.end_run({}, self.signed(cancel))
+        self.manager.end_run({}, self.control('cancel_run', cancel))
         self.assertEqual(self.runner.ended, [])
-        self.manager.end_run(
-            {}, self.signed({'op': 'end_run', 'run_id': 'r1'})
-        )
+        self.manager.end_run({}, self.control('end_run', {'run_id': 'r1'}))
         self.assertEqual(self.runner.ended, ['r1'])
-        forged = signing.Signer('x', 'daemon').sign(
-            {'op': 'cancel_run', 'run_id': 'r9', 'attempt': 1}
+        forged = signing.Signer(keys.KeyPair.generate(), 'daemon').sign(
+            'cancel_run', '*', {'run_id': 'r9', 'attempt': 1}
         )
         self.manager.cancel_run({}, forged)
         self.assertEqual(self.runner.cancelled, [('r1', 2)])
 
     def test_acks_for_this_node_are_applied_and_others_ignored(self):
         self.run_and_wait(phase_event())
-        keys = [k for k, _ in self.journal.due(0)]
-        ack = {'op': 'ack_results', 'acks': {'n2': keys}}
-        self.manager.ack_results({}, self.signed(ack))
+        acked = [k for k, _ in self.journal.due(0)]
+        ack = {'acks': {'n2': acked}}
+        self.manager.ack_results({}, self.control('ack_results', ack))
         self.assertEqual(self.journal.unacked_count(), 2)
-        ack['acks'] = {'n1': keys[:1]}
-        self.manager.ack_results({}, self.signed(ack))
+        ack['acks'] = {'n1': acked[:1]}
+        self.manager.ack_results({}, self.control('ack_results', ack))
         self.assertEqual(self.journal.unacked_count(), 1)
 
     def test_ping_says_who_and_what(self):
         self.assertEqual(
-            self.manager.ping({}),
+            self.manager.ping({}, self.control('ping', {}, 'n1')),
             {'host': 'n1', 'roles': ['controller'], 'activity': 'idle'},
         )
 
@@ -209,7 +236,7 @@ class TestAgentManager(base.TestCase):
             os.path.join(log_dir, 'r1', 'install', 'alpha.log'), 'w'
         ) as f:
             f.write('line one\nline two\n')
-        chunk = self.manager.fetch_log({}, 'r1', 'install', 'alpha', offset=5)
+        chunk = self.fetch_log('r1', 'install', 'alpha', offset=5)
         self.assertEqual(chunk['data'], 'one\nline two\n')
         self.assertEqual(chunk['offset'], 18)
         self.assertFalse(chunk['running'])
@@ -218,7 +245,7 @@ class TestAgentManager(base.TestCase):
             ('r1', 'install', '../../../etc/passwd'),
             ('r1', '.', 'alpha'),
         ):
-            chunk = self.manager.fetch_log({}, run_id, phase, plugin)
+            chunk = self.fetch_log(run_id, phase, plugin)
             self.assertFalse(chunk['exists'], (run_id, phase, plugin))
             self.assertEqual(chunk['data'], '')
 
@@ -229,5 +256,5 @@ class TestAgentManager(base.TestCase):
             os.path.join(log_dir, 'r1', 'session-install.log'), 'w'
         ) as f:
             f.write('sourcing localrc\n')
-        chunk = self.manager.fetch_log({}, 'r1', 'install', '')
+        chunk = self.fetch_log('r1', 'install', '')
         self.assertEqual(chunk['data'], 'sourcing localrc\n')

@@ -23,6 +23,7 @@ NEW = {
     'node list',
     'node show',
     'node accept',
+    'node reject',
     'node delete',
     'extension list',
 }
@@ -78,5 +79,5 @@ def test_bash_completion_knows_the_commands(capsys):
             root.removeHandler(h)
     out = capsys.readouterr().out
     assert "cmds_run='cancel delete list logs report retry show status'" in out
-    assert "cmds_node='accept delete list show'" in out
+    assert "cmds_node='accept delete list reject show'" in out
     assert "cmds_run_list='" in out and '--state --limit --long' in out

@@ -13,7 +13,7 @@ def test_an_override_does_not_leak_into_another_config():
     for group, name, value in [
         ('runner', 'extras_dir', '/tmp/extras'),
         ('agent', 'dest', '/srv/dest'),
-        ('security', 'shared_key', 'k'),
+        ('security', 'key_file', '/tmp/k.key'),
         ('daemon', 'phase_timeout', 7),
     ]:
         default = getattr(getattr(second, group), name)

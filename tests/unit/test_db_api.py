@@ -61,7 +61,7 @@ class TestSchema:
         with db.engine.connect() as c:
             assert c.execute(
                 sa.text('SELECT version_num FROM alembic_version')
-            ).scalars().all() == ['0004']
+            ).scalars().all() == ['0005']
 
 
 class TestRuns:

@@ -192,7 +192,7 @@ class TestCloneFailures:
         pattern = (
             re.escape(
                 f'plugin alpha ({url} master): "git clone --quiet '
-                f'--no-checkout -- {url} {dest}/.alpha.'
+                f'--no-checkout --no-hardlinks -- {url} {dest}/.alpha.'
             )
             + r'[^/ ]+\.clone" failed: '
             + re.escape(f"fatal: repository '{url}' does not exist")

@@ -18,16 +18,21 @@ CTXT = {'request_id': 'req-1'}
 
 
 class PlainSigner:
-    """Stands in for rpc.signing.Signer: wraps instead of signing, so the
-    wire shows which requests go out signed (signing has its own tests).
+    """Stands in for rpc.signing.Signer: wraps instead of signing.
+
+    The wire shows what each envelope is signed for (signing has its own
+    tests).
     """
 
-    def sign(self, payload):
-        return {'signed': payload}
+    def sign(self, op, target, payload):
+        return {'op': op, 'target': target, 'payload': payload}
 
 
 SIGNER = PlainSigner()
-ENVELOPE = {'sender': 'daemon', 'payload': {'run_id': 'r1'}, 'signature': 's'}
+
+
+def env(op, target, **payload):
+    return {'envelope': SIGNER.sign(op, target, payload)}
 
 
 @pytest.fixture
@@ -82,11 +87,17 @@ def daemon_api(conf, transport):
 
 
 class TestAgentAPIRecorded:
-    def test_run_phase_is_a_fanout_cast(self, agent_api):
-        assert agent_api.run_phase(CTXT, ENVELOPE) is None
+    def test_run_phase_is_a_fanout_signed_for_its_targets(self, agent_api):
+        event = {'run_id': 'r1', 'targets': {'n2': '*', 'n1': '*'}}
+        assert agent_api.run_phase(CTXT, event) is None
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'run_phase', {'envelope': ENVELOPE}),
+            (
+                'cast',
+                CTXT,
+                'run_phase',
+                {'envelope': SIGNER.sign('run_phase', ['n1', 'n2'], event)},
+            ),
         ]
 
     def test_cancel_run_is_a_fanout_cast(self, agent_api):
@@ -97,15 +108,7 @@ class TestAgentAPIRecorded:
                 'cast',
                 CTXT,
                 'cancel_run',
-                {
-                    'envelope': {
-                        'signed': {
-                            'op': 'cancel_run',
-                            'run_id': 'run-1',
-                            'attempt': 2,
-                        }
-                    }
-                },
+                env('cancel_run', '*', run_id='run-1', attempt=2),
             ),
         ]
 
@@ -114,19 +117,14 @@ class TestAgentAPIRecorded:
         agent_api.ack_results(CTXT, acks)
         assert agent_api.client.log == [
             ('prepare', {'fanout': True}),
-            (
-                'cast',
-                CTXT,
-                'ack_results',
-                {'envelope': {'signed': {'op': 'ack_results', 'acks': acks}}},
-            ),
+            ('cast', CTXT, 'ack_results', env('ack_results', '*', acks=acks)),
         ]
 
     def test_ping_calls_the_host(self, agent_api):
         assert agent_api.ping(CTXT, 'node-3') == 'reply-to-ping'
         assert agent_api.client.log == [
             ('prepare', {'server': 'node-3', 'timeout': 5}),
-            ('call', CTXT, 'ping', {}),
+            ('call', CTXT, 'ping', env('ping', 'node-3')),
         ]
 
     def test_ping_timeout(self, agent_api):
@@ -149,49 +147,45 @@ class TestAgentAPIRecorded:
                 'call',
                 CTXT,
                 'fetch_log',
-                {
-                    'run_id': 'run-1',
-                    'phase': 'install',
-                    'plugin': 'alpha',
-                    'offset': 42,
-                },
-            ),
-        ]
-
-    def test_fetch_log_defaults(self, agent_api):
-        agent_api.fetch_log(CTXT, 'h', 'r', 'extra', '')
-        assert agent_api.client.log == [
-            ('prepare', {'server': 'h', 'timeout': 10}),
-            (
-                'call',
-                CTXT,
-                'fetch_log',
-                {'run_id': 'r', 'phase': 'extra', 'plugin': '', 'offset': 0},
+                env(
+                    'fetch_log',
+                    'node-3',
+                    run_id='run-1',
+                    phase='install',
+                    plugin='alpha',
+                    offset=42,
+                ),
             ),
         ]
 
 
 class TestDaemonAPIRecorded:
     def test_report_results_cast(self, daemon_api):
-        assert daemon_api.report_results(CTXT, ENVELOPE) is None
+        assert daemon_api.report_results(CTXT, 'h1', [{'a': 1}]) is None
         assert daemon_api.client.log == [
-            ('cast', CTXT, 'report_results', {'envelope': ENVELOPE})
+            (
+                'cast',
+                CTXT,
+                'report_results',
+                env('report_results', 'daemon', host='h1', results=[{'a': 1}]),
+            )
         ]
 
     def test_heartbeat_cast_retries_a_bounded_number_of_times(
         self, daemon_api
     ):
-        daemon_api.heartbeat(CTXT, ENVELOPE)
+        daemon_api.heartbeat(CTXT, {'host': 'h1'})
         assert daemon_api.client.log == [
             ('prepare', {'retry': 3}),
-            ('cast', CTXT, 'heartbeat', {'envelope': ENVELOPE}),
+            ('cast', CTXT, 'heartbeat', env('heartbeat', 'daemon', host='h1')),
         ]
 
-    def test_pending_work(self, daemon_api):
-        assert daemon_api.pending_work(CTXT, 'h1') == 'reply-to-pending_work'
+    def test_pending_work_names_no_host(self, daemon_api):
+        # The daemon answers for the node whose key signed the call.
+        assert daemon_api.pending_work(CTXT) == 'reply-to-pending_work'
         assert daemon_api.client.log == [
             ('prepare', {'timeout': 10}),
-            ('call', CTXT, 'pending_work', {'host': 'h1'}),
+            ('call', CTXT, 'pending_work', env('pending_work', 'daemon')),
         ]
 
     def test_get_bundle_chunk(self, daemon_api):
@@ -204,8 +198,51 @@ class TestDaemonAPIRecorded:
                 'call',
                 CTXT,
                 'get_bundle_chunk',
-                {'digest': 'ab' * 32, 'offset': 1 << 20},
+                env(
+                    'get_bundle_chunk',
+                    'daemon',
+                    digest='ab' * 32,
+                    offset=1 << 20,
+                ),
             ),
+        ]
+
+    def test_get_localconf(self, daemon_api):
+        daemon_api.get_localconf(CTXT, 'r1')
+        assert daemon_api.client.log == [
+            ('prepare', {'version': '1.2', 'timeout': 30}),
+            (
+                'call',
+                CTXT,
+                'get_localconf',
+                env('get_localconf', 'daemon', run_id='r1'),
+            ),
+        ]
+
+    @pytest.mark.parametrize(
+        'method, args, version, payload',
+        [
+            (
+                'accept_node',
+                ('h1',),
+                '1.2',
+                {'host': 'h1', 'fingerprint': None},
+            ),
+            (
+                'accept_node',
+                ('h1', 'SHA256:x'),
+                '1.2',
+                {'host': 'h1', 'fingerprint': 'SHA256:x'},
+            ),
+            ('reject_node', ('h1',), '1.2', {'host': 'h1'}),
+            ('delete_node', ('h1',), '1.1', {'host': 'h1'}),
+        ],
+    )
+    def test_node_calls(self, daemon_api, method, args, version, payload):
+        getattr(daemon_api, method)(CTXT, *args)
+        assert daemon_api.client.log == [
+            ('prepare', {'version': version}),
+            ('call', CTXT, method, env(method, 'daemon', **payload)),
         ]
 
     def test_wait_run_timeout_exceeds_the_wait(self, daemon_api):
@@ -216,46 +253,35 @@ class TestDaemonAPIRecorded:
                 'call',
                 CTXT,
                 'wait_run',
-                {
-                    'run_id': 'r1',
-                    'seen': 7,
-                    'timeout': 60,
-                    'results_since': None,
-                },
+                env(
+                    'wait_run',
+                    'daemon',
+                    run_id='r1',
+                    seen=7,
+                    timeout=60,
+                    results_since=None,
+                ),
             ),
         ]
 
     @pytest.mark.parametrize(
-        'method, args, kwargs, wire',
+        'method, args, kwargs, payload',
         [
             (
                 'start_run',
                 ('stack', {'controller': {}}, '/etc/local.conf'),
                 {},
                 {
-                    'request': {
-                        'signed': {
-                            'op': 'start_run',
-                            'mode': 'stack',
-                            'local_confs': {'controller': {}},
-                            'local_conf_path': '/etc/local.conf',
-                        }
-                    }
+                    'mode': 'stack',
+                    'local_confs': {'controller': {}},
+                    'local_conf_path': '/etc/local.conf',
                 },
             ),
             (
                 'plan',
                 ({'path': 'x'}, '/l.conf'),
                 {},
-                {
-                    'request': {
-                        'signed': {
-                            'op': 'plan',
-                            'local_conf': {'path': 'x'},
-                            'local_conf_path': '/l.conf',
-                        }
-                    }
-                },
+                {'local_conf': {'path': 'x'}, 'local_conf_path': '/l.conf'},
             ),
             ('get_run', ('r1',), {}, {'run_id': 'r1'}),
             ('list_runs', (), {}, {}),
@@ -264,54 +290,17 @@ class TestDaemonAPIRecorded:
                 'retry_run',
                 ('r1',),
                 {},
-                {
-                    'request': {
-                        'signed': {
-                            'op': 'retry_run',
-                            'run_id': 'r1',
-                            'failed_nodes_only': False,
-                        }
-                    }
-                },
+                {'run_id': 'r1', 'failed_nodes_only': False},
             ),
             (
                 'retry_run',
                 ('r1',),
                 {'failed_nodes_only': True},
-                {
-                    'request': {
-                        'signed': {
-                            'op': 'retry_run',
-                            'run_id': 'r1',
-                            'failed_nodes_only': True,
-                        }
-                    }
-                },
+                {'run_id': 'r1', 'failed_nodes_only': True},
             ),
-            (
-                'cancel_run',
-                ('r1',),
-                {},
-                {'request': {'signed': {'op': 'cancel_run', 'run_id': 'r1'}}},
-            ),
-            (
-                'delete_run',
-                ('r1',),
-                {},
-                {'request': {'signed': {'op': 'delete_run', 'run_id': 'r1'}}},
-            ),
-            (
-                'get_log',
-                ('r1', 'h1', 'install', 'alpha'),
-                {},
-                {
-                    'run_id': 'r1',
-                    'node': 'h1',
-                    'phase': 'install',
-                    'plugin': 'alpha',
-                    'offset': 0,
-                },
-            ),
+            ('cancel_run', ('r1',), {}, {'run_id': 'r1'}),
+            ('delete_run', ('r1',), {}, {'run_id': 'r1'}),
+            ('list_extensions', (), {}, {}),
             (
                 'get_log',
                 ('r1', 'h1', 'install', 'alpha'),
@@ -326,11 +315,15 @@ class TestDaemonAPIRecorded:
             ),
         ],
     )
-    def test_cli_calls(self, daemon_api, method, args, kwargs, wire):
+    def test_cli_calls_are_signed(
+        self, daemon_api, method, args, kwargs, payload
+    ):
         assert getattr(daemon_api, method)(CTXT, *args, **kwargs) == (
             f'reply-to-{method}'
         )
-        assert daemon_api.client.log == [('call', CTXT, method, wire)]
+        assert daemon_api.client.log == [
+            ('call', CTXT, method, env(method, 'daemon', **payload))
+        ]
 
 
 @pytest.fixture
@@ -361,77 +354,11 @@ def wire(transport):
 
 
 class TestOnTheWire:
-    def test_agent_casts(self, conf, transport, wire):
+    def test_agent_messages(self, conf, transport, wire):
         api = AgentAPI(conf, transport, SIGNER)
-        api.run_phase(CTXT, ENVELOPE)
+        api.run_phase(CTXT, {'targets': {'n1': '*'}})
         api.cancel_run(CTXT, 'run-1', 2)
-        api.ack_results(CTXT, {'node-3': ['k']})
-        assert wire == [
-            {
-                'topic': 'pluginsd-agent',
-                'server': None,
-                'fanout': True,
-                'version': '1.0',
-                'ctxt': CTXT,
-                'wait_for_reply': None,
-                'timeout': None,
-                'message': {
-                    'method': 'run_phase',
-                    'args': {'envelope': ENVELOPE},
-                    'version': '1.0',
-                },
-            },
-            {
-                'topic': 'pluginsd-agent',
-                'server': None,
-                'fanout': True,
-                'version': '1.0',
-                'ctxt': CTXT,
-                'wait_for_reply': None,
-                'timeout': None,
-                'message': {
-                    'method': 'cancel_run',
-                    'args': {
-                        'envelope': {
-                            'signed': {
-                                'op': 'cancel_run',
-                                'run_id': 'run-1',
-                                'attempt': 2,
-                            }
-                        }
-                    },
-                    'version': '1.0',
-                },
-            },
-            {
-                'topic': 'pluginsd-agent',
-                'server': None,
-                'fanout': True,
-                'version': '1.0',
-                'ctxt': CTXT,
-                'wait_for_reply': None,
-                'timeout': None,
-                'message': {
-                    'method': 'ack_results',
-                    'args': {
-                        'envelope': {
-                            'signed': {
-                                'op': 'ack_results',
-                                'acks': {'node-3': ['k']},
-                            }
-                        }
-                    },
-                    'version': '1.0',
-                },
-            },
-        ]
-
-    def test_agent_calls(self, conf, transport, wire):
-        api = AgentAPI(conf, transport, SIGNER)
         assert api.ping(CTXT, 'node-3') == {'reply': 'ping'}
-        assert api.fetch_log(CTXT, 'node-3', 'r', 'install', 'alpha', 5) == {
-            'reply': 'fetch_log'
-        }
         assert [
             (
                 w['topic'],
@@ -445,37 +372,52 @@ class TestOnTheWire:
         ] == [
             (
                 'pluginsd-agent',
-                'node-3',
                 None,
                 True,
-                5,
-                {'method': 'ping', 'args': {}, 'version': '1.0'},
+                None,
+                None,
+                {
+                    'method': 'run_phase',
+                    'args': {
+                        'envelope': SIGNER.sign(
+                            'run_phase', ['n1'], {'targets': {'n1': '*'}}
+                        )
+                    },
+                    'version': '1.0',
+                },
+            ),
+            (
+                'pluginsd-agent',
+                None,
+                True,
+                None,
+                None,
+                {
+                    'method': 'cancel_run',
+                    'args': env('cancel_run', '*', run_id='run-1', attempt=2),
+                    'version': '1.0',
+                },
             ),
             (
                 'pluginsd-agent',
                 'node-3',
                 None,
                 True,
-                10,
+                5,
                 {
-                    'method': 'fetch_log',
+                    'method': 'ping',
+                    'args': env('ping', 'node-3'),
                     'version': '1.0',
-                    'args': {
-                        'run_id': 'r',
-                        'phase': 'install',
-                        'plugin': 'alpha',
-                        'offset': 5,
-                    },
                 },
             ),
         ]
 
     def test_daemon(self, conf, transport, wire):
         api = DaemonAPI(conf, transport, timeout=33, signer=SIGNER)
-        api.report_results(CTXT, ENVELOPE)
-        api.heartbeat(CTXT, ENVELOPE)
+        api.report_results(CTXT, 'h1', [])
+        api.heartbeat(CTXT, {'host': 'h1'})
         assert api.get_run(CTXT, 'r1') == {'reply': 'get_run'}
-        api.pending_work(CTXT, 'h1')
+        api.pending_work(CTXT)
         assert [
             (
                 w['topic'],
@@ -492,9 +434,9 @@ class TestOnTheWire:
             ('pluginsd', None, None, True, 33, 'get_run'),
             ('pluginsd', None, None, True, 10, 'pending_work'),
         ]
-        assert wire[0]['message'] == {
-            'method': 'report_results',
-            'args': {'envelope': ENVELOPE},
+        assert wire[2]['message'] == {
+            'method': 'get_run',
+            'args': env('get_run', 'daemon', run_id='r1'),
             'version': '1.0',
         }
 
@@ -512,7 +454,7 @@ class TestVersionCap:
         assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.0'
         assert (
             DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
-            == '1.1'
+            == '1.2'
         )
 
     @pytest.mark.parametrize('cap', ['1.0', '1.5'])
@@ -526,7 +468,7 @@ class TestVersionCap:
         assert agent.client.version_cap == cap
         assert daemon.client.version_cap == cap
         agent.cancel_run(CTXT, 'r1', 1)
-        daemon.heartbeat(CTXT, ENVELOPE)
+        daemon.heartbeat(CTXT, {})
         assert [w['message']['method'] for w in wire] == [
             'cancel_run',
             'heartbeat',
@@ -540,14 +482,14 @@ class TestVersionCap:
         assert api.client.version_cap == '0.9'
         assert not api.client.can_send_version('1.0')
         with pytest.raises(messaging.RPCVersionCapError) as err:
-            api.run_phase(CTXT, ENVELOPE)
+            api.run_phase(CTXT, {'targets': {}})
         assert err.value.version == '1.0'
         assert err.value.version_cap == '0.9'
         with pytest.raises(messaging.RPCVersionCapError):
             api.ping(CTXT, 'h1')
         assert wire == []
         # The daemon's own API is pinned separately.
-        DaemonAPI(conf, transport, signer=SIGNER).heartbeat(CTXT, ENVELOPE)
+        DaemonAPI(conf, transport, signer=SIGNER).heartbeat(CTXT, {})
         assert [w['message']['method'] for w in wire] == ['heartbeat']
 
     def test_daemon_cap_below_current_version_refuses(
@@ -556,7 +498,7 @@ class TestVersionCap:
         conf.set_override('daemon', '0.1', group='upgrade_levels')
         api = DaemonAPI(conf, transport, signer=SIGNER)
         with pytest.raises(messaging.RPCVersionCapError) as err:
-            api.report_results(CTXT, ENVELOPE)
+            api.report_results(CTXT, 'h', [])
         assert err.value.version_cap == '0.1'
         with pytest.raises(messaging.RPCVersionCapError):
             api.list_nodes(CTXT)

@@ -97,7 +97,6 @@ def _opt(conf, name, group):
 
 def test_secret_options():
     conf = pluginsd.conf.new_conf()
-    assert _opt(conf, 'shared_key', 'security').secret is True
     assert _opt(conf, 'connection', 'database').secret is True
     assert _opt(conf, 'max_message_age', 'security').secret is False
     assert _opt(conf, 'state_path', None).secret is False
@@ -106,7 +105,6 @@ def test_secret_options():
 def test_secret_options_are_masked_in_logs(caplog):
     conf = pluginsd.conf.new_conf()
     conf([], default_config_files=[])
-    conf.set_override('shared_key', 'hunter2-key', group='security')
     conf.set_override(
         'connection', 'mysql+pymysql://u:pw-s3cret@db/pd', group='database'
     )
@@ -114,8 +112,6 @@ def test_secret_options_are_masked_in_logs(caplog):
     with caplog.at_level(logging.INFO, logger='test_sample_config'):
         conf.log_opt_values(logger, logging.INFO)
     text = '\n'.join(r.getMessage() for r in caplog.records)
-    assert re.search(r'^security\.shared_key += \*\*\*\*$', text, re.M)
     assert re.search(r'^database\.connection += \*\*\*\*$', text, re.M)
-    assert 'hunter2-key' not in text
     assert 'pw-s3cret' not in text
     conf.reset()

@@ -131,15 +131,18 @@ def first_part(text):
 
 
 class MissingKey:
-    """Stands in for a signer when no key is configured: reads still work,
-    a request that must be signed says what is missing.
+    """Stands in for a signer when no operator key exists: every request
+    (reads too) says what is missing and how to make it.
     """
 
-    def __init__(self, where):
-        self.where = where
+    def __init__(self, path):
+        self.path = path
 
-    def sign(self, payload):
+    def sign(self, op, target, payload):
         raise exception.ConfigError(
-            reason='no key to sign the request with: [security] shared_key '
-            f'is missing ({self.where})'
+            reason=f'no operator key at {self.path} ([security] '
+            'operator_key_file): make one with "pluginsd-manage key create '
+            f'--output {self.path}" and have an admin add "reader:'
+            f'{self.path}.pub" (or admin:) to the daemon\'s [security] '
+            'operator_keys'
         )

@@ -14,10 +14,16 @@ def node_record(node, data):
         heard = round(silent, 1) if silent is not None else None
     else:
         heard = f'{silent:.0f}s ago' if silent is not None else 'never'
+    pending = [
+        f'{k["fingerprint"]} ({k["state"]})'
+        for k in node.get('pending_keys', [])
+    ]
     return {
         'Host': node['host'],
         'Roles': node['roles'] if data else ','.join(node['roles']),
         'State': node['state'],
+        'Key': node.get('fingerprint', ''),
+        'Pending Keys': pending if data else '\n'.join(pending),
         'Version': node['version'],
         'Activity': node['activity'],
         'Last Heartbeat': common.iso_time(node.get('last_seen'))
@@ -81,27 +87,54 @@ class NodeShow(common.DaemonCommand, common.ShowOne):
 
 
 class NodeAccept(common.DaemonCommand, command.Command):
-    """Accept a pending node's key: it may then take part in runs."""
+    """Accept a node's pending key: it may then take part in runs.
+
+    A new node's first heartbeat shows it as pending with its key
+    fingerprint (``node list``); compare it with ``pluginsd-manage key
+    show`` on that node. The same accepts a node's rotated key, which then
+    replaces the old one.
+    """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
             'hosts', metavar='HOST', nargs='+', help='the node(s) to accept'
         )
+        parser.add_argument(
+            '--fingerprint',
+            help='the key to accept when a node has several pending',
+        )
         return parser
 
     def take_action(self, args):
-        # Enrollment (node keys) is the daemon's accept_node method.
-        from pluginsd.daemon import rpcapi
-
-        if not hasattr(rpcapi.DaemonAPI, 'accept_node'):
-            raise exception.PluginsdException(
-                'node accept: this pluginsd has no node enrollment (node '
-                'keys) yet; every node with the shared key is accepted'
-            )
         for host in args.hosts:
-            self.call('accept_node', host)
-            print(f'node {host}: accepted', file=self.app.stderr)
+            done = self.call('accept_node', host, args.fingerprint)
+            retired = done['retired']
+            print(
+                f'node {host}: key {done["fingerprint"]} accepted'
+                + (f' (replaces {", ".join(retired)})' if retired else ''),
+                file=self.app.stderr,
+            )
+        return common.EXIT_OK
+
+
+class NodeReject(common.DaemonCommand, command.Command):
+    """Reject a node's pending key, or revoke its accepted key."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'hosts', metavar='HOST', nargs='+', help='the node(s) to reject'
+        )
+        return parser
+
+    def take_action(self, args):
+        for host in args.hosts:
+            done = self.call('reject_node', host)
+            print(
+                f'node {host}: rejected {", ".join(done["rejected"])}',
+                file=self.app.stderr,
+            )
         return common.EXIT_OK
 
 

@@ -147,11 +147,18 @@ function __pluginsd_load_hypervisor {
     fi
 }
 
+# Logs and the saved stack env are pluginsd's state: 0600 whatever the
+# umask plugins run with (022, as stack.sh sets).
+function __pluginsd_private_file {
+    [[ -e $1 ]] || (umask 077 && : >>"$1")
+}
+
 # Run one hypervisor function as its own result, named hypervisor-<driver>.
 function __pluginsd_hypervisor_call {
     local name=hypervisor-$VIRT_DRIVER
     [[ -n $__PLUGINSD_HYPERVISOR ]] || return 0
     __pluginsd_evt start "$name" "$EPOCHREALTIME"
+    __pluginsd_private_file "$2/$name.log"
     { "$1"; } >>"$2/$name.log" 2>&1
     __pluginsd_evt end "$name" "$?" "$EPOCHREALTIME"
 }
@@ -188,6 +195,7 @@ __PLUGINSD_STACK_ENV_VARS="BASE_SQL_CONN DATA_DIR DEST ENABLED_SERVICES HOST_IP 
 
 function __pluginsd_save_stackenv {
     local name
+    __pluginsd_private_file "$1"
     {
         echo "# saved by pluginsd after the settings of a stack run"
         for name in ${STACK_ENV_VARS:-$__PLUGINSD_STACK_ENV_VARS} SERVICE_PROTOCOL; do
@@ -230,6 +238,7 @@ function __pluginsd_run_phase {
             continue
         fi
         __pluginsd_evt start "$plugin" "$EPOCHREALTIME"
+        __pluginsd_private_file "$logs/$plugin.log"
         # shellcheck disable=SC2086,SC1091  # $phase unquoted on purpose
         { source "$dir/devstack/plugin.sh" $mode $phase; } >>"$logs/$plugin.log" 2>&1
         __pluginsd_evt end "$plugin" "$?" "$EPOCHREALTIME"
