@@ -382,6 +382,23 @@ def test_compromised_node_and_reader_cannot_drive_runs(world):
         world.cluster.daemon,
         'operator reader (role reader) may not call delete_run',
     )
+    # Plugin bundles only for an active run that pins them for the node.
+    [plugin] = world.run['plans']['compute']['plugins']
+    assert plugin['bundle']
+    with pytest.raises(Exception) as err:
+        daemon.call(
+            {},
+            'get_bundle_chunk',
+            envelope=node.sign(
+                'get_bundle_chunk',
+                'daemon',
+                {'digest': plugin['bundle'], 'offset': 0},
+            ),
+        )
+    assert (
+        f'node cmp1 may not call read bundle {plugin["bundle"]} (needs an '
+        'active run that pins it for this node)'
+    ) in str(err.value)
     assert world.stored() == before
 
 

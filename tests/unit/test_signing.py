@@ -366,6 +366,23 @@ def test_policy(kind, op, allowed):
             trust.authorize(who, op)
 
 
+def test_agents_trust_two_daemon_keys_during_a_rotation():
+    from pluginsd.agent import manager as agent_manager
+
+    new = keys.KeyPair.generate()
+    ring = agent_manager.AgentKeyring([DAEMON.verify_key, new.verify_key])
+    v = signing.Verifier(ring, signing.ReplayGuard(Marks(), 300), 300, 'a')
+    for pair in (DAEMON, new):
+        envelope = signing.Signer(pair, 'daemon').sign('end_run', '*', {})
+        assert v.open(envelope, 'end_run', ('*',))[0].kind == 'daemon'
+    retired = agent_manager.AgentKeyring([new.verify_key])
+    v = signing.Verifier(retired, signing.ReplayGuard(Marks(), 300), 300, 'a')
+    old = signing.Signer(DAEMON, 'daemon').sign('end_run', '*', {})
+    with pytest.raises(exception.SignatureError) as err:
+        v.open(old, 'end_run', ('*',))
+    assert 'not signed by a daemon key' in reason(err)
+
+
 def test_every_rpc_method_has_a_policy():
     from pluginsd.agent import manager as agent_manager
     from pluginsd.daemon import manager as daemon_manager
