@@ -207,6 +207,11 @@ def test_node_commands(pc):
     assert node['Host'] == HOST and node['State'] == 'up'
     assert isinstance(node['Silent For'], float) and node['Roles']
     parse_time(node['Last Heartbeat'])
+    # Formats of one string per field get words, not a Python list.
+    code, out, _ = pc(
+        'node', 'list', '-f', 'value', '-c', 'Host', '-c', 'Roles'
+    )
+    assert out.split() == [HOST, ','.join(node['Roles'])]
     code, out, err = pc('node', 'show', HOST, '-f', 'json')
     assert json.loads(out)['Host'] == HOST
     code, _, err = pc('node', 'show', 'nope')

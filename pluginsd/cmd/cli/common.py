@@ -163,6 +163,17 @@ def machine(args):
     return getattr(args, 'formatter', 'table') in MACHINE_FORMATS
 
 
+def data_kind(args):
+    """'' for display text; 'flat' (value, csv, shell: one string per
+    field) or 'structured' (json, yaml: lists are lists).
+    """
+    if not machine(args):
+        return ''
+    if args.formatter in ('json', 'yaml'):
+        return 'structured'
+    return 'flat'
+
+
 class ShowOne(show.ShowOne):
     """One record; its -f shell quotes values so that eval runs nothing."""
 

@@ -8,7 +8,11 @@ from pluginsd.cmd.cli import common
 
 
 def node_record(node, data):
-    """A node's facts; ``data`` (machine formats) keeps numbers and times."""
+    """A node's facts.
+
+    ``data`` (common.data_kind): '' for display text; otherwise numbers and
+    ISO times, and roles as a list where the format has lists.
+    """
     silent = node.get('silent_for')
     if data:
         heard = round(silent, 1) if silent is not None else None
@@ -20,7 +24,10 @@ def node_record(node, data):
     ]
     return {
         'Host': node['host'],
-        'Roles': node['roles'] if data else ','.join(node['roles']),
+        # A list where the format has lists (json, yaml); words elsewhere.
+        'Roles': node['roles']
+        if data == 'structured'
+        else ','.join(node['roles']),
         'State': node['state'],
         'Key': node.get('fingerprint', ''),
         'Pending Keys': pending if data else '\n'.join(pending),
@@ -58,7 +65,7 @@ class NodeList(common.DaemonCommand, lister.Lister):
         if args.long:
             columns.append('Registered')
         rows = [
-            [node_record(n, common.machine(args))[c] for c in columns]
+            [node_record(n, common.data_kind(args))[c] for c in columns]
             for n in self.call('list_nodes')
         ]
         return columns, rows
@@ -82,7 +89,9 @@ class NodeShow(common.DaemonCommand, common.ShowOne):
         return parser
 
     def take_action(self, args):
-        record = node_record(find_node(self, args.host), common.machine(args))
+        record = node_record(
+            find_node(self, args.host), common.data_kind(args)
+        )
         return list(record), list(record.values())
 
 
