@@ -181,7 +181,7 @@ class DaemonManager:
                 op=f'read bundle {digest}',
                 needed='an active run that pins it for this node',
             )
-        return self.runs.bundles.read_chunk(digest, int(offset))
+        return self.runs.bundles.read_chunk(digest, offset)
 
     def _bundle_for(self, host, digest):
         for run in self.db.list_runs(states=('running',)):

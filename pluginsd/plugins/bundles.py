@@ -135,6 +135,11 @@ class BundleStore:
     def read_chunk(self, digest, offset):
         """Up to CHUNK_SIZE bytes of bundle ``digest`` from ``offset``."""
         path = self.path(digest)
+        if not isinstance(offset, int) or offset < 0:
+            raise exception.PluginsdException(
+                f'bundle {digest[:12]}: offset {offset!r} is not a '
+                'position in it'
+            )
         try:
             with open(path, 'rb') as f:
                 size = os.fstat(f.fileno()).st_size

@@ -65,6 +65,9 @@ class TestStore:
             store.read_chunk('../../etc/passwd', 0)
         with pytest.raises(exception.PluginsdException, match='no bundle'):
             store.read_chunk('0' * 64, 0)
+        for offset in (-1, '0', None):
+            with pytest.raises(exception.PluginsdException, match='offset'):
+                store.read_chunk('0' * 64, offset)
 
 
 class TestDownload:
