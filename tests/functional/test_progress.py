@@ -38,8 +38,16 @@ def test_stack_on_20_nodes_is_a_few_lines(tmp_path, rabbit_vhost):
         )
     )
     c = cluster_mod.Cluster(tmp_path / 'cluster', rabbit_vhost, [f'{repos}/'])
+    # agent_host.py gives each simulated node a key and pre-seeds it as
+    # accepted; the agents trust the cluster's daemon key.
     groups = cluster_mod.base_groups(
-        rabbit_vhost, str(tmp_path / 'agents'), 'agents'
+        rabbit_vhost,
+        str(tmp_path / 'agents'),
+        'agents',
+        security={
+            'accepted_keys_dir': c.accepted_dir,
+            'daemon_public_keys': [c.key_path('daemon') + '.pub'],
+        },
     )
     groups['agent'].update(allowed_sources=f'{repos}/', heartbeat_interval=2)
     agent_conf = cluster_mod.write_conf(str(tmp_path / 'agents.conf'), groups)
