@@ -203,6 +203,18 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat):
     conf = pluginsd_conf.new_conf()
     conf(['--config-file', conf_path], project='pluginsd')
     transport = rpc.get_transport(conf)
+    # A daemon never migrates its database: pluginsd-manage does.
+    subprocess.run(
+        [
+            os.path.join(cluster.BIN, 'pluginsd-manage'),
+            '--config-file',
+            conf_path,
+            'db',
+            'upgrade',
+        ],
+        check=True,
+        capture_output=True,
+    )
     daemon = cluster.Process('pluginsd', conf_path, state).start()
     hosts = []
     row = {}

@@ -34,6 +34,7 @@ from pluginsd import rpc
 from pluginsd.agent import manager as agent_manager
 from pluginsd.agent import service as agent_service
 from pluginsd.daemon import manager as daemon_manager
+from pluginsd.daemon import nodes as daemon_nodes
 from pluginsd.daemon import service as daemon_service
 from pluginsd.db import api as db_api
 from pluginsd.extensions import manager as ext_manager
@@ -125,6 +126,7 @@ class AllInOne:
             checkout_root=None,
             notification_url=rpc.EMBEDDED_URL,
             keypair=daemon_key,
+            upgrade_schema=True,
         )
         # The user runs their own local.conf on their own machine: every
         # source it names is allowed.
@@ -149,21 +151,22 @@ class AllInOne:
             self._lock.close()
 
 
-class _StoredLiveness:
-    """Node liveness from the heartbeats the database recorded."""
+class _StoredLiveness(daemon_nodes.NodeTracker):
+    """Node liveness from the heartbeats the database recorded.
+
+    A reader hears no probe of its own: silence counts from the last
+    heartbeat stored.
+    """
 
     def __init__(self, conf, db):
-        self.conf = conf
-        self.last = {n['host']: n['last_seen'] for n in db.list_nodes()}
+        super().__init__(conf, db, events=None)
 
-    def silent_for(self, host):
+    def connected(self, now=None):
+        return True
 
-        last = self.last.get(host)
-        return None if last is None else time.time() - last
-
-    def is_lost(self, host):
-        silent = self.silent_for(host)
-        return silent is None or silent > self.conf.daemon.agent_down_time
+    def silent_for(self, node, now=None):
+        now = time.time() if now is None else now
+        return max(0.0, now - node['last_seen'])
 
 
 class _NoVersions:

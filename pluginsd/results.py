@@ -27,6 +27,9 @@ OK, FAILED, TIMEOUT, CANCELLED, SKIPPED, KILLED = (
 )
 
 
+ACK_FIELDS = ('run_id', 'node', 'plugin', 'mode', 'phase', 'attempt')
+
+
 def ack_key(result):
     """The key an agent's journal and the daemon's acknowledgement share:
     the stored key plus the attempt (a retry is a new result).

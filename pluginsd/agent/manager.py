@@ -11,6 +11,7 @@ import oslo_messaging as messaging
 from pluginsd import exception
 from pluginsd import keys
 from pluginsd import masking
+from pluginsd import objects
 from pluginsd import results
 from pluginsd import rpc
 from pluginsd.agent import rpcapi
@@ -37,7 +38,7 @@ class AgentKeyring:
 
 
 class AgentManager:
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version=rpc.AGENT_API_VERSION)
 
     def __init__(
         self,
@@ -138,6 +139,11 @@ class AgentManager:
         """Check a phase event and queue it if it is for this node."""
         event = self._open(envelope, 'run_phase')
         if event is None:
+            return False
+        try:
+            event = objects.PhaseEvent(**event).to_dict()
+        except (objects.InvalidObject, TypeError) as e:
+            LOG.warning('%s: phase event rejected: %s', self.host, e)
             return False
         if self.host not in event['targets'] or self.stopping:
             return False

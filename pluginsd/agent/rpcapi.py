@@ -17,7 +17,7 @@ class AgentAPI:
     1.0 - run_phase, cancel_run, end_run, ack_results, ping, fetch_log
     """
 
-    RPC_API_VERSION = '1.0'
+    RPC_API_VERSION = rpc.AGENT_API_VERSION
 
     def __init__(self, conf, transport, signer):
         self.signer = signer  # the daemon's key

@@ -158,6 +158,10 @@ class AgentService:
         # The server keeps running meanwhile: acknowledgements come to it.
         self._flush_outbox(timeout=5)
         self._stop.set()
+        for thread in self._threads:  # no heartbeat after "stopped"
+            if thread.name.startswith('agent-heartbeat'):
+                thread.join(timeout=5)
+        self._say_stopped()
         self._outbox_event.set()
         self.server.stop()
         self.server.wait()
@@ -231,9 +235,11 @@ class AgentService:
             self._outbox_event.set()
             time.sleep(0.1)
 
-    def heartbeat_payload(self):
+    def heartbeat_payload(self, state='up'):
         return {
             'host': self.host,
+            # 'stopped' when the agent stops cleanly: left out of new runs.
+            'state': state,
             'roles': self.roles,
             'version': version.VERSION,
             'activity': self.manager.activity,
@@ -242,6 +248,13 @@ class AgentService:
             # Which library this node's plugins run with ('' standalone).
             'devstack_dir': self.runner.settings.devstack_dir,
         }
+
+    def _say_stopped(self):
+        """A clean stop says so: new runs leave this node out at once."""
+        try:
+            self.daemon.heartbeat({}, self.heartbeat_payload('stopped'))
+        except Exception as e:
+            LOG.warning('Agent %s: saying it stops failed: %s', self.host, e)
 
     def _heartbeat_loop(self):
         while not self._stop.is_set():

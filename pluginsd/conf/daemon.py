@@ -52,6 +52,36 @@ OPTS = [
         'fails. A run takes the nodes that are up when it is '
         'planned.',
     ),
+    cfg.BoolOpt(
+        'reverse_teardown',
+        default=True,
+        help='Run the stages of unstack and clean in the reverse of '
+        'role_order (computes before the controller they depend on).',
+    ),
+    cfg.IntOpt(
+        'run_lease_time',
+        default=10,
+        min=2,
+        help='Seconds a daemon owns a run after it last renewed its '
+        'lease in the database. Several daemons may share one '
+        'database: when the owner of a run dies, another takes the '
+        'run over once the lease has expired. Keep the clocks of '
+        'the daemons in sync (NTP).',
+    ),
+    cfg.IntOpt(
+        'engine_workers',
+        default=4,
+        min=1,
+        help='Threads that advance runs (planning included). A run is '
+        'advanced by one thread at a time; no thread waits for a run.',
+    ),
+    cfg.IntOpt(
+        'liveness_workers',
+        default=8,
+        min=1,
+        help='RPC threads for heartbeats and results, a lane of their own '
+        'that planning, bundles, logs and long polls never hold up.',
+    ),
 ]
 
 

@@ -3,12 +3,15 @@
 import functools
 import inspect
 import logging
+import time
 
 import oslo_messaging as messaging
 
 from pluginsd import exception
 from pluginsd import keys
+from pluginsd import objects
 from pluginsd import rpc
+from pluginsd.daemon import nodes as nodes_mod
 from pluginsd.daemon import trust
 from pluginsd.rpc import signing
 
@@ -31,6 +34,7 @@ RUN_FIELDS = (
     'attempt',
     'pending_hosts',
     'error',
+    'owner',
 )
 
 
@@ -69,8 +73,34 @@ def signed(method):
     return exposed
 
 
+class LivenessManager:
+    """Heartbeats, results and the probe: their own topic and threads.
+
+    The same signed methods as the daemon's endpoint (one place checks who
+    is asking), served by a server of their own so that they never wait
+    behind planning, bundles, log fetches or long polls.
+    """
+
+    target = messaging.Target(version=rpc.DAEMON_API_VERSION)
+
+    def __init__(self, daemon_manager):
+        self.daemon = daemon_manager
+
+    @rpc.expose
+    def heartbeat(self, ctxt, envelope):
+        return self.daemon.heartbeat(ctxt, envelope)
+
+    @rpc.expose
+    def report_results(self, ctxt, envelope):
+        return self.daemon.report_results(ctxt, envelope)
+
+    @rpc.expose
+    def probe(self, ctxt, envelope):
+        return self.daemon.probe(ctxt, envelope)
+
+
 class DaemonManager:
-    target = messaging.Target(version='1.2')
+    target = messaging.Target(version=rpc.DAEMON_API_VERSION)
     # What a message for this daemon is signed for.
     targets = ('daemon',)
 
@@ -116,8 +146,20 @@ class DaemonManager:
                 f'{dropped} results about other nodes or runs that do not '
                 'target it',
             )
-        if items:
-            self.runs.ingest(who.name, items)
+        # Each result stands alone: a malformed one is refused, recorded
+        # and acknowledged (it will not get better by being resent); the
+        # others are stored.
+        good, rejected_keys = [], []
+        for r in items:
+            try:
+                good.append(objects.Result(**r).to_dict())
+            except (objects.InvalidObject, TypeError) as e:
+                self._reject(str(who), 'Result', r, e)
+                key = objects.ack_key_of({'data': r})
+                if key:
+                    rejected_keys.append(key)
+        if good or rejected_keys:
+            self.runs.ingest(who.name, good, rejected_keys)
 
     def _targets(self, run_id, host):
         try:
@@ -132,26 +174,30 @@ class DaemonManager:
             raise exception.SignatureError(
                 sender=str(who), reason=f'heartbeat for another host {host}'
             )
-        was_lost = self.nodes.is_lost(host)
-        node, new = self.db.upsert_node(
-            host,
-            roles,
-            version,
-            activity,
-            extra.get('allowed_sources'),
-            extra.get('devstack_dir', ''),
-        )
-        self.nodes.seen(host)
-        if new:
-            LOG.info(
-                'Node %s registered (roles %s)',
-                node['host'],
-                ','.join(node['roles']),
+        try:
+            beat = objects.Heartbeat(
+                host=host,
+                roles=roles,
+                version=version,
+                activity=activity,
+                **{
+                    k: extra[k]
+                    for k in ('state', 'allowed_sources', 'devstack_dir')
+                    if k in extra
+                },
             )
-            self.events.node_register(node)
-        elif was_lost:
-            LOG.info('Node %s is back', node['host'])
-            self.events.node_update(node)
+        except objects.InvalidObject as e:
+            self._reject(str(who), 'Heartbeat', dict(extra, host=host), e)
+            return
+        self.nodes.heartbeat(beat)
+
+    def _reject(self, sender, kind, item, reason):
+        """Log and keep (once per distinct item) what was refused, and why."""
+        self.verifier.reject_log('daemon', sender, f'{kind}: {reason}')
+        try:
+            self.db.record_rejected(sender, kind, str(reason), item)
+        except Exception as e:  # the database is away: the log says it
+            LOG.warning('Recording a rejected %s failed: %s', kind, e)
 
     def _run_for(self, who, run_id):
         """The run ``run_id`` if it targets the calling node; else refuse."""
@@ -209,7 +255,8 @@ class DaemonManager:
 
     @signed
     def probe(self, ctxt, who):
-        """Nothing to do: the cast reaching the broker was the point."""
+        """The daemon's own cast came back: it is connected to the broker."""
+        self.nodes.probe_received()
 
     @signed
     def pending_work(self, ctxt, who):
@@ -355,8 +402,9 @@ class DaemonManager:
         return dict(node or {'host': host, 'state': 'pending'}, keys=gone)
 
     def _node_view(self, node):
-        node['state'] = 'lost' if self.nodes.is_lost(node['host']) else 'up'
-        node['silent_for'] = self.nodes.silent_for(node['host'])
+        # up, lost or stopped (pluginsd.daemon.nodes)
+        node['state'] = self.nodes.state_of(node)
+        node['silent_for'] = time.time() - node['last_seen']
         return node
 
     @signed
@@ -387,13 +435,22 @@ class DaemonManager:
     def get_log(self, ctxt, who, run_id, node, phase, plugin, offset=0):
         run_id = self.db.get_run(run_id)['id']
         # Logs stay on the nodes: an unknown or lost node cannot give one.
-        if node not in {n['host'] for n in self.db.list_nodes()}:
+        row = next(
+            (n for n in self.db.list_nodes() if n['host'] == node), None
+        )
+        if row is None:
             raise exception.PluginsdException(f'no node {node}')
-        if self.nodes.is_lost(node):
+        state = self.nodes.state_of(row)
+        silent = time.time() - row['last_seen']
+        if state == nodes_mod.STOPPED:
             raise exception.PluginsdException(
-                f'node {node} is lost (no heartbeat for '
-                f'{self.nodes.silent_for(node) or 0:.0f} s): its logs are on '
-                'it, under its [agent] log_dir'
+                f'node {node} is stopped (its agent stopped {silent:.0f} s '
+                'ago): its logs are on it, under its [agent] log_dir'
+            )
+        if state == nodes_mod.LOST:
+            raise exception.PluginsdException(
+                f'node {node} is lost (no heartbeat for {silent:.0f} s): '
+                'its logs are on it, under its [agent] log_dir'
             )
         try:
             return self.agents.fetch_log(

@@ -23,9 +23,12 @@ class DaemonAPI:
         1.2 - every argument in one signed ``envelope``
               (pluginsd.rpc.signing); get_localconf, accept_node,
               reject_node
+        1.3 - heartbeat, report_results and probe also on the liveness
+              topic; heartbeats may say state "stopped"; each result is
+              checked on its own (pluginsd.objects)
     """
 
-    RPC_API_VERSION = '1.2'
+    RPC_API_VERSION = rpc.DAEMON_API_VERSION
 
     def __init__(self, conf, transport, timeout=None, signer=None, retry=None):
         self.signer = signer
@@ -47,9 +50,20 @@ class DaemonAPI:
             ctxt, op, envelope=self._envelope(op, **payload)
         )
 
+    def can_send_version(self, version):
+        return self.client.can_send_version(version)
+
+    def _liveness(self, **options):
+        """Heartbeats and results: their own lane when the daemon has one."""
+        if self.can_send_version('1.3'):
+            return self.client.prepare(
+                topic=rpc.LIVENESS_TOPIC, version='1.3', **options
+            )
+        return self.client.prepare(**options)
+
     # agents
     def report_results(self, ctxt, host, results):
-        self.client.cast(
+        self._liveness().cast(
             ctxt,
             'report_results',
             envelope=self._envelope(
@@ -60,13 +74,13 @@ class DaemonAPI:
     def heartbeat(self, ctxt, payload):
         # Bounded retries: a heartbeat that cannot go out says so, rather
         # than blocking the heartbeat thread for the whole outage.
-        self.client.prepare(retry=3).cast(
+        self._liveness(retry=3).cast(
             ctxt, 'heartbeat', envelope=self._envelope('heartbeat', **payload)
         )
 
     def probe(self, ctxt, host):
         """A no-op cast to the daemon itself: is the broker taking messages?"""
-        self.client.prepare(server=host, retry=3).cast(
+        self._liveness(server=host, retry=3).cast(
             ctxt, 'probe', envelope=self._envelope('probe')
         )
 

@@ -1,12 +1,23 @@
 """Drive runs: plan, then publish each phase to its nodes and wait.
 
 Nodes run in stages by role (``[daemon] role_order``): by default every
-controller runs the whole mode first, then every other node together.
+controller runs the whole mode first, then every other node together;
+unstack and clean take the stages in reverse (``reverse_teardown``).
 Within a stage each phase is a barrier: no node gets phase N+1 before every
-node of the stage has reported phase N. A run's position is stored after
-every phase, so a restarted daemon picks the run up where it was.
+node of the stage has reported phase N.
+
+The database is the only state. :meth:`RunManager.advance` reads a run and
+what its nodes reported, and decides the next step; every step is a
+compare-and-swap on the run's ``version``, so two callers (two threads, two
+daemons) can never both move, retry or finish a run. ``advance`` runs on a
+small worker pool when a result is stored, on a periodic tick, and on
+start, retry and cancel: no thread per run, and nothing in memory grows with
+the number of runs. A daemon drives a run only while it holds the run's
+lease in the database; a daemon that dies leaves a lease that expires, and
+any other daemon on the same database carries on from what is stored.
 """
 
+import concurrent.futures
 import logging
 import os
 import queue
@@ -18,8 +29,10 @@ import uuid
 from pluginsd import exception
 from pluginsd import git
 from pluginsd import localconf as localconf_mod
+from pluginsd import objects
 from pluginsd import results
 from pluginsd.daemon import busy
+from pluginsd.daemon import nodes as nodes_mod
 from pluginsd.plugins import bundles as bundles_mod
 from pluginsd.plugins import plan as plan_mod
 from pluginsd.rpc import signing
@@ -28,6 +41,7 @@ from pluginsd.runner import devstack
 LOG = logging.getLogger(__name__)
 
 ACTIVE = ('planning', 'running')
+RETRYABLE = ('failed', 'cancelled')
 ACK_INTERVAL = 0.5  # seconds; well under [agent] result_resend_interval
 DEFAULT_ROLE = '*'
 
@@ -53,42 +67,9 @@ def stages_for(role_order, node_roles):
     return stages
 
 
-class NodeTracker:
-    """Last heartbeat of every node, in memory; the database keeps a copy."""
-
-    def __init__(self, conf, db):
-        self.conf = conf
-        self.db = db
-        started = time.time()
-        # After a daemon restart every known node gets a full grace period.
-        self._seen = {
-            n['host']: max(n['last_seen'], started) for n in db.list_nodes()
-        }
-        self._lock = threading.Lock()
-
-    def seen(self, host):
-        with self._lock:
-            self._seen[host] = time.time()
-
-    def silent_for(self, host):
-        with self._lock:
-            last = self._seen.get(host)
-        return None if last is None else time.time() - last
-
-    def forget(self, host):
-        with self._lock:
-            self._seen.pop(host, None)
-
-    def is_lost(self, host):
-        silent = self.silent_for(host)
-        return silent is None or silent > self.conf.daemon.agent_down_time
-
-    def alive(self):
-        return {
-            n['host']: n['roles']
-            for n in self.db.list_nodes()
-            if not self.is_lost(n['host'])
-        }
+def phase_hosts(run):
+    """The hosts that must report the run's current phase."""
+    return run['pending_hosts'] or run['stages'][run['stage_index']]
 
 
 class RunManager:
@@ -99,6 +80,7 @@ class RunManager:
         self.nodes = nodes
         self.events = events  # extension/notification hooks
         self.checkout_root = checkout_root
+        self.owner = conf.host  # whose name goes into the leases
         # Nodes get plugin code from the daemon's cache, as bundles built
         # at plan time; the all-in-one mode clones into DEST directly.
         self.bundles = (
@@ -106,22 +88,47 @@ class RunManager:
             if checkout_root is not None
             else None
         )
-        self._cond = threading.Condition()
-        self._versions = {}
-        self._summaries = {}  # run_id -> {(node, phase): (status, attempt)}
-        self._threads = {}
-        self._cancelled = set()
         self._stopping = threading.Event()
+        # Runs queued or being advanced, and those that changed meanwhile:
+        # both bounded by the number of active runs.
+        self._lock = threading.Lock()
+        self._scheduled, self._again = set(), set()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=conf.daemon.engine_workers,
+            thread_name_prefix='run-engine',
+        )
+        # Woken by every change this daemon stores (wait_run long polls).
+        self._changed = threading.Condition()
         self._incoming = queue.Queue()
         self._acks, self._acks_lock = {}, threading.Lock()
-        self._ingest = threading.Thread(
-            target=self._ingest_loop, daemon=True, name='results-ingest'
-        )
-        self._ingest.start()
-        self._acker = threading.Thread(
-            target=self._ack_loop, daemon=True, name='results-ack'
-        )
-        self._acker.start()
+        nodes.on_node_up = self._kick_planning
+        self._threads = [
+            threading.Thread(target=target, daemon=True, name=name)
+            for target, name in (
+                (self._ingest_loop, 'results-ingest'),
+                (self._ack_loop, 'results-ack'),
+                (self._tick_loop, 'run-tick'),
+            )
+        ]
+
+    def start(self):
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self):
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._incoming.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            # Another daemon need not wait for the leases to expire.
+            self.db.release_leases(self.owner)
+        except Exception as e:
+            LOG.warning('Releasing run leases failed: %s', e)
 
     # -- entry points --------------------------------------------------------
 
@@ -168,9 +175,10 @@ class RunManager:
             phase_index=0,
             attempt=1,
             error='',
+            version=0,
         )
         LOG.info('Run %s: %s of %s requested', run['id'], mode, path)
-        self._spawn(run['id'])
+        self.kick(run['id'])
         return run
 
     def plan_only(self, local_conf, path):
@@ -186,23 +194,9 @@ class RunManager:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def resume_all(self):
-        for run in self.db.list_runs(states=ACTIVE):
-            LOG.info(
-                'Run %s: resuming %s at stage %d phase %d',
-                run['id'],
-                run['mode'],
-                run['stage_index'],
-                run['phase_index'],
-            )
-            self._spawn(run['id'])
-
     def retry(self, run_id, failed_nodes_only=False):
         run = self.db.get_run(run_id)
-        if (
-            run['state'] not in ('failed', 'cancelled')
-            or run['id'] in self._threads
-        ):
+        if run['state'] not in RETRYABLE:
             raise exception.RunStateError(
                 run=run['id'],
                 state=run['state'],
@@ -214,30 +208,29 @@ class RunManager:
                 state=run['state'],
                 reason='it failed before planning finished; start a new run',
             )
-        run_id = run['id']
         busy.refuse_if_busy(
             run['node_roles'],
             self.db.list_runs(states=ACTIVE),
             self.nodes.alive(),
-            run_id,
+            run['id'],
         )
         phases = results.MODE_PHASES[run['mode']]
         phase = phases[run['phase_index']]
         stage = run['stages'][run['stage_index']] if run['stages'] else []
-        summaries = self._summaries_for(run_id)
         hosts = stage
         if failed_nodes_only:
+            reports = self.db.phase_reports(run['id'], run['mode'], phase)
             hosts = [
                 h
                 for h in stage
-                if summaries.get((h, phase), (None,))[0] != results.OK
+                if reports.get(h, {}).get('status') != results.OK
             ]
         again = list(phases[run['phase_index'] :])
         # What the attempt did is kept for `run show` and the report: the
         # retry replaces these results.
         replaced = [
             r
-            for r in self.db.list_results(run_id, mode=run['mode'])
+            for r in self.db.list_results(run['id'], mode=run['mode'])
             if r['phase'] in again and r['node'] in hosts
         ]
         earlier = list(run.get('attempts') or []) + [
@@ -249,54 +242,55 @@ class RunManager:
                 'results': replaced,
             }
         ]
-        self.db.delete_results(run_id, run['mode'], again, hosts)
-        with self._cond:
-            self._cancelled.discard(run_id)
-            self._summaries.pop(run_id, None)
-        self.db.update_run(
-            run_id,
-            state='running',
-            attempt=run['attempt'] + 1,
+        # One conditional update: of two concurrent retries, one wins.
+        retried = self.db.retry_run(
+            run['id'],
+            run['version'],
+            RETRYABLE,
+            phases=again,
+            hosts=hosts,
             pending_hosts=hosts if failed_nodes_only else None,
-            error='',
             attempts=earlier,
         )
+        if retried is None:
+            raise exception.RunStateError(
+                run=run['id'],
+                state=self.db.get_run(run['id'])['state'],
+                reason='it changed while the retry was asked for (another '
+                'retry was accepted first)',
+            )
         LOG.info(
-            'Run %s: retry from %s on %s', run_id, phase, ', '.join(hosts)
+            'Run %s: retry from %s on %s', run['id'], phase, ', '.join(hosts)
         )
-        self._spawn(run_id)
-        return self.db.get_run(run_id)
+        self._notify()
+        self.kick(run['id'])
+        return retried
 
     def cancel(self, run_id):
         run = self.db.get_run(run_id)
-        run_id = run['id']
-        if run['state'] not in ACTIVE:
+        cancelled = self.db.finish_run(
+            run['id'], ACTIVE, 'cancelled', 'cancelled by request'
+        )
+        if cancelled is None:
             raise exception.RunStateError(
-                run=run_id, state=run['state'], reason='it is not running'
+                run=run['id'],
+                state=self.db.get_run(run['id'])['state'],
+                reason='it is not running',
             )
-        with self._cond:
-            self._cancelled.add(run_id)
-            self._cond.notify_all()
-        self.agents.cancel_run({}, run_id, run['attempt'])
-        return run
+        LOG.info('Run %s cancelled', run['id'])
+        self.agents.cancel_run({}, run['id'], run['attempt'])
+        self._notify()
+        self._finished(cancelled)
+        return cancelled
 
-    def stop(self):
-        self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
-        for thread in list(self._threads.values()):
-            thread.join(timeout=10)
-        self._incoming.put(None)
-        self._ingest.join(timeout=10)
-        self._acker.join(timeout=10)
+    def forget(self, run_id):
+        """A deleted run: nothing of it is kept in memory anyway."""
 
-    # -- results -----------------------------------------------------------
+    # -- results -------------------------------------------------------------
 
-    # -- ingest ------------------------------------------------------------
-
-    def ingest(self, host, items):
-        """Queue results from ``host``; the ingest thread stores, acks."""
-        self._incoming.put((host, items))
+    def ingest(self, host, items, rejected_keys=()):
+        """Queue results from ``host``: the ingest thread stores, acks them."""
+        self._incoming.put((host, items, list(rejected_keys)))
 
     def _ingest_loop(self):
         # Many nodes report at once at the end of a phase: store whatever
@@ -313,19 +307,19 @@ class RunManager:
             stop = batch[-1] is None
             batch = [b for b in batch if b is not None]
             try:
-                self.on_results([r for _, items in batch for r in items])
+                self.on_results([r for _, items, _ in batch for r in items])
             except Exception:
                 LOG.exception(
                     'Storing %d results failed; agents will resend',
-                    sum(len(items) for _, items in batch),
+                    sum(len(items) for _, items, _ in batch),
                 )
             else:
                 with self._acks_lock:
-                    for host, items in batch:
-                        # Stale attempts too, or the agent resends them
-                        # forever.
+                    for host, items, rejected in batch:
+                        # Stale attempts and rejected items too, or the
+                        # agent resends them forever.
                         self._acks.setdefault(host, []).extend(
-                            results.ack_key(r) for r in items
+                            [results.ack_key(r) for r in items] + rejected
                         )
             if stop:
                 return
@@ -350,19 +344,9 @@ class RunManager:
                     e,
                 )
 
-    def _run_exists(self, run_id):
-        return self.db.run_exists(run_id)
-
-    def forget(self, run_id):
-        """A deleted run: drop what is kept of it in memory."""
-        with self._cond:
-            for table in (self._versions, self._summaries):
-                table.pop(run_id, None)
-            self._cancelled.discard(run_id)
-
     def on_results(self, items):
         known = {
-            run_id: self._run_exists(run_id)
+            run_id: self.db.run_exists(run_id)
             for run_id in {r['run_id'] for r in items}
         }
         for run_id, exists in known.items():
@@ -371,115 +355,178 @@ class RunManager:
         stored = self.db.store_results(
             [r for r in items if known[r['run_id']]]
         )
-        # Before the run thread hears of them: extensions see every plugin
-        # result of a phase before that phase's end.
+        # Before the run moves on: extensions see every plugin result of a
+        # phase before that phase's end (the dispatcher keeps the order).
         for r in stored:
             if r['plugin'] != results.NODE:
                 self.events.plugin_result(r)
-        with self._cond:
-            for r in stored:
-                if r['plugin'] == results.NODE:
-                    self._summaries.setdefault(r['run_id'], {})[
-                        (r['node'], r['phase'])
-                    ] = (r['status'], r['attempt'])
-                self._bump(r['run_id'])
-            self._cond.notify_all()
+        self._notify()
+        for run_id in {r['run_id'] for r in stored}:
+            self.kick(run_id)
         return stored
 
-    def _end_on_agents(self, run_id):
-        """Let agents drop a finished run's shell (failed stacks leave one)."""
-        try:
-            self.agents.end_run({}, run_id)
-        except Exception as e:
-            LOG.warning(
-                'Run %s: telling agents it ended failed: %s', run_id, e
-            )
+    # -- followers -----------------------------------------------------------
 
-    def _bump(self, run_id):
-        self._versions[run_id] = self._versions.get(run_id, 0) + 1
+    def _notify(self):
+        with self._changed:
+            self._changed.notify_all()
 
     def version(self, run_id):
-        return self._versions.get(run_id, 0)
+        return self.db.run_version(run_id)
 
     def wait_change(self, run_id, seen, timeout):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._versions.get(run_id, 0) <= seen:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stopping.is_set():
-                    break
-                self._cond.wait(left)
+        """Return once the run's version passes ``seen`` (or at timeout).
 
-    def _summaries_for(self, run_id):
-        with self._cond:
-            if run_id not in self._summaries:
-                self._summaries[run_id] = {
-                    (r['node'], r['phase']): (r['status'], r['attempt'])
-                    for r in self.db.list_results(run_id, plugin=results.NODE)
-                }
-            return dict(self._summaries[run_id])
+        Woken by this daemon's own changes; another daemon's show within a
+        short poll of the database.
+        """
+        deadline = time.monotonic() + timeout
+        while self.version(run_id) <= seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stopping.is_set():
+                return
+            with self._changed:
+                self._changed.wait(min(left, 0.5))
 
     def pending_work(self, host):
         """Current phase events that ``host`` has not answered yet."""
         work = []
         for run in self.db.list_runs(states=('running',)):
-            event = self._current_event(run)
-            if event and host in event['targets']:
-                done = self._summaries_for(run['id']).get(
-                    (host, event['phase'])
+            if run['phase_started_at'] is None or host not in phase_hosts(run):
+                continue
+            phase = results.MODE_PHASES[run['mode']][run['phase_index']]
+            reports = self.db.phase_reports(
+                run['id'], run['mode'], phase, run['attempt']
+            )
+            if host not in reports:
+                work.append(
+                    self.agents.sign_event(self._event(run, phase, [host]))
                 )
-                if not done or done[1] != run['attempt']:
-                    work.append(self.agents.sign_event(event))
         return work
 
-    # -- driving -----------------------------------------------------------
+    # -- scheduling ----------------------------------------------------------
 
-    def _spawn(self, run_id):
-        if run_id in self._threads:
-            raise exception.RunStateError(
-                run=run_id,
-                state='running',
-                reason='it is being driven already',
-            )
-        thread = threading.Thread(
-            target=self._drive,
-            args=(run_id,),
-            daemon=True,
-            name=f'run-{run_id[:8]}',
-        )
-        self._threads[run_id] = thread
-        thread.start()
-
-    def _set(self, run_id, **values):
-        self.db.update_run(run_id, **values)
-        with self._cond:
-            self._bump(run_id)
-            self._cond.notify_all()
-
-    def _drive(self, run_id):
+    def kick(self, run_id):
+        """Have ``advance(run_id)`` run soon (once, however often kicked)."""
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            if run_id in self._scheduled:
+                self._again.add(run_id)
+                return
+            self._scheduled.add(run_id)
         try:
-            run = self.db.get_run(run_id)
+            self._pool.submit(self._advance_task, run_id)
+        except RuntimeError:  # the pool is shut down: we are stopping
+            with self._lock:
+                self._scheduled.discard(run_id)
+
+    def _advance_task(self, run_id):
+        while not self._stopping.is_set():
+            with self._lock:
+                self._again.discard(run_id)
+            try:
+                self.advance(run_id)
+            except exception.RunNotFound:
+                pass  # deleted meanwhile
+            except Exception:
+                # The database may be away: the next tick tries again.
+                LOG.exception('Run %s: advancing failed', run_id)
+            with self._lock:
+                if run_id not in self._again:
+                    self._scheduled.discard(run_id)
+                    return
+        with self._lock:
+            self._scheduled.discard(run_id)
+            self._again.discard(run_id)
+
+    def _kick_planning(self):
+        for run in self.db.active_runs():
             if run['state'] == 'planning':
-                run = self._plan(run)
-                self.events.run_start(run)
-            self._execute(run)
-        except _Stopping:
-            return
-        except _Cancelled as e:
-            LOG.info('Run %s cancelled', run_id)
-            self._set(run_id, state='cancelled', error=str(e))
-        except exception.PluginsdException as e:
-            LOG.error('Run %s failed: %s', run_id, e)
-            self._set(run_id, state='failed', error=str(e))
+                self.kick(run['id'])
+
+    def _tick_loop(self):
+        lease = self.conf.daemon.run_lease_time
+        interval = min(1.0, lease / 4)
+        while not self._stopping.wait(interval):
+            try:
+                self.db.renew_leases(self.owner, lease)
+                now = time.time()
+                for run in self.db.active_runs():
+                    if (
+                        run['owner'] in (None, self.owner)
+                        or (run['lease_expires'] or 0) < now
+                    ):
+                        self.kick(run['id'])
+            except Exception as e:  # the database is away: try again
+                LOG.warning('Run tick failed: %s', e)
+
+    # -- the one function that moves a run -----------------------------------
+
+    def advance(self, run_id):
+        """Take the next step of a run, decided from what is stored."""
+        lease = self.conf.daemon.run_lease_time
+        if not self.db.acquire_lease(run_id, self.owner, lease):
+            return  # another daemon drives it
+        run = self.db.get_run(run_id)
+        if run['state'] == 'planning':
+            run = self._plan_step(run)
+        while run is not None and run['state'] == 'running':
+            run = self._phase_step(run)
+
+    def _transition(self, run, **values):
+        """The run with ``values`` stored, or None if it changed meanwhile."""
+        new = self.db.transition(run['id'], run['version'], self.owner, values)
+        if new is None:
+            LOG.debug('Run %s changed meanwhile; re-reading', run['id'])
+            self.kick(run['id'])
+        else:
+            self._notify()
+        return new
+
+    def _finished(self, run):
+        """Let agents drop a finished run's shell; tell the extensions."""
+        try:
+            self.agents.end_run({}, run['id'])
         except Exception as e:
-            LOG.exception('Run %s: unexpected error', run_id)
-            self._set(run_id, state='failed', error=f'internal error: {e}')
-        finally:
-            self._threads.pop(run_id, None)
-            run = self.db.get_run(run_id)
-            if run['state'] not in ACTIVE and not self._stopping.is_set():
-                self._end_on_agents(run_id)
-                self.events.run_end(run)
+            LOG.warning(
+                'Run %s: telling agents it ended failed: %s', run['id'], e
+            )
+        self.events.run_end(run)
+
+    def _fail(self, run, error):
+        LOG.error('Run %s failed: %s', run['id'], error)
+        failed = self._transition(run, state='failed', error=error)
+        if failed is not None:
+            self._finished(failed)
+
+    # -- planning ------------------------------------------------------------
+
+    def _plan_step(self, run):
+        alive = self.nodes.alive()
+        if not alive:
+            limit = self.conf.daemon.node_wait_timeout
+            if time.time() - run['created_at'] > limit:
+                self._fail(
+                    run,
+                    f'no node registered within {limit} s: is '
+                    'pluginsd-agent running and on the same transport?',
+                )
+            return None  # the tick looks again
+        try:
+            values = self._plan(run, alive)
+        except exception.PluginsdException as e:
+            self._fail(run, str(e))
+            return None
+        except Exception as e:
+            LOG.exception('Run %s: unexpected error while planning', run['id'])
+            self._fail(run, f'internal error: {e}')
+            return None
+        run = self._transition(run, state='running', **values)
+        if run is not None:
+            LOG.info('Run %s: stages %s', run['id'], run['stages'])
+            self.events.run_start(run)
+        return run
 
     def _make_plan(
         self,
@@ -511,9 +558,8 @@ class RunManager:
             git_timeout=self.conf.daemon.phase_timeout,
         )
 
-    def _plan(self, run):
+    def _plan(self, run, node_roles):
         run_id = run['id']
-        node_roles = self._wait_for_nodes(run_id)
         chosen = set(run['node_roles'])  # --node: only these
         if chosen:
             down = sorted(chosen - set(node_roles))
@@ -561,15 +607,18 @@ class RunManager:
         stages = stages_for(
             self.conf.daemon.role_order, {h: node_roles[h] for h in targets}
         )
-        self.db.update_run(
-            run_id,
-            plans=plans,
-            stages=stages,
-            node_roles=targets,
-            state='running',
-        )
-        LOG.info('Run %s: stages %s', run_id, stages)
-        return self.db.get_run(run_id)
+        if run['mode'] != 'stack' and self.conf.daemon.reverse_teardown:
+            # Take down what depends on the controller first.
+            stages.reverse()
+        return {
+            'plans': plans,
+            'stages': stages,
+            'node_roles': targets,
+            'stage_index': 0,
+            'phase_index': 0,
+            'phase_started_at': None,
+            'published_at': None,
+        }
 
     def _check_sources(self, targets, plans):
         """Refuse, before any phase, a plugin source a target node refuses."""
@@ -595,30 +644,128 @@ class RunManager:
                     f'{exception.redact_url(p["url"])} {why}'
                 )
 
-    def _wait_for_nodes(self, run_id):
-        deadline = time.monotonic() + self.conf.daemon.node_wait_timeout
-        while True:
-            alive = self.nodes.alive()
-            if alive:
-                return alive
-            if self._stopping.is_set():
-                raise _Stopping()
-            if time.monotonic() > deadline:
-                raise exception.PluginsdException(
-                    'no node registered within '
-                    f'{self.conf.daemon.node_wait_timeout} s: is '
-                    'pluginsd-agent running and on the same transport?'
-                )
-            if run_id in self._cancelled:
-                raise _Cancelled('cancelled while waiting for nodes')
-            time.sleep(0.1)
+    # -- phases --------------------------------------------------------------
 
-    def _current_event(self, run):
-        phases = results.MODE_PHASES[run['mode']]
-        if run['stage_index'] >= len(run['stages']):
+    def _phase_step(self, run):
+        """One step of a running run; the run to look at again, or None."""
+        mode = run['mode']
+        phases = results.MODE_PHASES[mode]
+        phase = phases[run['phase_index']]
+        hosts = phase_hosts(run)
+        now = time.time()
+        if run['phase_started_at'] is None:
+            run = self._transition(run, phase_started_at=now, published_at=now)
+            if run is not None:
+                self.events.phase_start(run, phase, hosts)
+                self._publish(self._event(run, phase, hosts))
+                LOG.debug(
+                    'Run %s: %s published to %d nodes',
+                    run['id'],
+                    phase,
+                    len(hosts),
+                )
+            return None  # results kick the run
+        reports = self.db.phase_reports(run['id'], mode, phase, run['attempt'])
+        waiting = [h for h in hosts if h not in reports]
+        if waiting:
+            self._check_waiting(run, phase, waiting, now)
             return None
-        hosts = run['pending_hosts'] or run['stages'][run['stage_index']]
-        return self._event(run, phases[run['phase_index']], hosts)
+        LOG.debug('Run %s: %s done on every node', run['id'], phase)
+        failed = [
+            self._failure_message(reports[h], phase)
+            for h in hosts
+            if reports[h]['status'] != results.OK
+        ]
+        if failed and mode == 'stack':
+            moved = self._transition(run, state='failed', error=failed[0])
+            if moved is not None:
+                LOG.error('Run %s failed: %s', run['id'], failed[0])
+                self.events.phase_end(run, phase, hosts, failed)
+                self._finished(moved)
+            return None
+        # Teardown goes on past failures and reports them all at the end.
+        error = '; '.join([e for e in [run['error']] if e] + failed)
+        if run['phase_index'] + 1 < len(phases):
+            nxt = {'phase_index': run['phase_index'] + 1}
+        elif run['stage_index'] + 1 < len(run['stages']):
+            nxt = {'stage_index': run['stage_index'] + 1, 'phase_index': 0}
+        else:
+            # A teardown that went on past failures still fails the run,
+            # as unstack.sh ends with the status of what failed.
+            nxt = {
+                'state': 'failed' if error else 'completed',
+                'stage_index': len(run['stages']),
+            }
+        moved = self._transition(
+            run,
+            pending_hosts=None,
+            phase_started_at=None,
+            published_at=None,
+            error=error,
+            **nxt,
+        )
+        if moved is None:
+            return None
+        self.events.phase_end(run, phase, hosts, failed)
+        if moved['state'] != 'running':
+            LOG.info('Run %s: %s %s', run['id'], mode, moved['state'])
+            self._finished(moved)
+            return None
+        return moved
+
+    def _check_waiting(self, run, phase, waiting, now):
+        mode = run['mode']
+        states = self.nodes.states()
+        for host in waiting:
+            state, node = states.get(host, (nodes_mod.LOST, None))
+            if state == nodes_mod.STOPPED:
+                self._fail(
+                    run,
+                    f'node {host} stopped during {mode} {phase} (its agent '
+                    'was shut down)',
+                )
+                return
+            if state == nodes_mod.LOST:
+                silent = self.nodes.silent_for(node, now) if node else 0
+                self._fail(
+                    run,
+                    f'node {host} lost during {mode} {phase}: no heartbeat '
+                    f'for {silent:.0f} s (agent_down_time '
+                    f'{self.conf.daemon.agent_down_time} s)',
+                )
+                return
+        limit = (
+            run['phase_started_at']
+            + self.conf.daemon.phase_timeout
+            + self.conf.daemon.agent_down_time
+        )
+        if now > limit:
+            self._fail(
+                run,
+                f'{", ".join(waiting)} did not report {mode} {phase} '
+                'before the phase deadline',
+            )
+            return
+        if now - run['published_at'] > self.conf.daemon.republish_interval:
+            # Fanout queues do not survive a broker restart; agents ignore
+            # a phase they already run or ran (and re-send its results).
+            if self.db.touch_published(run['id'], run['version'], now):
+                LOG.info(
+                    'Run %s: still waiting for %s in %s; publishing again',
+                    run['id'],
+                    ', '.join(waiting),
+                    phase,
+                )
+                self._publish(self._event(run, phase, waiting))
+
+    @staticmethod
+    def _failure_message(row, phase):
+        message = (
+            row['message'] or f'node {row["node"]}: {phase} {row["status"]}'
+        )
+        if row['tail']:
+            message += '\n--- output tail ---\n' + row['tail']
+        return message
 
     def _event(self, run, phase, hosts):
         targets = {h: run['node_roles'][h] for h in hosts}
@@ -634,159 +781,25 @@ class RunManager:
                     signing.canonical_json(run['local_confs'][role])
                 ),
             }
-        return {
-            'run_id': run['id'],
-            'mode': run['mode'],
-            'phase': phase,
-            'attempt': run['attempt'],
-            'targets': targets,
-            'parts': parts,
-            'deadline': self.conf.daemon.phase_timeout,
-        }
-
-    def _execute(self, run):
-        run_id, mode = run['id'], run['mode']
-        phases = results.MODE_PHASES[mode]
-        failures = []
-        for stage_index in range(run['stage_index'], len(run['stages'])):
-            first = stage_index == run['stage_index']
-            for phase_index in range(
-                run['phase_index'] if first else 0, len(phases)
-            ):
-                run = self.db.get_run(run_id)
-                phase = phases[phase_index]
-                hosts = (
-                    run['pending_hosts']
-                    if first and run['pending_hosts']
-                    else run['stages'][stage_index]
-                )
-                self.db.update_run(
-                    run_id,
-                    stage_index=stage_index,
-                    phase_index=phase_index,
-                    pending_hosts=hosts if run['pending_hosts'] else None,
-                )
-                self.events.phase_start(run, phase, hosts)
-                event = self._event(run, phase, hosts)
-                self._publish(event)
-                LOG.debug(
-                    'Run %s: %s published to %d nodes',
-                    run_id,
-                    phase,
-                    len(hosts),
-                )
-                failed = self._wait_phase(run, phase, hosts, event)
-                LOG.debug('Run %s: %s done on every node', run_id, phase)
-                self.events.phase_end(run, phase, hosts, failed)
-                self.db.update_run(run_id, pending_hosts=None)
-                first = False
-                if failed and mode == 'stack':
-                    self._set(run_id, state='failed', error=failed[0])
-                    return
-                # unstack and clean go on, as clean.sh goes on after
-                # unstack.sh; a node whose bash ended (`exit N`, deadline)
-                # still fails the run, as it ends unstack.sh with N.
-                failures += failed
-        self._set(
-            run_id,
-            state='failed' if failures else 'completed',
-            stage_index=len(run['stages']),
-            error='; '.join(failures),
-        )
-        LOG.info('Run %s: %s completed', run_id, mode)
+        return objects.PhaseEvent(
+            run_id=run['id'],
+            mode=run['mode'],
+            phase=phase,
+            attempt=run['attempt'],
+            targets=targets,
+            parts=parts,
+            deadline=self.conf.daemon.phase_timeout,
+        ).to_dict()
 
     def _publish(self, event):
-        """One fanout publish; retried while the broker cannot take it."""
-        while not self._stopping.is_set():
-            try:
-                self.agents.run_phase({}, event)
-                return
-            except Exception as e:
-                LOG.warning(
-                    'Run %s: publishing %s failed (%s); retrying',
-                    event['run_id'],
-                    event['phase'],
-                    e,
-                )
-                time.sleep(1)
-        raise _Stopping()
-
-    def _wait_phase(self, run, phase, hosts, event):
-        """Wait until every host reported ``phase``; return failure messages.
-
-        The event is published again now and then: fanout queues do not
-        survive a broker restart, and agents ignore a phase they already
-        run or ran (they re-send its results instead).
-        """
-        run_id, attempt = run['id'], run['attempt']
-        limit = (
-            time.monotonic()
-            + self.conf.daemon.phase_timeout
-            + self.conf.daemon.agent_down_time
-        )
-        republish_at = time.monotonic() + self.conf.daemon.republish_interval
-        while True:
-            if self._stopping.is_set():
-                raise _Stopping()
-            summaries = self._summaries_for(run_id)
-            waiting = [
-                h
-                for h in hosts
-                if summaries.get((h, phase), (None, 0))[1] != attempt
-            ]
-            if not waiting:
-                break
-            if run_id in self._cancelled:
-                raise _Cancelled(f'cancelled during {run["mode"]} {phase}')
-            for host in waiting:
-                if self.nodes.is_lost(host):
-                    silent = self.nodes.silent_for(host)
-                    raise exception.PluginsdException(
-                        f'node {host} lost during {run["mode"]} {phase}: no '
-                        f'heartbeat for {silent or 0:.0f} s (agent_down_time '
-                        f'{self.conf.daemon.agent_down_time} s)'
-                    )
-            if time.monotonic() > republish_at:
-                LOG.info(
-                    'Run %s: still waiting for %s in %s; publishing again',
-                    run_id,
-                    ', '.join(waiting),
-                    phase,
-                )
-                self._publish(
-                    dict(
-                        event,
-                        targets={h: event['targets'][h] for h in waiting},
-                    )
-                )
-                republish_at = (
-                    time.monotonic() + self.conf.daemon.republish_interval
-                )
-            if time.monotonic() > limit:
-                raise exception.PluginsdException(
-                    f'{", ".join(waiting)} did not report '
-                    f'{run["mode"]} {phase} before the phase deadline'
-                )
-            with self._cond:
-                self._cond.wait(0.5)
-        failed = []
-        for row in self.db.list_results(
-            run_id, plugin=results.NODE, phase=phase, mode=run['mode']
-        ):
-            if row['node'] in hosts and row['status'] != results.OK:
-                message = (
-                    row['message']
-                    or f'node {row["node"]}: {phase} {row["status"]}'
-                )
-                if row['tail']:
-                    message += '\n--- output tail ---\n' + row['tail']
-                failed.append(message)
-        return failed
-
-
-class _Stopping(Exception):
-    """The daemon is stopping; the run stays active and resumes at restart."""
-
-
-class _Cancelled(Exception):
-    """Someone cancelled the run."""
+        """One fanout publish; a failed one is repeated at the republish."""
+        try:
+            self.agents.run_phase({}, event)
+        except Exception as e:
+            LOG.warning(
+                'Run %s: publishing %s failed (%s); it goes out again in %s s',
+                event['run_id'],
+                event['phase'],
+                e,
+                self.conf.daemon.republish_interval,
+            )

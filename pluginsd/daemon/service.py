@@ -8,6 +8,7 @@ from pluginsd import rpc
 from pluginsd import service
 from pluginsd.agent import rpcapi as agent_rpcapi
 from pluginsd.daemon import manager
+from pluginsd.daemon import nodes
 from pluginsd.daemon import rpcapi as daemon_rpcapi
 from pluginsd.daemon import runs
 from pluginsd.daemon import trust
@@ -28,11 +29,17 @@ class DaemonService:
         checkout_root=DEFAULT,
         notification_url=None,
         keypair=None,
+        upgrade_schema=False,
     ):
         self.conf = conf
         self.extensions, self.extension_records = ext_manager.load(conf)
         self.db = db_api.Database(conf.database.connection)
-        self.db.upgrade(ext_manager.migration_locations(self.extensions))
+        locations = ext_manager.migration_locations(self.extensions)
+        if upgrade_schema:  # the all-in-one mode: its own private database
+            self.db.upgrade(locations)
+        # Otherwise the schema changes only through `pluginsd-manage db
+        # upgrade`: other daemons may be using this database right now.
+        self.db.check_schema(locations)
         self.keypair = keypair or keys.KeyPair.load_or_create(
             conf.security.key_file
         )
@@ -46,7 +53,7 @@ class DaemonService:
         self.events = dispatch.EventDispatcher(
             self.extensions, dispatch.Notifications(conf, notification_url)
         )
-        self.nodes = runs.NodeTracker(conf, self.db)
+        self.nodes = nodes.NodeTracker(conf, self.db, self.events)
         self.agents = agent_rpcapi.AgentAPI(conf, transport, self.signer)
         if checkout_root is DEFAULT:
             checkout_root = conf.daemon.plugins_dir
@@ -68,8 +75,15 @@ class DaemonService:
             self.events,
             self.extension_records,
         )
+        self.liveness = manager.LivenessManager(self.manager)
+        # Two lanes: heartbeats and results never wait behind planning,
+        # bundles, log fetches or long polls. The main topic serves them
+        # too, for agents pinned below API 1.3 ([upgrade_levels]).
         self.server = rpc.get_server(
             transport, rpc.DAEMON_TOPIC, conf.host, [self.manager]
+        )
+        self.liveness_server = rpc.get_server(
+            transport, rpc.LIVENESS_TOPIC, conf.host, [self.liveness]
         )
         self._stop = threading.Event()
         self.broker = service.BrokerWatch(conf)
@@ -81,8 +95,11 @@ class DaemonService:
         )
 
     def start(self):
+        self.liveness_server.start(
+            override_pool_size=self.conf.daemon.liveness_workers
+        )
         self.server.start()
-        self.runs.resume_all()
+        self.runs.start()  # its tick resumes the runs left active
         self._watch.start()
         LOG.info(
             'pluginsd daemon started on %s, key %s',
@@ -94,9 +111,12 @@ class DaemonService:
         LOG.info('pluginsd daemon stopping')
         self._stop.set()
         self.server.stop()
+        self.liveness_server.stop()
         self.runs.stop()
         self.server.wait()
+        self.liveness_server.wait()
         self._watch.join(timeout=5)
+        self.events.stop()
         self.db.engine.dispose()
 
     def _probe_broker(self):
@@ -107,17 +127,16 @@ class DaemonService:
             LOG.warning('The message broker is unreachable: %s', e)
 
     def _watch_nodes(self):
-        lost = set()
+        lost = set()  # bounded by the number of nodes
         while not self._stop.wait(1.0):
             self._probe_broker()
             try:
-                nodes = self.db.list_nodes()
+                states = self.nodes.states()
             except Exception as e:  # the database is away: try again
                 LOG.warning('Listing nodes failed: %s', e)
                 continue
-            for node in nodes:
-                host = node['host']
-                if self.nodes.is_lost(host) and host not in lost:
+            for host, (state, node) in states.items():
+                if state == nodes.LOST and host not in lost:
                     lost.add(host)
                     LOG.warning(
                         'Node %s lost: no heartbeat for %s s',
@@ -125,5 +144,5 @@ class DaemonService:
                         self.conf.daemon.agent_down_time,
                     )
                     self.events.node_lost(node)
-                elif not self.nodes.is_lost(host):
+                elif state != nodes.LOST:
                     lost.discard(host)

@@ -1,5 +1,7 @@
 """Every database access of the daemon, in one place."""
 
+import hashlib
+import json
 import os
 import threading
 import time
@@ -12,6 +14,7 @@ from sqlalchemy import orm
 from pluginsd import exception
 from pluginsd.db import models
 
+MAX_REJECTED = 4096  # characters of a rejected item kept
 MIGRATIONS = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), 'migrations'
 )
@@ -55,6 +58,59 @@ def upgrade(engine, extra_locations=()):
         )
 
 
+def pending_heads(engine, extra_locations=()):
+    """(applied heads, wanted heads): equal when the schema is current."""
+    from alembic.runtime import migration
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as connection:
+        applied = set(
+            migration.MigrationContext.configure(
+                connection
+            ).get_current_heads()
+        )
+        script = ScriptDirectory.from_config(
+            alembic_cfg(connection, extra_locations)
+        )
+        wanted = set(script.get_heads())
+    return applied, wanted
+
+
+def check_schema(engine, extra_locations=()):
+    """Refuse a database this code's migrations have not all been applied to.
+
+    Several daemons may share one database: the schema only changes when an
+    operator runs ``pluginsd-manage db upgrade``, never at a daemon's start.
+    """
+    applied, wanted = pending_heads(engine, extra_locations)
+    if applied == wanted:
+        return
+    raise exception.ConfigError(
+        reason=f'the database schema is at '
+        f'{", ".join(sorted(applied)) or "nothing (empty database)"}, this '
+        f'pluginsd needs {", ".join(sorted(wanted))}: '
+        'run `pluginsd-manage db upgrade`'
+    )
+
+
+RESULT_FIELDS = (
+    'attempt',
+    'status',
+    'exit_code',
+    'started_at',
+    'ended_at',
+    'log_path',
+    'tail',
+    'message',
+)
+
+
+def _content(result):
+    """What makes two results with the same key the same result."""
+    defaults = {'attempt': 1, 'log_path': '', 'tail': '', 'message': ''}
+    return tuple(result.get(k, defaults.get(k)) for k in RESULT_FIELDS)
+
+
 def _row(obj):
     return {c.name: getattr(obj, c.name) for c in obj.__table__.columns}
 
@@ -67,6 +123,9 @@ class Database:
 
     def upgrade(self, extra_locations=()):
         upgrade(self.engine, extra_locations)
+
+    def check_schema(self, extra_locations=()):
+        check_schema(self.engine, extra_locations)
 
     # -- runs --------------------------------------------------------------
 
@@ -108,8 +167,161 @@ class Database:
             s.execute(
                 sa.update(models.Run)
                 .where(models.Run.id == run_id)
-                .values(**values)
+                .values(version=models.Run.version + 1, **values)
             )
+
+    def run_version(self, run_id):
+        with self._session() as s:
+            return s.scalar(
+                sa.select(models.Run.version).where(models.Run.id == run_id)
+            )
+
+    # Every change of a running run below is one conditional UPDATE (a
+    # compare-and-swap): it applies only if the row is still as the caller
+    # read it, and the caller learns whether it did.
+
+    def _swap(self, where, values):
+        R = models.Run
+        values = dict(values, updated_at=time.time(), version=R.version + 1)
+        with self._lock, self._session.begin() as s:
+            ids = s.scalars(
+                sa.update(R).where(*where).values(**values).returning(R.id)
+            ).all()
+            return _row(s.get(R, ids[0])) if ids else None
+
+    def transition(self, run_id, version, owner, values):
+        """Apply ``values`` if the run is at ``version`` and ``owner``'s."""
+        R = models.Run
+        return self._swap(
+            (R.id == run_id, R.version == version, R.owner == owner), values
+        )
+
+    def finish_run(self, run_id, from_states, state, error):
+        """End a run that is in one of ``from_states`` (e.g. cancel it)."""
+        R = models.Run
+        return self._swap(
+            (R.id == run_id, R.state.in_(from_states)),
+            {'state': state, 'error': error},
+        )
+
+    def retry_run(
+        self,
+        run_id,
+        version,
+        from_states,
+        phases,
+        hosts,
+        pending_hosts,
+        attempts=None,
+    ):
+        """Start the run's next attempt, if it is still as the caller saw it.
+
+        The results the new attempt replaces go in the same transaction.
+        """
+        R = models.Run
+        with self._lock, self._session.begin() as s:
+            ids = s.scalars(
+                sa.update(R)
+                .where(
+                    R.id == run_id,
+                    R.version == version,
+                    R.state.in_(from_states),
+                )
+                .values(
+                    state='running',
+                    attempt=R.attempt + 1,
+                    version=R.version + 1,
+                    pending_hosts=pending_hosts,
+                    attempts=attempts or [],
+                    error='',
+                    owner=None,
+                    lease_expires=None,
+                    phase_started_at=None,
+                    published_at=None,
+                    updated_at=time.time(),
+                )
+                .returning(R.id)
+            ).all()
+            if not ids:
+                return None
+            run = s.get(R, run_id)
+            s.execute(
+                sa.delete(models.Result).where(
+                    models.Result.run_id == run_id,
+                    models.Result.mode == run.mode,
+                    models.Result.phase.in_(phases),
+                    models.Result.node.in_(hosts),
+                )
+            )
+            return _row(run)
+
+    def touch_published(self, run_id, version, now):
+        """Note a republish (not a change a follower needs to see)."""
+        R = models.Run
+        with self._lock, self._session.begin() as s:
+            return (
+                s.execute(
+                    sa.update(R)
+                    .where(R.id == run_id, R.version == version)
+                    .values(published_at=now)
+                ).rowcount
+                == 1
+            )
+
+    # -- leases ----------------------------------------------------------
+
+    def acquire_lease(self, run_id, owner, duration):
+        """Whether ``owner`` holds the run's lease (taken or renewed now)."""
+        R = models.Run
+        now = time.time()
+        with self._lock, self._session.begin() as s:
+            return (
+                s.execute(
+                    sa.update(R)
+                    .where(
+                        R.id == run_id,
+                        R.state.in_(('planning', 'running')),
+                        sa.or_(
+                            R.owner.is_(None),
+                            R.owner == owner,
+                            R.lease_expires < now,
+                        ),
+                    )
+                    .values(owner=owner, lease_expires=now + duration)
+                ).rowcount
+                == 1
+            )
+
+    def renew_leases(self, owner, duration):
+        R = models.Run
+        with self._lock, self._session.begin() as s:
+            s.execute(
+                sa.update(R)
+                .where(R.owner == owner, R.state.in_(('planning', 'running')))
+                .values(lease_expires=time.time() + duration)
+            )
+
+    def release_leases(self, owner):
+        R = models.Run
+        with self._lock, self._session.begin() as s:
+            s.execute(
+                sa.update(R)
+                .where(R.owner == owner)
+                .values(owner=None, lease_expires=None)
+            )
+
+    def active_runs(self):
+        """id, state, owner and lease expiry of every active run."""
+        R = models.Run
+        with self._session() as s:
+            return [
+                r._asdict()
+                for r in s.execute(
+                    sa.select(R.id, R.state, R.owner, R.lease_expires).where(
+                        R.state.in_(('planning', 'running'))
+                    )
+                )
+            ]
 
     def list_runs(self, states=None):
         with self._session() as s:
@@ -131,23 +343,23 @@ class Database:
         """Store results idempotently; return the ones that were stored.
 
         A result replaces the stored one with the same (run, node, plugin,
-        mode, phase) unless it belongs to an older attempt. One query reads
-        what a batch's nodes already have; new rows go in as one insert.
+        mode, phase) unless it belongs to an older attempt. The same result
+        sent again (an agent resends what it has not heard acknowledged) is
+        not stored again, nor returned: it is stored exactly once. One query
+        reads what a batch's nodes already have; new rows go in as one
+        insert.
         """
         R = models.Result
         stored, inserts, updates = [], {}, []
         with self._lock, self._session.begin() as s:
-            known = {}
+            known, same = {}, set()
             for run_id, node in {(r['run_id'], r['node']) for r in results}:
-                for row in s.execute(
-                    sa.select(
-                        R.id, R.plugin, R.mode, R.phase, R.attempt
-                    ).where(R.run_id == run_id, R.node == node)
+                for row in s.scalars(
+                    sa.select(R).where(R.run_id == run_id, R.node == node)
                 ):
-                    known[(run_id, node, row.plugin, row.mode, row.phase)] = (
-                        row.attempt,
-                        row.id,
-                    )
+                    key = (run_id, node, row.plugin, row.mode, row.phase)
+                    known[key] = (row.attempt, row.id)
+                    same.add((key, _content(_row(row))))
             for r in results:
                 key = (
                     r['run_id'],
@@ -164,6 +376,8 @@ class Database:
                 elif key not in known:
                     inserts[key] = r
                     stored.append(r)
+                elif (key, _content(r)) in same:
+                    pass  # a resend of what is stored
                 elif attempt >= known[key][0]:
                     updates.append((known[key][1], r))
                     stored.append(r)
@@ -172,6 +386,13 @@ class Database:
                 s.execute(sa.insert(R), list(inserts.values()))
             for row_id, r in updates:
                 s.execute(sa.update(R).where(R.id == row_id).values(**r))
+            changed = {r['run_id'] for r in stored}
+            if changed:  # followers of these runs see a new version
+                s.execute(
+                    sa.update(models.Run)
+                    .where(models.Run.id.in_(changed))
+                    .values(version=models.Run.version + 1)
+                )
         return stored
 
     def list_results(self, run_id, since=None, **filters):
@@ -187,6 +408,24 @@ class Database:
             return [
                 _row(r) for r in s.scalars(query.order_by(models.Result.id))
             ]
+
+    def phase_reports(self, run_id, mode, phase, attempt=None):
+        """{node: its whole-phase result row} for one phase (and attempt).
+
+        The one place that answers "has host H reported phase P at attempt
+        A": the node's own result (plugin '') is written last.
+        """
+        R = models.Result
+        query = sa.select(R).where(
+            R.run_id == run_id,
+            R.mode == mode,
+            R.phase == phase,
+            R.plugin == '',
+        )
+        if attempt is not None:
+            query = query.where(R.attempt == attempt)
+        with self._session() as s:
+            return {r.node: _row(r) for r in s.scalars(query)}
 
     def delete_results(self, run_id, mode, phases, nodes):
         with self._lock, self._session.begin() as s:
@@ -209,26 +448,62 @@ class Database:
         activity,
         allowed_sources=None,
         devstack_dir='',
+        state='up',
     ):
-        """Record a heartbeat; return (node row, whether it is new)."""
+        """Record a heartbeat; return (node row, the row before or None)."""
         now = time.time()
         with self._lock, self._session.begin() as s:
             node = s.get(models.Node, host)
-            new = node is None
-            if new:
+            before = None if node is None else _row(node)
+            if node is None:
                 node = models.Node(host=host, registered_at=now)
                 s.add(node)
-            node.roles, node.version, node.activity = (
+            node.roles, node.version, node.activity, node.state = (
                 list(roles),
                 version,
                 activity,
+                state,
             )
             node.last_seen = now
             node.allowed_sources = (
                 None if allowed_sources is None else list(allowed_sources)
             )
             node.devstack_dir = devstack_dir or ''
-        return _row(node), new
+        return _row(node), before
+
+    # -- rejected wire items ---------------------------------------------
+
+    def record_rejected(self, sender, kind, reason, item):
+        """Keep a refused item and why; the same item resent is kept once."""
+        text = json.dumps(item, sort_keys=True, default=repr)[:MAX_REJECTED]
+        digest = hashlib.sha256(f'{sender}|{kind}|{text}'.encode()).hexdigest()
+        with self._lock, self._session.begin() as s:
+            if s.scalar(
+                sa.select(models.Rejected.id).where(
+                    models.Rejected.digest == digest
+                )
+            ):
+                return False
+            s.add(
+                models.Rejected(
+                    received_at=time.time(),
+                    sender=str(sender)[:255],
+                    kind=kind,
+                    reason=reason,
+                    digest=digest,
+                    item=text,
+                )
+            )
+        return True
+
+    def list_rejected(self):
+        with self._session() as s:
+            return [
+                _row(r)
+                for r in s.scalars(
+                    sa.select(models.Rejected).order_by(models.Rejected.id)
+                )
+            ]
 
     def delete_node(self, host):
         """Forget a node; True if it was known."""

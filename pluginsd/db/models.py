@@ -28,6 +28,13 @@ class Run(Base):
     error = sa.Column(sa.Text, nullable=False, default='')
     # earlier attempts: state, error and the results a retry replaced
     attempts = sa.Column(sa.JSON, nullable=True)
+    # Bumped by every transition: the compare-and-swap token.
+    version = sa.Column(sa.Integer, nullable=False, default=0)
+    # The daemon driving the run, until lease_expires (time.time()).
+    owner = sa.Column(sa.String(255), nullable=True)
+    lease_expires = sa.Column(sa.Float, nullable=True)
+    phase_started_at = sa.Column(sa.Float, nullable=True)
+    published_at = sa.Column(sa.Float, nullable=True)
 
 
 class Result(Base):
@@ -74,6 +81,21 @@ class Node(Base):
     devstack_dir = sa.Column(
         sa.Text, nullable=False, default='', server_default=''
     )
+    state = sa.Column(sa.String(16), nullable=False, default='up')
+
+
+class Rejected(Base):
+    """A wire item refused on receipt, with why (one row per distinct item)."""
+
+    __tablename__ = 'rejected'
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    received_at = sa.Column(sa.Float, nullable=False)
+    sender = sa.Column(sa.String(255), nullable=False)
+    kind = sa.Column(sa.String(32), nullable=False)
+    reason = sa.Column(sa.Text, nullable=False)
+    digest = sa.Column(sa.String(64), nullable=False, unique=True)
+    item = sa.Column(sa.Text, nullable=False)
 
 
 class NodeKey(Base):

@@ -8,6 +8,8 @@ oslo.messaging notifications (``pluginsd.run.start``, ``pluginsd.phase.end``
 
 import dataclasses
 import logging
+import queue
+import threading
 
 import oslo_messaging as messaging
 
@@ -37,13 +39,54 @@ class Notifications:
 
 
 class EventDispatcher:
-    """Calls ``on_<event>`` on every extension; a failing one stops none."""
+    """Calls ``on_<event>`` on every extension; a failing one stops none.
+
+    Off the hot paths: events go into a bounded queue that one thread
+    empties in order, so a slow extension never delays storing results,
+    acknowledgements or the next phase. ``stop()`` delivers what is queued.
+    """
+
+    QUEUE_SIZE = 10000
 
     def __init__(self, extensions=(), notifications=None):
         self.extensions = list(extensions)
         self.notifications = notifications
+        self._queue = queue.Queue(self.QUEUE_SIZE)
+        self._thread = None
+        self._dropped = 0
+        if self.extensions or (notifications and notifications.enabled):
+            self._thread = threading.Thread(
+                target=self._deliver_loop, daemon=True, name='extension-events'
+            )
+            self._thread.start()
+
+    def stop(self, timeout=30):
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _deliver_loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._deliver(*item)
 
     def _fire(self, method, event_type, payload, error=False):
+        if self._thread is None:
+            return  # nobody listens
+        try:
+            self._queue.put_nowait((method, event_type, payload, error))
+        except queue.Full:
+            self._dropped += 1
+            if self._dropped % 1000 == 1:
+                LOG.warning(
+                    'Extensions are too slow: %d events dropped so far',
+                    self._dropped,
+                )
+
+    def _deliver(self, method, event_type, payload, error):
         for ext in self.extensions:
             try:
                 getattr(ext, method)(payload)

@@ -3,7 +3,15 @@
 import oslo_messaging as messaging
 
 DAEMON_TOPIC = 'pluginsd'
+# Heartbeats and results only: never queued behind planning, bundles, log
+# fetches or long polls on DAEMON_TOPIC (its own server and thread pool).
+LIVENESS_TOPIC = 'pluginsd-liveness'
 AGENT_TOPIC = 'pluginsd-agent'
+
+# One version per API, used by its endpoint (the manager's target) and by
+# its client (the default cap): tests/unit/test_rpc_api.py ties them.
+DAEMON_API_VERSION = '1.3'
+AGENT_API_VERSION = '1.0'
 EMBEDDED_URL = 'kombu+memory:////'
 ALLOWED_EXMODS = ['pluginsd.exception']
 
@@ -33,6 +41,7 @@ def get_client(
 
 
 def get_server(transport, topic, server, endpoints):
+    """An RPC server; ``start(override_pool_size=N)`` sizes its lane."""
     target = messaging.Target(topic=topic, server=server)
     return messaging.get_rpc_server(
         transport,

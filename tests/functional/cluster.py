@@ -143,6 +143,7 @@ class Cluster:
         }
         daemon_extra = dict(daemon_extra)
         security.update(daemon_extra.pop('security', {}))
+        self.daemon_security, self.daemon_extra = security, daemon_extra
         self.daemon_conf = write_conf(
             os.path.join(self.base, 'daemon.conf'),
             base_groups(
@@ -150,6 +151,7 @@ class Cluster:
             ),
         )
         self.daemon = Process('pluginsd', self.daemon_conf, state, self.env)
+        self.daemons = {'daemon': self.daemon}
         self.conf = pluginsd_conf.new_conf()
         self.conf(['--config-file', self.daemon_conf], project='pluginsd')
         self.transport = rpc.get_transport(self.conf)
@@ -167,6 +169,43 @@ class Cluster:
             timeout=2,
             signer=signing.Signer(self.reader_key, 'operator'),
         )
+
+    def add_daemon(self, host):
+        """Another daemon on the same database and broker (not started).
+
+        It signs with the same daemon key: agents trust one daemon key.
+        """
+        state = os.path.join(self.base, host)
+        os.makedirs(state, exist_ok=True)
+        path = write_conf(
+            os.path.join(self.base, f'{host}.conf'),
+            base_groups(
+                self.url,
+                state,
+                host,
+                security=self.daemon_security,
+                **self.daemon_extra,
+            ),
+        )
+        self.daemons[host] = Process('pluginsd', path, state, self.env)
+        return self.daemons[host]
+
+    def upgrade_db(self):
+        """`pluginsd-manage db upgrade`: a daemon never migrates by itself."""
+        proc = subprocess.run(
+            [
+                os.path.join(BIN, 'pluginsd-manage'),
+                '--config-file',
+                self.daemon_conf,
+                'db',
+                'upgrade',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, **self.env),
+        )
+        assert proc.returncode == 0, proc.stderr
 
     def key_path(self, name):
         return os.path.join(self.keys_dir, f'{name}.key')
@@ -201,6 +240,7 @@ class Cluster:
         return self.agents[host]
 
     def start(self, timeout=60):
+        self.upgrade_db()
         self.daemon.start()
         for agent in self.agents.values():
             agent.start()
@@ -247,5 +287,6 @@ class Cluster:
             agent.terminate()
         for agent in self.agents.values():
             agent.stop()
-        self.daemon.stop()
+        for daemon in self.daemons.values():
+            daemon.stop()
         self.transport.cleanup()

@@ -148,14 +148,17 @@ def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
     proc = c.ctl(*logs, '--node', 'nowhere')
     assert proc.returncode == 1
     assert one_line(proc) == 'no node nowhere'
+    # An agent stopped cleanly says so: the node is stopped at once.
     c.agents['cmp1'].stop()
     deadline = time.monotonic() + 30
-    while 'lost' not in c.ctl('node', 'show', 'cmp1', '-f', 'value').stdout:
+    while 'stopped' not in c.ctl('node', 'show', 'cmp1', '-f', 'value').stdout:
         assert time.monotonic() < deadline
         time.sleep(0.5)
     proc = c.ctl(*logs, '--node', 'cmp1')
     assert proc.returncode == 1
-    assert one_line(proc).startswith('node cmp1 is lost (no heartbeat for ')
+    assert one_line(proc).startswith(
+        'node cmp1 is stopped (its agent stopped '
+    )
 
     # A configuration that does not match the daemon's durability is named
     # with the option to set.

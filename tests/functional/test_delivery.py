@@ -94,6 +94,7 @@ def test_thirty_nodes_get_a_fifty_megabyte_plugin(tmp_path, rabbit_vhost):
     hosts = []
     procs = []
     try:
+        c.upgrade_db()
         c.daemon.start()
         # 30 simulated nodes in 2 agent processes (bench/agent_host.py);
         # the nodes of one process share its bundle download cache.

@@ -50,6 +50,11 @@ RUN_DEFAULTS = {
     'pending_hosts': None,
     'error': '',
     'attempts': None,
+    'version': 0,
+    'owner': None,
+    'lease_expires': None,
+    'phase_started_at': None,
+    'published_at': None,
 }
 
 
@@ -61,7 +66,26 @@ class TestSchema:
         with db.engine.connect() as c:
             assert c.execute(
                 sa.text('SELECT version_num FROM alembic_version')
-            ).scalars().all() == ['0005']
+            ).scalars().all() == ['0006']
+
+    def test_an_older_schema_is_refused_naming_the_command(self, tmp_path):
+        old = api.Database('sqlite:///' + str(tmp_path / 'old.sqlite'))
+        with pytest.raises(exception.ConfigError) as empty:
+            old.check_schema()
+        assert 'nothing (empty database)' in str(empty.value)
+        assert '`pluginsd-manage db upgrade`' in str(empty.value)
+        with old.engine.begin() as connection:
+            from alembic import command
+
+            command.upgrade(api.alembic_cfg(connection), '0002')
+        with pytest.raises(exception.ConfigError) as behind:
+            old.check_schema()
+        assert 'schema is at 0002, this pluginsd needs 0006: run' in str(
+            behind.value
+        )
+        old.upgrade()
+        old.check_schema()  # current: no error
+        old.engine.dispose()
 
 
 class TestRuns:
@@ -200,6 +224,13 @@ class TestResults:
         assert len(db.list_results('run-1')) == 1
         assert db.list_results('run-1')[0]['status'] == 'ok'
 
+    def test_a_resend_is_not_stored_again(self, db):
+        assert db.store_results([result(exit_code=0, tail='x')]) != []
+        version = db.get_run('run-1')['version']
+        assert db.store_results([result(exit_code=0, tail='x')]) == []
+        assert db.get_run('run-1')['version'] == version
+        assert len(db.list_results('run-1')) == 1
+
     def test_same_attempt_replaces(self, db):
         db.store_results([result(status='running')])
         db.store_results([result(status='failed', exit_code=3)])
@@ -282,9 +313,9 @@ class TestResults:
 
 class TestNodes:
     def test_upsert_new_then_known(self, db, clock):
-        node, new = db.upsert_node('h1', ('controller',), '1.0', 'idle')
-        assert new is True
-        assert node == {
+        node, before = db.upsert_node('h1', ('controller',), '1.0', 'idle')
+        assert before is None
+        first = {
             'host': 'h1',
             'roles': ['controller'],
             'version': '1.0',
@@ -293,17 +324,20 @@ class TestNodes:
             'last_seen': clock[0],
             'allowed_sources': None,
             'devstack_dir': '',
+            'state': 'up',
         }
+        assert node == first
         clock[0] += 10
-        node, new = db.upsert_node(
+        node, before = db.upsert_node(
             'h1',
             ['controller', 'compute'],
             '1.1',
             'running stack install',
             ['https://opendev.org/'],
             '/opt/stack/devstack',
+            'stopped',
         )
-        assert new is False
+        assert before == first
         assert node == {
             'host': 'h1',
             'roles': ['controller', 'compute'],
@@ -313,6 +347,7 @@ class TestNodes:
             'last_seen': clock[0],
             'allowed_sources': ['https://opendev.org/'],
             'devstack_dir': '/opt/stack/devstack',
+            'state': 'stopped',
         }
 
     def test_list_nodes_sorted(self, db):

@@ -7,6 +7,7 @@ message as a driver receives them, and the version cap).
 """
 
 import oslo_messaging as messaging
+from oslo_messaging import _utils as messaging_utils
 import pytest
 
 from pluginsd import conf as pluginsd_conf
@@ -53,15 +54,21 @@ def transport(conf):
 class RecordingClient:
     """Stands in for an RPCClient object: records prepare/cast/call."""
 
-    def __init__(self, replies=None, log=None, options=None):
+    def __init__(self, replies=None, log=None, options=None, cap=None):
         self.log = [] if log is None else log
         self.options = options or {}
         self.replies = replies or {}
+        self.cap = cap
+
+    def can_send_version(self, version):
+        return self.cap is None or messaging_utils.version_is_compatible(
+            self.cap, version
+        )
 
     def prepare(self, **kwargs):
         self.log.append(('prepare', kwargs))
         return RecordingClient(
-            self.replies, self.log, dict(self.options, **kwargs)
+            self.replies, self.log, dict(self.options, **kwargs), self.cap
         )
 
     def cast(self, ctxt, method, **kwargs):
@@ -163,12 +170,24 @@ class TestDaemonAPIRecorded:
     def test_report_results_cast(self, daemon_api):
         assert daemon_api.report_results(CTXT, 'h1', [{'a': 1}]) is None
         assert daemon_api.client.log == [
+            ('prepare', {'topic': 'pluginsd-liveness', 'version': '1.3'}),
             (
                 'cast',
                 CTXT,
                 'report_results',
                 env('report_results', 'daemon', host='h1', results=[{'a': 1}]),
-            )
+            ),
+        ]
+
+    def test_liveness_on_the_main_topic_when_pinned_below_1_3(
+        self, daemon_api
+    ):
+        # A daemon not upgraded yet has no liveness lane: the main topic.
+        daemon_api.client.cap = '1.2'
+        daemon_api.heartbeat(CTXT, {'host': 'h1'})
+        assert daemon_api.client.log == [
+            ('prepare', {'retry': 3}),
+            ('cast', CTXT, 'heartbeat', env('heartbeat', 'daemon', host='h1')),
         ]
 
     def test_heartbeat_cast_retries_a_bounded_number_of_times(
@@ -176,7 +195,10 @@ class TestDaemonAPIRecorded:
     ):
         daemon_api.heartbeat(CTXT, {'host': 'h1'})
         assert daemon_api.client.log == [
-            ('prepare', {'retry': 3}),
+            (
+                'prepare',
+                {'topic': 'pluginsd-liveness', 'version': '1.3', 'retry': 3},
+            ),
             ('cast', CTXT, 'heartbeat', env('heartbeat', 'daemon', host='h1')),
         ]
 
@@ -429,8 +451,8 @@ class TestOnTheWire:
             )
             for w in wire
         ] == [
-            ('pluginsd', None, None, None, None, 'report_results'),
-            ('pluginsd', None, None, None, None, 'heartbeat'),
+            ('pluginsd-liveness', None, None, None, None, 'report_results'),
+            ('pluginsd-liveness', None, None, None, None, 'heartbeat'),
             ('pluginsd', None, None, True, 33, 'get_run'),
             ('pluginsd', None, None, True, 10, 'pending_work'),
         ]
@@ -454,7 +476,7 @@ class TestVersionCap:
         assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.0'
         assert (
             DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
-            == '1.2'
+            == '1.3'
         )
 
     @pytest.mark.parametrize('cap', ['1.0', '1.5'])
@@ -505,3 +527,42 @@ class TestVersionCap:
         assert wire == []
         AgentAPI(conf, transport, SIGNER).cancel_run(CTXT, 'r', 1)
         assert [w['message']['method'] for w in wire] == ['cancel_run']
+
+
+class TestVersionsTied:
+    """Endpoints and clients share one version per API (pluginsd.rpc)."""
+
+    def test_one_constant_per_api(self):
+        from pluginsd.agent import manager as agent_manager
+        from pluginsd.daemon import manager as daemon_manager
+
+        assert DaemonAPI.RPC_API_VERSION == rpc.DAEMON_API_VERSION
+        assert AgentAPI.RPC_API_VERSION == rpc.AGENT_API_VERSION
+        for endpoint in (
+            daemon_manager.DaemonManager,
+            daemon_manager.LivenessManager,
+        ):
+            assert endpoint.target.version == rpc.DAEMON_API_VERSION
+        assert (
+            agent_manager.AgentManager.target.version == rpc.AGENT_API_VERSION
+        )
+
+    def test_the_liveness_lane_serves_what_clients_send_there(
+        self, conf, transport, wire
+    ):
+        from pluginsd.daemon import manager as daemon_manager
+
+        api = DaemonAPI(conf, transport, signer=SIGNER)
+        api.report_results(CTXT, 'h1', [])
+        api.heartbeat(CTXT, {'host': 'h1'})
+        api.probe(CTXT, 'd1')
+        for w in wire:
+            assert w['topic'] == rpc.LIVENESS_TOPIC
+            method = getattr(
+                daemon_manager.LivenessManager, w['message']['method']
+            )
+            assert method.exposed
+            assert messaging_utils.version_is_compatible(
+                daemon_manager.LivenessManager.target.version,
+                w['message']['version'],
+            )

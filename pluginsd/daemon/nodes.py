@@ -1,0 +1,129 @@
+"""Which nodes are up, as far as this daemon can tell.
+
+A node's last heartbeat is in the database: any daemon sharing it may have
+received the heartbeat. Silence only counts while *this* daemon was
+connected to the broker. The daemon knows that from its own probe, a cast
+to itself every second: while no probe comes back it is the one cut off and
+declares no node lost; when probes come back after a gap, every node gets
+a fresh ``agent_down_time`` from that moment. A node that stops cleanly
+says so (state ``stopped``) and new runs leave it out at once.
+"""
+
+import logging
+import threading
+import time
+
+LOG = logging.getLogger(__name__)
+
+# Probes go out every second: this long without one back means the daemon
+# has lost the broker.
+PROBE_GAP = 3.0
+
+UP, STOPPED, LOST = 'up', 'stopped', 'lost'
+
+
+class NodeTracker:
+    def __init__(self, conf, db, events):
+        self.conf = conf
+        self.db = db
+        self.events = events
+        self._lock = threading.Lock()
+        self._last_probe = None
+        # Until the first probe comes back, nobody is declared lost: a
+        # restarted daemon gives every node a full grace period.
+        self._connected_since = None
+        # Called when a node registers or comes back (runs waiting for
+        # nodes to plan with need not wait for their next tick).
+        self.on_node_up = None
+
+    # -- this daemon's own link ---------------------------------------------
+
+    def probe_received(self, now=None):
+        now = time.time() if now is None else now
+        with self._lock:
+            if self._last_probe is None or now - self._last_probe > PROBE_GAP:
+                if self._last_probe is not None:
+                    LOG.warning(
+                        'Back on the message broker after %.0f s: every '
+                        'node gets a fresh grace period',
+                        now - self._last_probe,
+                    )
+                self._connected_since = now
+            self._last_probe = now
+
+    def connected(self, now=None):
+        now = time.time() if now is None else now
+        with self._lock:
+            return (
+                self._last_probe is not None
+                and now - self._last_probe <= PROBE_GAP
+            )
+
+    # -- heartbeats ----------------------------------------------------------
+
+    def heartbeat(self, beat):
+        node, before = self.db.upsert_node(
+            beat.host,
+            beat.roles,
+            beat.version,
+            beat.activity,
+            beat.allowed_sources,
+            beat.devstack_dir,
+            beat.state,
+        )
+        if before is None:
+            LOG.info(
+                'Node %s registered (roles %s)',
+                node['host'],
+                ','.join(node['roles']),
+            )
+            self.events.node_register(node)
+        elif beat.state == STOPPED:
+            LOG.info('Node %s stopped cleanly', node['host'])
+            self.events.node_update(node)
+            return
+        elif self.state_of(before) != UP:
+            LOG.info('Node %s is back', node['host'])
+            self.events.node_update(node)
+        else:
+            return
+        if self.on_node_up is not None:
+            self.on_node_up()
+
+    def forget(self, host):
+        """A deleted node: nothing of it is kept here (all in the DB)."""
+
+    # -- judgement -----------------------------------------------------------
+
+    def silent_for(self, node, now=None):
+        """Seconds of silence that count: only while this daemon listened."""
+        now = time.time() if now is None else now
+        with self._lock:
+            since = self._connected_since
+        if since is None:
+            return 0.0
+        return max(0.0, now - max(node['last_seen'], since))
+
+    def state_of(self, node, now=None):
+        if node.get('state') == STOPPED:
+            return STOPPED
+        if not self.connected(now):
+            return UP  # we are the ones cut off: nobody is judged
+        if self.silent_for(node, now) > self.conf.daemon.agent_down_time:
+            return LOST
+        return UP
+
+    def states(self):
+        """{host: (state, node row)} of every known node."""
+        now = time.time()
+        return {
+            n['host']: (self.state_of(n, now), n) for n in self.db.list_nodes()
+        }
+
+    def alive(self):
+        """{host: roles} of the nodes a new run may use."""
+        return {
+            host: node['roles']
+            for host, (state, node) in self.states().items()
+            if state == UP
+        }

@@ -1,0 +1,611 @@
+"""The run engine (pluginsd.daemon.runs) on a real SQLite database.
+
+The engine is driven by hand: ``kick`` only records which runs would be
+advanced, and the test calls ``advance`` itself, so every step is visible.
+The agents are a recording double; planning is replaced by a fixed plan
+(planning has its own tests).
+"""
+
+import threading
+import time
+
+import pytest
+
+from pluginsd import conf as pluginsd_conf
+from pluginsd import exception
+from pluginsd import objects
+from pluginsd.daemon import manager as manager_mod
+from pluginsd.daemon import nodes as nodes_mod
+from pluginsd.daemon import runs as runs_mod
+from pluginsd.db import api as db_api
+from pluginsd.rpc import signing
+
+PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
+LOCAL_CONF = '[[local|localrc]]\nX=1\n'
+
+
+class Agents:
+    """Records what the daemon asks of the agents."""
+
+    def __init__(self):
+        self.events, self.cancelled, self.ended, self.acks = [], [], [], []
+
+    def sign_event(self, event):
+        return {'signed': event}
+
+    def run_phase(self, ctxt, event):
+        self.events.append(objects.PhaseEvent(**event))
+
+    def cancel_run(self, ctxt, run_id, attempt):
+        self.cancelled.append((run_id, attempt))
+
+    def end_run(self, ctxt, run_id):
+        self.ended.append(run_id)
+
+    def ack_results(self, ctxt, acks):
+        self.acks.append(acks)
+
+    def published(self):
+        return [(e.phase, sorted(e.targets)) for e in self.events]
+
+
+class Events:
+    """Records extension events by name."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __getattr__(self, name):
+        def record(*args):
+            self.seen.append((name, args))
+
+        return record
+
+    def names(self):
+        return [n for n, _ in self.seen]
+
+
+class FixedPlan:
+    def to_dict(self):
+        return {'plugins': [], 'reasons': {}, 'declared': []}
+
+
+@pytest.fixture
+def conf():
+    c = pluginsd_conf.new_conf()
+    c([], default_config_files=[])
+    c.set_override('host', 'd1')
+    c.set_override('agent_down_time', 10, group='daemon')
+    c.set_override('republish_interval', 5, group='daemon')
+    c.set_override('phase_timeout', 100, group='daemon')
+    c.set_override('run_lease_time', 10, group='daemon')
+    yield c
+    c.reset()
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = db_api.Database('sqlite:///' + str(tmp_path / 'db.sqlite'))
+    database.upgrade()
+    yield database
+    database.engine.dispose()
+
+
+class Daemon:
+    """One daemon's engine; ``kicked`` lists the runs it would advance."""
+
+    def __init__(self, conf, db, host='d1'):
+        conf.set_override('host', host)
+        self.agents, self.events = Agents(), Events()
+        self.nodes = nodes_mod.NodeTracker(conf, db, self.events)
+        self.nodes.probe_received()
+        self.runs = runs_mod.RunManager(
+            conf, db, self.agents, self.nodes, self.events
+        )
+        self.runs.owner = host
+        self.runs._make_plan = lambda *args, **kwargs: FixedPlan()
+        self.kicked = []
+        self.runs.kick = self.kicked.append
+        self.db = db
+
+    def beat(self, host, roles=('compute',), state='up'):
+        self.nodes.heartbeat(
+            objects.Heartbeat(host=host, roles=list(roles), state=state)
+        )
+
+    def report(self, run, phase, hosts, status='ok', attempt=None):
+        attempt = attempt or self.db.get_run(run)['attempt']
+        mode = self.db.get_run(run)['mode']
+        return self.runs.on_results(
+            [
+                dict(
+                    run_id=run,
+                    node=h,
+                    plugin=plugin,
+                    mode=mode,
+                    phase=phase,
+                    attempt=attempt,
+                    status=status,
+                )
+                for h in hosts
+                for plugin in ('alpha', '')
+            ]
+        )
+
+    def start(self, mode='stack'):
+        run = self.runs.start_run(mode, {'*': LOCAL_CONF}, 'local.conf')
+        self.runs.advance(run['id'])
+        return run['id']
+
+    def complete_phases(self, run, hosts, phases=PHASES):
+        for phase in phases:
+            self.report(run, phase, hosts)
+            self.runs.advance(run)
+
+
+@pytest.fixture
+def daemon(conf, db):
+    d = Daemon(conf, db)
+    d.beat('ctl', ['controller'])
+    d.beat('cmp1')
+    d.beat('cmp2')
+    return d
+
+
+class TestOneRun:
+    def test_plan_then_one_phase_at_a_time_per_stage(self, daemon, db):
+        run = daemon.start()
+        view = db.get_run(run)
+        assert view['state'] == 'running'
+        assert view['stages'] == [['ctl'], ['cmp1', 'cmp2']]
+        assert daemon.agents.published() == [('pre-install', ['ctl'])]
+        daemon.runs.advance(run)  # nothing reported: nothing new
+        assert len(daemon.agents.events) == 1
+        daemon.complete_phases(run, ['ctl'])
+        assert daemon.agents.published()[-1] == (
+            'pre-install',
+            ['cmp1', 'cmp2'],
+        )
+        # A barrier: one compute done is not enough.
+        daemon.report(run, 'pre-install', ['cmp1'])
+        daemon.runs.advance(run)
+        assert daemon.agents.published()[-1][0] == 'pre-install'
+        daemon.report(run, 'pre-install', ['cmp2'])
+        daemon.runs.advance(run)
+        assert daemon.agents.published()[-1] == ('install', ['cmp1', 'cmp2'])
+        daemon.complete_phases(run, ['cmp1', 'cmp2'], PHASES[1:])
+        view = db.get_run(run)
+        assert view['state'] == 'completed'
+        assert [p for p, _ in daemon.agents.published()] == PHASES * 2
+        assert daemon.agents.ended == [run]
+        names = [n for n in daemon.events.names() if n != 'node_register']
+        assert names[0] == 'run_start' and names[-1] == 'run_end'
+        assert names.count('phase_start') == names.count('phase_end') == 10
+        # Every stored result kicked the run; nothing kept per run.
+        assert set(daemon.kicked) == {run}
+        assert daemon.runs._scheduled == set() and daemon.runs._again == set()
+
+    def test_stored_results_are_counted_once(self, daemon, db):
+        run = daemon.start()
+        daemon.report(run, 'pre-install', ['ctl'])
+        daemon.report(run, 'pre-install', ['ctl'])  # a resend
+        assert len(db.list_results(run)) == 2
+
+    def test_a_failed_stack_phase_fails_the_run(self, daemon, db):
+        run = daemon.start()
+        daemon.report(run, 'pre-install', ['ctl'], status='failed')
+        daemon.runs.advance(run)
+        view = db.get_run(run)
+        assert view['state'] == 'failed'
+        assert 'node ctl: pre-install failed' in view['error']
+        assert daemon.agents.published() == [('pre-install', ['ctl'])]
+        assert daemon.events.names()[-2:] == ['phase_end', 'run_end']
+
+    @pytest.mark.parametrize(
+        'reverse, order',
+        [
+            (True, [['cmp1', 'cmp2'], ['ctl']]),
+            (False, [['ctl'], ['cmp1', 'cmp2']]),
+        ],
+    )
+    def test_teardown_stages_reversed_by_default(
+        self, daemon, db, conf, reverse, order
+    ):
+        conf.set_override('reverse_teardown', reverse, group='daemon')
+        run = daemon.start('unstack')
+        assert db.get_run(run)['stages'] == order
+        assert daemon.agents.published() == [('unstack', order[0])]
+
+    def test_teardown_goes_on_past_failures(self, daemon, db):
+        run = daemon.start('clean')
+        daemon.report(run, 'unstack', ['cmp1', 'cmp2'], status='failed')
+        daemon.runs.advance(run)
+        assert daemon.agents.published()[-1] == ('clean', ['cmp1', 'cmp2'])
+        daemon.complete_phases(run, ['cmp1', 'cmp2'], ['clean'])
+        daemon.complete_phases(run, ['ctl'], ['unstack', 'clean'])
+        view = db.get_run(run)
+        # It went on to the end, and the failures fail it.
+        assert view['stage_index'] == 2
+        assert view['state'] == 'failed'
+        assert view['error'].count('unstack failed') == 2
+
+    def test_a_node_registering_kicks_the_runs_waiting_to_plan(self, conf, db):
+        d = Daemon(conf, db)
+        run = d.start()
+        d.kicked.clear()
+        d.beat('ctl', ['controller'])
+        assert d.kicked == [run]
+        d.runs.advance(run)
+        assert d.agents.published() == [('pre-install', ['ctl'])]
+        d.kicked.clear()
+        d.beat('ctl', ['controller'])  # just a heartbeat: nothing to do
+        assert d.kicked == []
+
+    def test_no_node_fails_after_node_wait_timeout(self, conf, db):
+        d = Daemon(conf, db)
+        run = d.start()
+        assert db.get_run(run)['state'] == 'planning'  # waits: the tick
+        conf.set_override('node_wait_timeout', 1, group='daemon')
+        db.update_run(run, created_at=time.time() - 5)
+        d.runs.advance(run)
+        view = db.get_run(run)
+        assert view['state'] == 'failed'
+        assert 'no node registered within 1 s' in view['error']
+
+
+class TestCompareAndSwap:
+    def _failed_run(self, daemon, db):
+        run = daemon.start()
+        daemon.report(run, 'pre-install', ['ctl'], status='failed')
+        daemon.runs.advance(run)
+        assert db.get_run(run)['state'] == 'failed'
+        return run
+
+    def test_two_concurrent_retries_exactly_one_accepted(self, daemon, db):
+        run = self._failed_run(daemon, db)
+        # Both requests read the run before either writes.
+        both_read = threading.Barrier(2)
+        get_run = db.get_run
+
+        first_read = set()
+
+        def get_run_then_wait(run_id):
+            row = get_run(run_id)
+            me = threading.current_thread().name
+            if me.startswith('retry') and me not in first_read:
+                first_read.add(me)
+                both_read.wait(timeout=10)
+            return row
+
+        db.get_run = get_run_then_wait
+        outcomes = []
+
+        def retry():
+            try:
+                outcomes.append(daemon.runs.retry(run)['attempt'])
+            except exception.RunStateError as e:
+                outcomes.append(str(e))
+
+        threads = [
+            threading.Thread(target=retry, name=f'retry-{i}') for i in (1, 2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        db.get_run = get_run
+        accepted = [o for o in outcomes if o == 2]
+        refused = [o for o in outcomes if o != 2]
+        assert len(accepted) == 1, outcomes
+        assert len(refused) == 1
+        assert 'another retry was accepted first' in refused[0]
+        view = db.get_run(run)
+        assert (view['state'], view['attempt']) == ('running', 2)
+
+    def test_retry_reruns_the_failed_phase_as_a_new_attempt(self, daemon, db):
+        run = self._failed_run(daemon, db)
+        daemon.runs.retry(run)
+        daemon.runs.advance(run)
+        event = daemon.agents.events[-1]
+        assert (event.phase, event.attempt) == ('pre-install', 2)
+        # A late result of attempt 1 does not count for attempt 2.
+        daemon.report(run, 'pre-install', ['ctl'], attempt=1)
+        daemon.runs.advance(run)
+        assert daemon.agents.events[-1].phase == 'pre-install'
+        daemon.complete_phases(run, ['ctl'])
+        daemon.complete_phases(run, ['cmp1', 'cmp2'])
+        assert db.get_run(run)['state'] == 'completed'
+
+    def test_a_running_run_cannot_be_retried(self, daemon):
+        run = daemon.start()
+        with pytest.raises(exception.RunStateError, match='only a failed'):
+            daemon.runs.retry(run)
+
+    def test_cancel_while_planning_wins_over_the_plan(self, daemon, db):
+        run = daemon.runs.start_run('stack', {'*': LOCAL_CONF}, 'l.conf')
+        planned = threading.Event()
+
+        def plan_slowly(*args, **kwargs):
+            daemon.runs.cancel(run['id'])  # arrives during planning
+            planned.set()
+            return FixedPlan()
+
+        daemon.runs._make_plan = plan_slowly
+        daemon.runs.advance(run['id'])
+        assert planned.is_set()
+        view = db.get_run(run['id'])
+        assert view['state'] == 'cancelled'
+        assert daemon.agents.events == []  # the stale plan never ran
+        assert daemon.agents.cancelled == [(run['id'], 1)]
+        with pytest.raises(exception.RunStateError, match='not running'):
+            daemon.runs.cancel(run['id'])
+
+    def test_a_stale_transition_is_refused(self, daemon, db):
+        run = daemon.start()
+        row = db.get_run(run)
+        db.update_run(run, error='someone else')
+        assert db.transition(run, row['version'], 'd1', {'state': 'x'}) is None
+        assert db.get_run(run)['state'] == 'running'
+
+
+class TestLeases:
+    def test_only_the_owner_drives_and_another_takes_over(self, conf, db):
+        d1 = Daemon(conf, db, 'd1')
+        for host in ('ctl', 'cmp1'):
+            d1.beat(host, ['controller'] if host == 'ctl' else ['compute'])
+        run = d1.start()
+        d2 = Daemon(conf, db, 'd2')
+        assert db.get_run(run)['owner'] == 'd1'
+        d2.report(run, 'pre-install', ['ctl'])  # d2 may store results
+        d2.runs.advance(run)
+        assert d2.agents.events == []  # but d1 drives
+        # d1 dies: its lease runs out.
+        db.update_run(run, lease_expires=time.time() - 1)
+        d2.runs.advance(run)
+        assert db.get_run(run)['owner'] == 'd2'
+        assert d2.agents.published() == [('install', ['ctl'])]
+        d1.runs.advance(run)  # back from the dead: not its run any more
+        assert len(d1.agents.events) == 1
+        d2.complete_phases(run, ['ctl'], PHASES[1:])
+        d2.complete_phases(run, ['cmp1'])
+        assert db.get_run(run)['state'] == 'completed'
+        assert len(db.list_results(run)) == 2 * 5 * 2
+
+    def test_a_clean_stop_releases_the_leases(self, conf, db):
+        d1 = Daemon(conf, db, 'd1')
+        d1.beat('ctl', ['controller'])
+        run = d1.start()
+        d1.runs.stop()
+        assert db.get_run(run)['owner'] is None
+        d2 = Daemon(conf, db, 'd2')
+        d2.runs.advance(run)
+        assert db.get_run(run)['owner'] == 'd2'
+
+
+class Clock:
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+    def passes(self, seconds, nodes=None):
+        """Time goes by.
+
+        With ``nodes``, the daemon's probe comes back every second meanwhile
+        (it stays connected).
+        """
+        for _ in range(int(seconds)):
+            self.now += 1
+            if nodes:
+                nodes.probe_received()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr(time, 'time', c)
+    return c
+
+
+class TestLiveness:
+    def test_silence_while_connected_loses_the_node(self, daemon, db, clock):
+        run = daemon.start()
+        clock.passes(9, daemon.nodes)
+        daemon.runs.advance(run)
+        assert db.get_run(run)['state'] == 'running'
+        clock.passes(2, daemon.nodes)
+        daemon.runs.advance(run)
+        view = db.get_run(run)
+        assert view['state'] == 'failed'
+        assert 'node ctl lost during stack pre-install' in view['error']
+
+    def test_no_node_is_lost_while_the_daemon_is_cut_off(
+        self, daemon, db, clock
+    ):
+        run = daemon.start()
+        clock.passes(60)  # no probe came back: the daemon lost the broker
+        assert not daemon.nodes.connected()
+        daemon.runs.advance(run)
+        assert db.get_run(run)['state'] == 'running'
+        assert daemon.nodes.alive().keys() == {'ctl', 'cmp1', 'cmp2'}
+        # Back: every node has a fresh agent_down_time from now.
+        daemon.nodes.probe_received()
+        clock.passes(9, daemon.nodes)
+        daemon.runs.advance(run)
+        assert db.get_run(run)['state'] == 'running'
+        clock.passes(2, daemon.nodes)
+        daemon.runs.advance(run)
+        assert db.get_run(run)['state'] == 'failed'
+
+    def test_a_stopped_node_is_left_out_and_fails_its_phase(self, daemon, db):
+        run = daemon.start()
+        daemon.beat('ctl', ['controller'], state='stopped')
+        daemon.runs.advance(run)
+        view = db.get_run(run)
+        assert view['state'] == 'failed'
+        assert 'node ctl stopped during stack pre-install' in view['error']
+        assert set(daemon.nodes.alive()) == {'cmp1', 'cmp2'}
+        states = {h: s for h, (s, _) in daemon.nodes.states().items()}
+        assert states == {'ctl': 'stopped', 'cmp1': 'up', 'cmp2': 'up'}
+        daemon.beat('ctl', ['controller'])  # started again
+        assert set(daemon.nodes.alive()) == {'ctl', 'cmp1', 'cmp2'}
+
+    def test_republish_to_the_silent_nodes_only(self, daemon, db, clock):
+        run = daemon.start()
+        daemon.complete_phases(run, ['ctl'])
+        daemon.report(run, 'pre-install', ['cmp1'])
+        clock.passes(6, daemon.nodes)
+        for host in ('cmp1', 'cmp2'):
+            daemon.beat(host)
+        daemon.runs.advance(run)
+        assert daemon.agents.published()[-1] == ('pre-install', ['cmp2'])
+
+    def test_phase_deadline(self, daemon, db, clock):
+        run = daemon.start()
+        for _ in range(12):  # heartbeats go on; the phase never ends
+            clock.passes(9, daemon.nodes)
+            daemon.beat('ctl', ['controller'])
+            daemon.runs.advance(run)
+        # phase_timeout + agent_down_time: 110 s
+        assert db.get_run(run)['state'] == 'running'
+        clock.passes(3, daemon.nodes)
+        daemon.beat('ctl', ['controller'])
+        daemon.runs.advance(run)
+        view = db.get_run(run)
+        assert view['state'] == 'failed'
+        assert (
+            'ctl did not report stack pre-install before the phase'
+            in (view['error'])
+        )
+
+
+class Verifier:
+    """Stands in for rpc.signing.Verifier: what was refused is logged."""
+
+    def __init__(self):
+        self.refused = []
+
+    def reject_log(self, where, who, why):
+        self.refused.append((who, why))
+
+
+def node_identity(host):
+    return signing.Identity('node', host, 'node', 'fp-' + host, None)
+
+
+class TestIngest:
+    def _manager(self, daemon, db, conf):
+        return manager_mod.DaemonManager(
+            conf,
+            db,
+            daemon.runs,
+            daemon.nodes,
+            daemon.agents,
+            Verifier(),
+            daemon.events,
+        )
+
+    def test_bad_items_rejected_alone_and_recorded_with_why(
+        self, daemon, db, conf
+    ):
+        run = daemon.start()
+        good = dict(
+            run_id=run,
+            node='ctl',
+            plugin='alpha',
+            mode='stack',
+            phase='pre-install',
+            attempt=1,
+            status='ok',
+        )
+        malformed = dict(good, plugin='beta', status=None)
+        # A newer format: a field this daemon does not know is dropped,
+        # a changed meaning (a list where a string was) is refused.
+        newer = dict(good, plugin='gamma', status=['ok', 'with-warnings'])
+        newer_field = dict(good, plugin='delta', color='blue')
+        stored = []
+        daemon.runs.ingest = lambda host, items, rejected: stored.append(
+            (host, items, rejected)
+        )
+        manager = self._manager(daemon, db, conf)
+        manager_mod.DaemonManager.report_results.local(
+            manager,
+            {},
+            node_identity('ctl'),
+            host='ctl',
+            results=[malformed, good, newer, newer_field],
+        )
+        [(host, items, rejected_keys)] = stored
+        daemon.runs.on_results(items)
+        rows = db.list_results(run)
+        assert sorted(r['plugin'] for r in rows) == ['alpha', 'delta']
+        rejected = db.list_rejected()
+        assert [(r['sender'], r['kind']) for r in rejected] == [
+            ('node ctl (fp-ctl)', 'Result'),
+            ('node ctl (fp-ctl)', 'Result'),
+        ]
+        assert "field 'status' is null, not str" in rejected[0]['reason']
+        assert "field 'status' is list, not str" in rejected[1]['reason']
+        assert '"beta"' in rejected[0]['item']
+        # Rejected items are acknowledged: the agent stops resending them.
+        assert len(rejected_keys) == 2
+        assert all('|beta|' in k or '|gamma|' in k for k in rejected_keys)
+        # The same bad item sent again is recorded once.
+        assert (
+            db.record_rejected(rejected[0]['sender'], 'Result', 'x', malformed)
+            is False
+        )
+        assert len(db.list_rejected()) == 2
+
+    def test_a_bad_heartbeat_is_recorded(self, daemon, db, conf):
+        manager = self._manager(daemon, db, conf)
+        manager_mod.DaemonManager.heartbeat.local(
+            manager,
+            {},
+            node_identity('cmp9'),
+            host='cmp9',
+            roles='compute',
+            version='1',
+            activity='',
+        )
+        assert 'cmp9' not in daemon.nodes.alive()
+        [row] = db.list_rejected()
+        assert row['kind'] == 'Heartbeat'
+        assert "field 'roles' is str, not list" in row['reason']
+
+    def test_a_stopping_heartbeat_marks_the_node_stopped(
+        self, daemon, db, conf
+    ):
+        manager = self._manager(daemon, db, conf)
+        manager_mod.DaemonManager.heartbeat.local(
+            manager,
+            {},
+            node_identity('cmp1'),
+            host='cmp1',
+            roles=['compute'],
+            version='1',
+            activity='',
+            state='stopped',
+        )
+        assert daemon.nodes.states()['cmp1'][0] == 'stopped'
+
+
+class TestFollowers:
+    def test_wait_change_returns_on_a_new_version(self, daemon, db):
+        run = daemon.start()
+        seen = daemon.runs.version(run)
+        threading.Timer(
+            0.2, lambda: daemon.report(run, 'pre-install', ['ctl'])
+        ).start()
+        started = time.monotonic()
+        daemon.runs.wait_change(run, seen, 10)
+        assert daemon.runs.version(run) > seen
+        assert time.monotonic() - started < 5
+
+    def test_pending_work_is_the_unanswered_current_phase(self, daemon, db):
+        run = daemon.start()
+        assert len(daemon.runs.pending_work('ctl')) == 1
+        assert daemon.runs.pending_work('cmp1') == []
+        daemon.report(run, 'pre-install', ['ctl'])
+        assert daemon.runs.pending_work('ctl') == []
