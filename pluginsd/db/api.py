@@ -302,11 +302,15 @@ class Database:
             )
 
     def release_leases(self, owner):
+        """Let go of the active runs of ``owner``.
+
+        A finished run keeps the name of the daemon that drove it.
+        """
         R = models.Run
         with self._lock, self._session.begin() as s:
             s.execute(
                 sa.update(R)
-                .where(R.owner == owner)
+                .where(R.owner == owner, R.state.in_(('planning', 'running')))
                 .values(owner=None, lease_expires=None)
             )
 
