@@ -243,7 +243,7 @@ class Reader:
 
     def plan(self, ctxt, local_conf, local_conf_path):
         """A dry run, as the daemon's: $DEST stays as it is."""
-        conf = localconf_mod.parse(local_conf, local_conf_path)
+        conf = localconf_mod.from_input(local_conf, local_conf_path)
         workdir = plan_mod.scratch_dir(
             os.path.join(self.conf.state_path, 'plans')
         )

@@ -6,6 +6,8 @@ docs/plugin-contract.md.
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -269,10 +271,28 @@ def test_localrc_file_beside_local_conf_is_used(env):
     view = env.wait(run['id'])
     assert view['state'] == 'completed', view['error']
     assert {t[0] for t in env.trace() if t[1] == 'plugin.sh'} == {'beta'}
-    # Its errors name that file and its own lines.
+    # pluginsctl sends it too, and its errors name that file and line.
     legacy.write_text(f'enable_plugin beta {b}\nif true; then\n')
-    value = localconf.read_input(str(path))
-    run = env.api.start_run({}, 'stack', {'*': value}, str(path))
-    view = env.wait(run['id'])
-    assert view['state'] == 'failed'
-    assert view['error'].startswith(f'{legacy}:3: bash: syntax error')
+    ctl = os.path.join(os.path.dirname(sys.executable), 'pluginsctl')
+    state = env.tmp / 'ctl-state'
+    proc = subprocess.run(
+        [
+            ctl,
+            '--all-in-one',
+            '--state-dir',
+            str(state),
+            '--dest',
+            str(state / 'dest'),
+            'plan',
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f'{path}: using {legacy} instead of its [[local|localrc]] blocks, '
+        'as DevStack does',
+        f'{legacy}:3: bash: syntax error: unexpected end of file',
+    ]

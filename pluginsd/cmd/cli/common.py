@@ -34,16 +34,15 @@ def read_local_conf(cmd, path):
     """A local.conf as the daemon takes it, with a ``localrc`` file beside
     it when there is one (DevStack then reads that file, not the blocks).
     """
-    text = read_file(path)
-    legacy = localconf.localrc_beside(path)
-    if not legacy:
-        return text
-    print(
-        f'{path}: using {legacy} instead of its [[local|localrc]] blocks, '
-        'as DevStack does',
-        file=cmd.app.stderr,
-    )
-    return {'text': text, 'localrc': read_file(legacy), 'localrc_path': legacy}
+    read_file(path)  # its errors say "<path>: cannot read: <why>"
+    value = localconf.read_input(path)
+    if not isinstance(value, str):
+        print(
+            f'{path}: using {value["localrc_path"]} instead of its '
+            '[[local|localrc]] blocks, as DevStack does',
+            file=cmd.app.stderr,
+        )
+    return value
 
 
 def iso_time(epoch):
