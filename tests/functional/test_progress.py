@@ -50,6 +50,11 @@ def test_stack_on_20_nodes_is_a_few_lines(tmp_path, rabbit_vhost):
         },
     )
     groups['agent'].update(allowed_sources=f'{repos}/', heartbeat_interval=2)
+    # The daemon's key; agent_host.py pre-seeds each node's key.
+    groups['security'] = {
+        'daemon_public_keys': c.key_path('daemon') + '.pub',
+        'accepted_keys_dir': c.accepted_dir,
+    }
     agent_conf = cluster_mod.write_conf(str(tmp_path / 'agents.conf'), groups)
     agents = subprocess.Popen(
         [
