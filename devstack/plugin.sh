@@ -1,3 +1,5 @@
+#!/bin/bash
+#
 # pluginsd's DevStack plugin dispatcher.  Sourced (not executed) by DevStack
 # or pluginsd with `stack <phase>`, `unstack` or `clean`; the variables come
 # from devstack/settings.
@@ -114,13 +116,16 @@ function wait_for_pluginsd {
             --config-file "$PLUGINSD_CONF" key show | sed -n 's/^fingerprint: //p'))"
         return 0
     fi
-    local deadline=$((SECONDS + PLUGINSD_START_TIMEOUT)) nodes call_timeout=5 left
+    local deadline nodes call_timeout=5 left
+    deadline=$((SECONDS + PLUGINSD_START_TIMEOUT))
     while true; do
         # A call sent before the daemon has declared its queue is dropped
         # and pluginsctl would wait 60 s for the reply: bound each call, a
         # little longer each time in case the host is just slow.
         left=$((deadline - SECONDS))
-        ((call_timeout <= left)) || call_timeout=$((left > 1 ? left : 1))
+        if [[ $call_timeout -gt $left ]]; then
+            call_timeout=$((left > 1 ? left : 1))
+        fi
         nodes=$(timeout "$call_timeout" "$PLUGINSD_BIN_DIR/pluginsctl" \
             --config-file "$PLUGINSD_CONF" nodes -f value -c Host -c State 2>/dev/null) || nodes=""
         if [[ $'\n'$nodes$'\n' == *$'\n'"$PLUGINSD_HOSTNAME up"$'\n'* ]]; then

@@ -21,12 +21,12 @@ PATH=$PATH:$TOP/.venv/bin
 
 # Every file of the library: the top-level files, inc/ and lib/ (as in
 # DevStack's bashate list: functions*, *rc, *.sh, inc/*, lib/*); and our
-# own scripts. (devstack/, pluginsd's DevStack plugin, is not checked yet.)
+# own scripts, and pluginsd's DevStack plugin (devstack/).
 mapfile -t files < <(
     find pluginsd/runner/lib -type f \( -name 'functions*' -o -name '*rc' \
         -o -name '*.sh' -o -path '*/lib/inc/*' -o -path '*/lib/lib/*' \) |
         sort
-    printf '%s\n' tools/*.sh .ci/run
+    printf '%s\n' tools/*.sh .ci/run devstack/plugin.sh devstack/settings
 )
 if [[ $what == all || $what == bashate ]]; then
     bashate -i E006 -e E005,E042 "${files[@]}"

@@ -44,7 +44,9 @@ for pidfile in "$STATE/dest/data/pluginsd-services/"*.pid; do
         left=1
     fi
 done
-(( left )) || echo "nothing"
+if [[ $left == 0 ]]; then
+    echo "nothing"
+fi
 echo "== stop it with (the plugins' unstack phase):"
 printf 'PLUGINSD_EXAMPLES_GIT=%q' "$PLUGINSD_EXAMPLES_GIT"
 printf ' %q' "${ctl[@]}" unstack examples/local.conf

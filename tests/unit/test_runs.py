@@ -18,6 +18,7 @@ from pluginsd.daemon import manager as manager_mod
 from pluginsd.daemon import nodes as nodes_mod
 from pluginsd.daemon import runs as runs_mod
 from pluginsd.db import api as db_api
+from pluginsd.extensions import dispatch
 from pluginsd.rpc import signing
 
 PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
@@ -589,6 +590,53 @@ class TestIngest:
             state='stopped',
         )
         assert daemon.nodes.states()['cmp1'][0] == 'stopped'
+
+
+class TestSlowExtension:
+    def test_a_blocked_extension_never_delays_storing_or_acks(self, conf, db):
+        """The extension blocks until the test has seen the ack go out."""
+        entered, release = threading.Event(), threading.Event()
+
+        class Blocking:
+            name = 'blocking'
+
+            def __getattr__(self, name):
+                return lambda payload: None
+
+            def on_plugin_result(self, payload):
+                entered.set()
+                release.wait(30)
+
+        daemon = Daemon(conf, db)
+        daemon.runs.events = dispatch.EventDispatcher([Blocking()])
+        run = daemon.start()
+        daemon.runs.start()  # the ingest and acknowledgement threads
+        try:
+            item = dict(
+                run_id=run,
+                node='ctl',
+                plugin='alpha',
+                mode='stack',
+                phase='pre-install',
+                attempt=1,
+                status='ok',
+            )
+            daemon.runs.ingest('ctl', [item, dict(item, plugin='beta')])
+            assert entered.wait(10), 'the extension never saw the result'
+            for _ in range(100):
+                if daemon.agents.acks:
+                    break
+                time.sleep(0.1)
+            assert not release.is_set()
+            assert daemon.agents.acks, 'no ack while the extension blocks'
+            [acks] = daemon.agents.acks
+            assert sorted(acks) == ['ctl'] and len(acks['ctl']) == 2
+            stored = db.list_results(run)
+            assert sorted(r['plugin'] for r in stored) == ['alpha', 'beta']
+        finally:
+            release.set()
+            daemon.runs.stop()
+            daemon.runs.events.stop()
 
 
 class TestFollowers:

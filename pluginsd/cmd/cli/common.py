@@ -8,7 +8,7 @@ from pluginsd import exception
 from pluginsd import localconf
 from pluginsd import results
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FINAL_STATES = ('completed', 'failed', 'cancelled')
 RUN_STATES = ('planning', 'running', *FINAL_STATES)
 # Formats a program reads: they get data (numbers, ISO 8601 UTC times,
@@ -191,7 +191,7 @@ class DaemonCommand:
             return super().run(parsed_args)
         except UsageError as e:
             print(f'pluginsctl: {e}', file=self.app.stderr)
-            return EXIT_USAGE
+            return EXIT_BAD_INPUT
 
     # Seconds the daemon has to answer a call, unless --timeout says.
     answer_timeout = 10
