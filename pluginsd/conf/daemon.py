@@ -82,6 +82,16 @@ OPTS = [
         help='RPC threads for heartbeats and results, a lane of their own '
         'that planning, bundles, logs and long polls never hold up.',
     ),
+    cfg.IntOpt(
+        'long_call_workers',
+        default=16,
+        min=1,
+        help='RPC threads for the calls that may take long: dry-run '
+        'plans, log fetches from nodes and followers\' long polls '
+        '(pluginsctl run show --follow, stack). A lane of their own: '
+        'when they are all busy, later ones wait, and every other call '
+        'is still answered.',
+    ),
 ]
 
 

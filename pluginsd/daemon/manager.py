@@ -99,6 +99,32 @@ class LivenessManager:
         return self.daemon.probe(ctxt, envelope)
 
 
+class LongCallManager:
+    """Dry-run plans, log fetches and long polls: a lane of their own.
+
+    Each of these may hold its thread for seconds (git, a node's answer,
+    a follower waiting for a change); on their own server and threads they
+    never hold up the daemon's other calls.
+    """
+
+    target = messaging.Target(version=rpc.DAEMON_API_VERSION)
+
+    def __init__(self, daemon_manager):
+        self.daemon = daemon_manager
+
+    @rpc.expose
+    def plan(self, ctxt, envelope):
+        return self.daemon.plan(ctxt, envelope)
+
+    @rpc.expose
+    def wait_run(self, ctxt, envelope):
+        return self.daemon.wait_run(ctxt, envelope)
+
+    @rpc.expose
+    def get_log(self, ctxt, envelope):
+        return self.daemon.get_log(ctxt, envelope)
+
+
 class DaemonManager:
     target = messaging.Target(version=rpc.DAEMON_API_VERSION)
     # What a message for this daemon is signed for.

@@ -26,6 +26,7 @@ class DaemonAPI:
         1.3 - heartbeat, report_results and probe also on the liveness
               topic; heartbeats may say state "stopped"; each result is
               checked on its own (pluginsd.objects)
+        1.4 - plan, wait_run and get_log also on the long-call topic
     """
 
     RPC_API_VERSION = rpc.DAEMON_API_VERSION
@@ -58,6 +59,14 @@ class DaemonAPI:
         if self.can_send_version('1.3'):
             return self.client.prepare(
                 topic=rpc.LIVENESS_TOPIC, version='1.3', **options
+            )
+        return self.client.prepare(**options)
+
+    def _long_call(self, **options):
+        """Calls that may take long: their own lane when the daemon has one."""
+        if self.can_send_version('1.4'):
+            return self.client.prepare(
+                topic=rpc.LONG_CALL_TOPIC, version='1.4', **options
             )
         return self.client.prepare(**options)
 
@@ -122,6 +131,7 @@ class DaemonAPI:
         return self._call(
             ctxt,
             'plan',
+            self._long_call(),
             local_conf=local_conf,
             local_conf_path=local_conf_path,
         )
@@ -142,7 +152,7 @@ class DaemonAPI:
         return self._call(
             ctxt,
             'wait_run',
-            self.client.prepare(timeout=call_timeout),
+            self._long_call(timeout=call_timeout),
             run_id=run_id,
             seen=seen,
             timeout=timeout,
@@ -195,6 +205,7 @@ class DaemonAPI:
         return self._call(
             ctxt,
             'get_log',
+            self._long_call(),
             run_id=run_id,
             node=node,
             phase=phase,

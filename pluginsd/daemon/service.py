@@ -76,14 +76,24 @@ class DaemonService:
             self.extension_records,
         )
         self.liveness = manager.LivenessManager(self.manager)
-        # Two lanes: heartbeats and results never wait behind planning,
-        # bundles, log fetches or long polls. The main topic serves them
-        # too, for agents pinned below API 1.3 ([upgrade_levels]).
+        self.long_calls = manager.LongCallManager(self.manager)
+        # Three lanes: heartbeats and results never wait behind anything
+        # else; dry-run plans, log fetches and long polls never hold a
+        # thread of the main lane. The main topic serves every method too,
+        # for clients pinned below API 1.3 / 1.4 ([upgrade_levels]).
         self.server = rpc.get_server(
             transport, rpc.DAEMON_TOPIC, conf.host, [self.manager]
         )
         self.liveness_server = rpc.get_server(
             transport, rpc.LIVENESS_TOPIC, conf.host, [self.liveness]
+        )
+        self.long_call_server = rpc.get_server(
+            transport, rpc.LONG_CALL_TOPIC, conf.host, [self.long_calls]
+        )
+        self._servers = (
+            (self.liveness_server, conf.daemon.liveness_workers),
+            (self.long_call_server, conf.daemon.long_call_workers),
+            (self.server, None),  # [DEFAULT] executor_thread_pool_size
         )
         self._stop = threading.Event()
         self.broker = service.BrokerWatch(conf)
@@ -95,10 +105,8 @@ class DaemonService:
         )
 
     def start(self):
-        self.liveness_server.start(
-            override_pool_size=self.conf.daemon.liveness_workers
-        )
-        self.server.start()
+        for server, pool_size in self._servers:
+            server.start(override_pool_size=pool_size)
         self.runs.start()  # its tick resumes the runs left active
         self._watch.start()
         LOG.info(
@@ -110,11 +118,11 @@ class DaemonService:
     def stop(self):
         LOG.info('pluginsd daemon stopping')
         self._stop.set()
-        self.server.stop()
-        self.liveness_server.stop()
+        for server, _ in self._servers:
+            server.stop()
         self.runs.stop()
-        self.server.wait()
-        self.liveness_server.wait()
+        for server, _ in self._servers:
+            server.wait()
         self._watch.join(timeout=5)
         self.events.stop()
         self.db.engine.dispose()

@@ -6,11 +6,15 @@ DAEMON_TOPIC = 'pluginsd'
 # Heartbeats and results only: never queued behind planning, bundles, log
 # fetches or long polls on DAEMON_TOPIC (its own server and thread pool).
 LIVENESS_TOPIC = 'pluginsd-liveness'
+# Calls that may take long (a dry-run plan fetches plugins, a log comes
+# from a node, a follower's long poll waits for a change): a lane of their
+# own, so that none of them holds a thread of DAEMON_TOPIC.
+LONG_CALL_TOPIC = 'pluginsd-long-calls'
 AGENT_TOPIC = 'pluginsd-agent'
 
 # One version per API, used by its endpoint (the manager's target) and by
 # its client (the default cap): tests/unit/test_rpc_api.py ties them.
-DAEMON_API_VERSION = '1.3'
+DAEMON_API_VERSION = '1.4'
 AGENT_API_VERSION = '1.0'
 EMBEDDED_URL = 'kombu+memory:////'
 ALLOWED_EXMODS = ['pluginsd.exception']

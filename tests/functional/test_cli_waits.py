@@ -7,6 +7,7 @@ Real pluginsctl processes against a real broker (or none), a real daemon
 import os
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -109,6 +110,28 @@ def test_daemon_down_and_missing_key(tmp_path, rabbit_vhost):
 
 
 @pytest.mark.timeout(300)
+def hold_the_long_call_lane(c):
+    """Three more followers long-poll the stack: other calls still answer."""
+    [run] = c.api.list_runs({})
+    seen = c.api.get_run({}, run['id'])['version']
+    polls = [
+        threading.Thread(
+            target=c.api.wait_run,
+            args=({}, run['id'], seen, 8),
+            kwargs={'call_timeout': 10},
+            daemon=True,
+        )
+        for _ in range(3)
+    ]
+    for poll in polls:
+        poll.start()
+    time.sleep(1)  # the polls reach the daemon and hold their threads
+    # The main lane (its one thread) answers within poll_api's 2 s.
+    assert [r['id'] for r in c.poll_api.list_runs({})] == [run['id']]
+    assert c.poll_api.get_run({}, run['id'])['state'] == 'running'
+    assert all(poll.is_alive() for poll in polls)
+
+
 def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
     gate = tmp_path / 'gate'
     body = (
@@ -118,7 +141,11 @@ def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
     slow = gitrepos.make_repo(
         str(tmp_path / 'repos' / 'slow'), traced('slow', body)
     )
-    c = cluster([('cmp1', 'compute', {})])
+    # One thread for the daemon's main RPC lane: long polls, dry-run plans
+    # and log fetches must not need it (they have a lane of their own).
+    c = cluster(
+        [('cmp1', 'compute', {})], DEFAULT={'executor_thread_pool_size': 1}
+    )
     conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
     follower = subprocess.Popen(
         [CTL, '--config-file', c.daemon_conf, 'stack', conf],
@@ -131,6 +158,7 @@ def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
         while not (tmp_path / 'in-install').exists():
             assert time.monotonic() < deadline, 'never reached install'
             time.sleep(0.2)
+        hold_the_long_call_lane(c)
         c.daemon.stop()
         c.daemon.start()
         c.wait_nodes({'cmp1'})

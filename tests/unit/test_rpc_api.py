@@ -270,7 +270,14 @@ class TestDaemonAPIRecorded:
     def test_wait_run_timeout_exceeds_the_wait(self, daemon_api):
         daemon_api.wait_run(CTXT, 'r1', 7, 60)
         assert daemon_api.client.log == [
-            ('prepare', {'timeout': 90}),
+            (
+                'prepare',
+                {
+                    'topic': 'pluginsd-long-calls',
+                    'version': '1.4',
+                    'timeout': 90,
+                },
+            ),
             (
                 'call',
                 CTXT,
@@ -299,12 +306,6 @@ class TestDaemonAPIRecorded:
                     'local_conf_path': '/etc/local.conf',
                 },
             ),
-            (
-                'plan',
-                ({'path': 'x'}, '/l.conf'),
-                {},
-                {'local_conf': {'path': 'x'}, 'local_conf_path': '/l.conf'},
-            ),
             ('get_run', ('r1',), {}, {'run_id': 'r1'}),
             ('list_runs', (), {}, {}),
             ('list_nodes', (), {}, {}),
@@ -323,6 +324,27 @@ class TestDaemonAPIRecorded:
             ('cancel_run', ('r1',), {}, {'run_id': 'r1'}),
             ('delete_run', ('r1',), {}, {'run_id': 'r1'}),
             ('list_extensions', (), {}, {}),
+        ],
+    )
+    def test_cli_calls_are_signed(
+        self, daemon_api, method, args, kwargs, payload
+    ):
+        assert getattr(daemon_api, method)(CTXT, *args, **kwargs) == (
+            f'reply-to-{method}'
+        )
+        assert daemon_api.client.log == [
+            ('call', CTXT, method, env(method, 'daemon', **payload))
+        ]
+
+    @pytest.mark.parametrize(
+        'method, args, kwargs, payload',
+        [
+            (
+                'plan',
+                ({'path': 'x'}, '/l.conf'),
+                {},
+                {'local_conf': {'path': 'x'}, 'local_conf_path': '/l.conf'},
+            ),
             (
                 'get_log',
                 ('r1', 'h1', 'install', 'alpha'),
@@ -337,15 +359,20 @@ class TestDaemonAPIRecorded:
             ),
         ],
     )
-    def test_cli_calls_are_signed(
+    def test_long_calls_go_to_their_lane(
         self, daemon_api, method, args, kwargs, payload
     ):
         assert getattr(daemon_api, method)(CTXT, *args, **kwargs) == (
             f'reply-to-{method}'
         )
-        assert daemon_api.client.log == [
-            ('call', CTXT, method, env(method, 'daemon', **payload))
-        ]
+        call = ('call', CTXT, method, env(method, 'daemon', **payload))
+        lane = {'topic': 'pluginsd-long-calls', 'version': '1.4'}
+        assert daemon_api.client.log == [('prepare', lane), call]
+        # A daemon not upgraded yet has no such lane: the main topic.
+        daemon_api.client.log.clear()
+        daemon_api.client.cap = '1.3'
+        getattr(daemon_api, method)(CTXT, *args, **kwargs)
+        assert daemon_api.client.log == [('prepare', {}), call]
 
 
 @pytest.fixture
@@ -476,7 +503,7 @@ class TestVersionCap:
         assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.0'
         assert (
             DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
-            == '1.3'
+            == '1.4'
         )
 
     @pytest.mark.parametrize('cap', ['1.0', '1.5'])
@@ -541,6 +568,7 @@ class TestVersionsTied:
         for endpoint in (
             daemon_manager.DaemonManager,
             daemon_manager.LivenessManager,
+            daemon_manager.LongCallManager,
         ):
             assert endpoint.target.version == rpc.DAEMON_API_VERSION
         assert (
@@ -564,5 +592,30 @@ class TestVersionsTied:
             assert method.exposed
             assert messaging_utils.version_is_compatible(
                 daemon_manager.LivenessManager.target.version,
+                w['message']['version'],
+            )
+
+    def test_the_long_call_lane_serves_what_clients_send_there(
+        self, conf, transport, wire
+    ):
+        from pluginsd.daemon import manager as daemon_manager
+
+        api = DaemonAPI(conf, transport, signer=SIGNER)
+        api.plan(CTXT, {}, 'local.conf')
+        api.wait_run(CTXT, 'r1', 0, 5)
+        api.get_log(CTXT, 'r1', 'h1', 'install', 'alpha')
+        assert [w['message']['method'] for w in wire] == [
+            'plan',
+            'wait_run',
+            'get_log',
+        ]
+        for w in wire:
+            assert w['topic'] == rpc.LONG_CALL_TOPIC
+            method = getattr(
+                daemon_manager.LongCallManager, w['message']['method']
+            )
+            assert method.exposed
+            assert messaging_utils.version_is_compatible(
+                daemon_manager.LongCallManager.target.version,
                 w['message']['version'],
             )
