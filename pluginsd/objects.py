@@ -152,6 +152,25 @@ class WireObject:
         # Fields of a newer minor are dropped: they are optional by rule.
         return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
+    @classmethod
+    def from_wire(cls, item):
+        """The object in a received item: a versioned primitive, or (from a
+        sender older than the API version that wraps it) its bare fields.
+        """
+        if not isinstance(item, dict):
+            raise InvalidObject(name=cls.NAME, reason='not a mapping')
+        if 'object' in item:
+            return cls.from_primitive(item)
+        return cls(**{k: v for k, v in item.items() if k in cls.FIELDS})
+
+    @classmethod
+    def wrap(cls, data):
+        """``data`` as this object's primitive, unchecked: a sender wraps
+        what it has (one bad journal row must not stop the others from
+        going out) and the receiver checks each item.
+        """
+        return {'object': cls.NAME, 'version': cls.VERSION, 'data': data}
+
     def __eq__(self, other):
         return type(self) is type(other) and self.to_dict() == other.to_dict()
 
@@ -195,35 +214,6 @@ class Result(WireObject):
             )
         if self.attempt < 1:
             raise InvalidObject(name=self.NAME, reason='attempt below 1')
-
-
-class ResultBatch(WireObject):
-    """Results one node sends at once; each item is checked on its own.
-
-    1.0 - initial version
-    """
-
-    NAME = 'ResultBatch'
-    VERSION = '1.0'
-    FIELDS = {
-        'host': Field(str),
-        # Result primitives, left raw: a bad one must not spoil the batch.
-        'results': Field(list),
-    }
-
-    @classmethod
-    def of(cls, host, items):
-        """A batch of result dicts, as they are: the receiver checks them.
-
-        One bad journal row must not stop the others from going out.
-        """
-        return cls(
-            host=host,
-            results=[
-                {'object': Result.NAME, 'version': Result.VERSION, 'data': r}
-                for r in items
-            ],
-        )
 
 
 class Heartbeat(WireObject):
@@ -296,6 +286,9 @@ class PhaseEvent(WireObject):
 class RunSpec(WireObject):
     """What an operator asks for: a mode and the local.conf of each role.
 
+    Checked where start_run arrives; each local.conf is then parsed on its
+    own (pluginsd.localconf.from_input names the file and line).
+
     1.0 - initial version
     """
 
@@ -303,15 +296,26 @@ class RunSpec(WireObject):
     VERSION = '1.0'
     FIELDS = {
         'mode': Field(str, choices=MODES),
-        'local_confs': Field(dict),  # {role or '*': local.conf text}
+        # {role or '*': the text, or {'text', 'localrc', 'localrc_path'}}
+        'local_confs': Field(dict),
         'local_conf_path': Field(str, required=False, default=''),
+        # Only these hosts; None: every node that is up.
+        'nodes': Field(list, required=False, nullable=True),
     }
 
     def validate(self):
         if not self.local_confs:
             raise InvalidObject(name=self.NAME, reason='no local.conf given')
-        _strings(self.NAME, 'local_confs', list(self.local_confs.values()))
         _strings(self.NAME, 'local_confs', list(self.local_confs))
+        for role, value in self.local_confs.items():
+            if not isinstance(value, (str, dict)):
+                raise InvalidObject(
+                    name=self.NAME,
+                    reason=f'the local.conf of role {role!r} is '
+                    f'{type(value).__name__}, not text',
+                )
+        if self.nodes is not None:
+            _strings(self.NAME, 'nodes', self.nodes)
 
 
 def ack_key_of(raw):
@@ -320,7 +324,9 @@ def ack_key_of(raw):
     A rejected result is acknowledged too (it will never become valid by
     being sent again), when its key fields can be read at all.
     """
-    data = raw.get('data') if isinstance(raw, dict) else None
+    data = raw
+    if isinstance(raw, dict) and 'object' in raw:
+        data = raw.get('data')  # a versioned primitive; else bare fields
     if not isinstance(data, dict):
         return None
     try:

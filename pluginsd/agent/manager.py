@@ -141,7 +141,7 @@ class AgentManager:
         if event is None:
             return False
         try:
-            event = objects.PhaseEvent(**event).to_dict()
+            event = objects.PhaseEvent.from_wire(event).to_dict()
         except (objects.InvalidObject, TypeError) as e:
             LOG.warning('%s: phase event rejected: %s', self.host, e)
             return False

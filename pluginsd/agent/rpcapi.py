@@ -6,6 +6,7 @@ target: a list of hosts, ``'*'`` (every agent: a
 fanout whose payload says what is whose), or one host.
 """
 
+from pluginsd import objects
 from pluginsd import rpc
 
 EVERY_AGENT = '*'
@@ -15,6 +16,8 @@ class AgentAPI:
     """Client side of the agent RPC API.
 
     1.0 - run_phase, cancel_run, end_run, ack_results, ping, fetch_log
+    1.1 - a phase event (run_phase, and in the daemon's pending_work
+          answer) is a versioned PhaseEvent (pluginsd.objects)
     """
 
     RPC_API_VERSION = rpc.AGENT_API_VERSION
@@ -33,12 +36,17 @@ class AgentAPI:
 
     def sign_event(self, event):
         """A phase event signed for exactly the hosts it targets."""
-        return self.signer.sign('run_phase', sorted(event['targets']), event)
+        targets = sorted(event['targets'])
+        if self.client.can_send_version('1.1'):
+            event = objects.PhaseEvent.wrap(event)
+        return self.signer.sign('run_phase', targets, event)
 
     def run_phase(self, ctxt, event):
         """One publish reaches every agent; each picks its own part."""
-        self.client.prepare(fanout=True).cast(
-            ctxt, 'run_phase', envelope=self.sign_event(event)
+        envelope = self.sign_event(event)
+        version = '1.1' if self.client.can_send_version('1.1') else '1.0'
+        self.client.prepare(fanout=True, version=version).cast(
+            ctxt, 'run_phase', envelope=envelope
         )
 
     def cancel_run(self, ctxt, run_id, attempt):

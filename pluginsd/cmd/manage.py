@@ -1,7 +1,7 @@
 """pluginsd-manage: database and keys.
 
-``db upgrade``, ``db version``, ``purge --older-than AGE``, ``key create``
-and ``key show``.
+``db upgrade``, ``db version``, ``purge --older-than AGE``, ``key create``,
+``key show`` and ``rejected list``.
 """
 
 import os
@@ -29,6 +29,16 @@ def add_command_parsers(subparsers):
         required=True,
         metavar='AGE',
         help='30d, 12h, 90m, 45s, or a number of days',
+    )
+    rejected = subparsers.add_parser(
+        'rejected',
+        help='wire items the daemon refused on receipt, and why',
+    )
+    rejected_sub = rejected.add_subparsers(
+        dest='rejected_action', required=True
+    )
+    rejected_sub.add_parser(
+        'list', help='one line per refused item: when, who sent it, why'
     )
     key = subparsers.add_parser('key', help='Ed25519 identities')
     key_sub = key.add_subparsers(dest='key_action', required=True)
@@ -71,6 +81,20 @@ def _key(conf):
     return 0
 
 
+def _list_rejected(db):
+    import datetime
+
+    for row in db.list_rejected():
+        when = datetime.datetime.fromtimestamp(
+            row['received_at'], datetime.timezone.utc
+        )
+        why = row['reason']
+        if not why.startswith(row['kind'] + ':'):
+            why = f'{row["kind"]}: {why}'
+        print(f'{when.isoformat(timespec="seconds")} {row["sender"]} {why}')
+    return 0
+
+
 def _main():
     conf = cfg.ConfigOpts()
     conf.register_cli_opt(
@@ -86,6 +110,8 @@ def _main():
     if conf.command.name == 'key':
         return _key(conf)
     db = db_api.Database(conf.database.connection)
+    if conf.command.name == 'rejected':
+        return _list_rejected(db)
     if conf.command.db_action == 'upgrade':
         # Extensions may bring their own migration branches.
         extensions, _ = ext_manager.load(conf)

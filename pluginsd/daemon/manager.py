@@ -155,14 +155,25 @@ class DaemonManager:
     @signed
     def report_results(self, ctxt, who, host, results):
         """Results of one node, about itself, for runs that target it."""
+        # Each result stands alone: a malformed one (or one of a newer
+        # major version) is refused, recorded and acknowledged (it will not
+        # get better by being resent); the others are stored.
+        good, rejected_keys = [], []
+        for raw in results:
+            try:
+                good.append(objects.Result.from_wire(raw))
+            except (objects.InvalidObject, TypeError) as e:
+                self._reject(str(who), 'Result', raw, e)
+                key = objects.ack_key_of(raw)
+                if key:
+                    rejected_keys.append(key)
         items, dropped = [], 0
         targeted = {}
-        for r in results:
-            run_id = r.get('run_id')
-            if run_id not in targeted:
-                targeted[run_id] = self._targets(run_id, who.name)
-            if r.get('node') == who.name == host and targeted[run_id]:
-                items.append(r)
+        for r in good:
+            if r.run_id not in targeted:
+                targeted[r.run_id] = self._targets(r.run_id, who.name)
+            if r.node == who.name == host and targeted[r.run_id]:
+                items.append(r.to_dict())
             else:
                 dropped += 1
         if dropped:
@@ -172,20 +183,8 @@ class DaemonManager:
                 f'{dropped} results about other nodes or runs that do not '
                 'target it',
             )
-        # Each result stands alone: a malformed one is refused, recorded
-        # and acknowledged (it will not get better by being resent); the
-        # others are stored.
-        good, rejected_keys = [], []
-        for r in items:
-            try:
-                good.append(objects.Result(**r).to_dict())
-            except (objects.InvalidObject, TypeError) as e:
-                self._reject(str(who), 'Result', r, e)
-                key = objects.ack_key_of({'data': r})
-                if key:
-                    rejected_keys.append(key)
-        if good or rejected_keys:
-            self.runs.ingest(who.name, good, rejected_keys)
+        if items or rejected_keys:
+            self.runs.ingest(who.name, items, rejected_keys)
 
     def _targets(self, run_id, host):
         try:
@@ -195,25 +194,22 @@ class DaemonManager:
         return run['id'] == run_id and host in run['node_roles']
 
     @signed
-    def heartbeat(self, ctxt, who, host, roles, version, activity, **extra):
+    def heartbeat(self, ctxt, who, host, beat=None, **fields):
+        """``beat``: a versioned Heartbeat (API 1.4); before, its fields."""
         if host != who.name:
             raise exception.SignatureError(
                 sender=str(who), reason=f'heartbeat for another host {host}'
             )
+        raw = beat if beat is not None else dict(fields, host=host)
         try:
-            beat = objects.Heartbeat(
-                host=host,
-                roles=roles,
-                version=version,
-                activity=activity,
-                **{
-                    k: extra[k]
-                    for k in ('state', 'allowed_sources', 'devstack_dir')
-                    if k in extra
-                },
-            )
-        except objects.InvalidObject as e:
-            self._reject(str(who), 'Heartbeat', dict(extra, host=host), e)
+            beat = objects.Heartbeat.from_wire(raw)
+            if beat.host != host:
+                raise objects.InvalidObject(
+                    name='Heartbeat',
+                    reason=f'host {beat.host!r} is not {host}',
+                )
+        except (objects.InvalidObject, TypeError) as e:
+            self._reject(str(who), 'Heartbeat', raw, e)
             return
         self.nodes.heartbeat(beat)
 
@@ -294,10 +290,19 @@ class DaemonManager:
     def start_run(
         self, ctxt, who, mode, local_confs, local_conf_path, nodes=None
     ):
+        spec = objects.RunSpec(
+            mode=mode,
+            local_confs=local_confs,
+            local_conf_path=local_conf_path,
+            nodes=nodes,
+        )
         LOG.info('Run requested by %s', who)
         return self._run_view(
             self.runs.start_run(
-                mode, local_confs, local_conf_path, nodes=nodes
+                spec.mode,
+                spec.local_confs,
+                spec.local_conf_path,
+                nodes=spec.nodes,
             )
         )
 

@@ -6,6 +6,7 @@ the daemon: an agent signs with its node key, pluginsctl with the
 operator's key; the daemon decides what each may do.
 """
 
+from pluginsd import objects
 from pluginsd import rpc
 
 DAEMON_TARGET = 'daemon'
@@ -26,7 +27,9 @@ class DaemonAPI:
         1.3 - heartbeat, report_results and probe also on the liveness
               topic; heartbeats may say state "stopped"; each result is
               checked on its own (pluginsd.objects)
-        1.4 - plan, wait_run and get_log also on the long-call topic
+        1.4 - plan, wait_run and get_log also on the long-call topic;
+              each result a versioned Result, a heartbeat one versioned
+              Heartbeat (``beat``) (pluginsd.objects)
     """
 
     RPC_API_VERSION = rpc.DAEMON_API_VERSION
@@ -72,6 +75,8 @@ class DaemonAPI:
 
     # agents
     def report_results(self, ctxt, host, results):
+        if self.can_send_version('1.4'):
+            results = [objects.Result.wrap(r) for r in results]
         self._liveness().cast(
             ctxt,
             'report_results',
@@ -81,6 +86,11 @@ class DaemonAPI:
         )
 
     def heartbeat(self, ctxt, payload):
+        if self.can_send_version('1.4'):
+            payload = {
+                'host': payload.get('host'),
+                'beat': objects.Heartbeat.wrap(payload),
+            }
         # Bounded retries: a heartbeat that cannot go out says so, rather
         # than blocking the heartbeat thread for the whole outage.
         self._liveness(retry=3).cast(

@@ -15,7 +15,7 @@ AGENT_TOPIC = 'pluginsd-agent'
 # One version per API, used by its endpoint (the manager's target) and by
 # its client (the default cap): tests/unit/test_rpc_api.py ties them.
 DAEMON_API_VERSION = '1.4'
-AGENT_API_VERSION = '1.0'
+AGENT_API_VERSION = '1.1'
 EMBEDDED_URL = 'kombu+memory:////'
 ALLOWED_EXMODS = ['pluginsd.exception']
 

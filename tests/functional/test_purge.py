@@ -134,3 +134,39 @@ def test_purge_removes_what_old_runs_left_and_keeps_the_rest(tmp_path):
         "pluginsd-manage: --older-than 'soon': expected a number of days, "
         'or a number with s, m, h or d (e.g. 30d, 12h)'
     )
+
+
+def test_rejected_list_names_when_who_and_why(tmp_path):
+    from pluginsd.db import api as db_api
+
+    url = 'sqlite:///' + str(tmp_path / 'pluginsd.sqlite')
+    db = db_api.Database(url)
+    db.upgrade()
+    db.record_rejected(
+        'node cmp1 (SHA256:x)',
+        'Result',
+        'Result: version 2.0 is not compatible with 1.0 (major 1 expected)',
+        {'object': 'Result', 'version': '2.0', 'data': {}},
+    )
+    db.engine.dispose()
+    config = cluster.write_conf(
+        str(tmp_path / 'manage.conf'),
+        {
+            'DEFAULT': {'state_path': str(tmp_path)},
+            'database': {'connection': url},
+        },
+    )
+    proc = subprocess.run(
+        [MANAGE, '--config-file', config, 'rejected', 'list'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [line] = proc.stdout.splitlines()
+    when, rest = line.split(' ', 1)
+    assert when.endswith('+00:00')
+    assert rest == (
+        'node cmp1 (SHA256:x) Result: version 2.0 is not compatible with 1.0 '
+        '(major 1 expected)'
+    )

@@ -97,8 +97,22 @@ class TestAgentAPIRecorded:
     def test_run_phase_is_a_fanout_signed_for_its_targets(self, agent_api):
         event = {'run_id': 'r1', 'targets': {'n2': '*', 'n1': '*'}}
         assert agent_api.run_phase(CTXT, event) is None
+        wrapped = {'object': 'PhaseEvent', 'version': '1.0', 'data': event}
         assert agent_api.client.log == [
-            ('prepare', {'fanout': True}),
+            ('prepare', {'fanout': True, 'version': '1.1'}),
+            (
+                'cast',
+                CTXT,
+                'run_phase',
+                {'envelope': SIGNER.sign('run_phase', ['n1', 'n2'], wrapped)},
+            ),
+        ]
+        # An agent fleet pinned to 1.0 gets the bare fields.
+        agent_api.client.log.clear()
+        agent_api.client.cap = '1.0'
+        agent_api.run_phase(CTXT, event)
+        assert agent_api.client.log == [
+            ('prepare', {'fanout': True, 'version': '1.0'}),
             (
                 'cast',
                 CTXT,
@@ -169,15 +183,26 @@ class TestAgentAPIRecorded:
 class TestDaemonAPIRecorded:
     def test_report_results_cast(self, daemon_api):
         assert daemon_api.report_results(CTXT, 'h1', [{'a': 1}]) is None
+        wrapped = {'object': 'Result', 'version': '1.0', 'data': {'a': 1}}
         assert daemon_api.client.log == [
             ('prepare', {'topic': 'pluginsd-liveness', 'version': '1.3'}),
             (
                 'cast',
                 CTXT,
                 'report_results',
-                env('report_results', 'daemon', host='h1', results=[{'a': 1}]),
+                env('report_results', 'daemon', host='h1', results=[wrapped]),
             ),
         ]
+        # A daemon pinned below 1.4 gets the bare fields.
+        daemon_api.client.log.clear()
+        daemon_api.client.cap = '1.3'
+        daemon_api.report_results(CTXT, 'h1', [{'a': 1}])
+        assert daemon_api.client.log[1] == (
+            'cast',
+            CTXT,
+            'report_results',
+            env('report_results', 'daemon', host='h1', results=[{'a': 1}]),
+        )
 
     def test_liveness_on_the_main_topic_when_pinned_below_1_3(
         self, daemon_api
@@ -199,7 +224,21 @@ class TestDaemonAPIRecorded:
                 'prepare',
                 {'topic': 'pluginsd-liveness', 'version': '1.3', 'retry': 3},
             ),
-            ('cast', CTXT, 'heartbeat', env('heartbeat', 'daemon', host='h1')),
+            (
+                'cast',
+                CTXT,
+                'heartbeat',
+                env(
+                    'heartbeat',
+                    'daemon',
+                    host='h1',
+                    beat={
+                        'object': 'Heartbeat',
+                        'version': '1.0',
+                        'data': {'host': 'h1'},
+                    },
+                ),
+            ),
         ]
 
     def test_pending_work_names_no_host(self, daemon_api):
@@ -429,10 +468,16 @@ class TestOnTheWire:
                     'method': 'run_phase',
                     'args': {
                         'envelope': SIGNER.sign(
-                            'run_phase', ['n1'], {'targets': {'n1': '*'}}
+                            'run_phase',
+                            ['n1'],
+                            {
+                                'object': 'PhaseEvent',
+                                'version': '1.0',
+                                'data': {'targets': {'n1': '*'}},
+                            },
                         )
                     },
-                    'version': '1.0',
+                    'version': '1.1',
                 },
             ),
             (
@@ -500,7 +545,7 @@ class TestOnTheWire:
 
 class TestVersionCap:
     def test_default_cap_is_current_version(self, conf, transport):
-        assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.0'
+        assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.1'
         assert (
             DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
             == '1.4'

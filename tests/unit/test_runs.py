@@ -525,6 +525,18 @@ class TestIngest:
         # a changed meaning (a list where a string was) is refused.
         newer = dict(good, plugin='gamma', status=['ok', 'with-warnings'])
         newer_field = dict(good, plugin='delta', color='blue')
+        # As versioned objects (API 1.4): a newer minor is taken (its new
+        # fields dropped), a newer major is refused.
+        newer_minor = {
+            'object': 'Result',
+            'version': '1.7',
+            'data': dict(good, plugin='epsilon', color='blue'),
+        }
+        newer_major = {
+            'object': 'Result',
+            'version': '2.0',
+            'data': dict(good, plugin='zeta'),
+        }
         stored = []
         daemon.runs.ingest = lambda host, items, rejected: stored.append(
             (host, items, rejected)
@@ -535,29 +547,46 @@ class TestIngest:
             {},
             node_identity('ctl'),
             host='ctl',
-            results=[malformed, good, newer, newer_field],
+            results=[
+                malformed,
+                good,
+                newer,
+                newer_field,
+                newer_minor,
+                newer_major,
+            ],
         )
         [(host, items, rejected_keys)] = stored
         daemon.runs.on_results(items)
         rows = db.list_results(run)
-        assert sorted(r['plugin'] for r in rows) == ['alpha', 'delta']
+        assert sorted(r['plugin'] for r in rows) == [
+            'alpha',
+            'delta',
+            'epsilon',
+        ]
         rejected = db.list_rejected()
         assert [(r['sender'], r['kind']) for r in rejected] == [
             ('node ctl (fp-ctl)', 'Result'),
-            ('node ctl (fp-ctl)', 'Result'),
-        ]
+        ] * 3
         assert "field 'status' is null, not str" in rejected[0]['reason']
         assert "field 'status' is list, not str" in rejected[1]['reason']
+        assert (
+            'version 2.0 is not compatible with 1.0' in rejected[2]['reason']
+        )
         assert '"beta"' in rejected[0]['item']
         # Rejected items are acknowledged: the agent stops resending them.
-        assert len(rejected_keys) == 2
-        assert all('|beta|' in k or '|gamma|' in k for k in rejected_keys)
+        assert len(rejected_keys) == 3
+        assert sorted(k.split('|')[2] for k in rejected_keys) == [
+            'beta',
+            'gamma',
+            'zeta',
+        ]
         # The same bad item sent again is recorded once.
         assert (
             db.record_rejected(rejected[0]['sender'], 'Result', 'x', malformed)
             is False
         )
-        assert len(db.list_rejected()) == 2
+        assert len(db.list_rejected()) == 3
 
     def test_a_bad_heartbeat_is_recorded(self, daemon, db, conf):
         manager = self._manager(daemon, db, conf)
@@ -590,6 +619,45 @@ class TestIngest:
             state='stopped',
         )
         assert daemon.nodes.states()['cmp1'][0] == 'stopped'
+
+    def test_a_versioned_heartbeat(self, daemon, db, conf):
+        manager = self._manager(daemon, db, conf)
+        beat = manager_mod.DaemonManager.heartbeat.local
+
+        def wrapped(version, **data):
+            return {'object': 'Heartbeat', 'version': version, 'data': data}
+
+        # A newer minor: its new field is dropped, the node is up.
+        beat(
+            manager,
+            {},
+            node_identity('cmp2'),
+            host='cmp2',
+            beat=wrapped('1.4', host='cmp2', roles=['compute'], gpus=2),
+        )
+        assert daemon.nodes.states()['cmp2'][0] == 'up'
+        # About another host, or of a newer major: refused and recorded.
+        beat(
+            manager,
+            {},
+            node_identity('cmp3'),
+            host='cmp3',
+            beat=wrapped('1.0', host='cmp4', roles=['compute']),
+        )
+        beat(
+            manager,
+            {},
+            node_identity('cmp3'),
+            host='cmp3',
+            beat=wrapped('2.0', host='cmp3', roles=['compute']),
+        )
+        assert 'cmp3' not in daemon.nodes.states()
+        reasons = [r['reason'] for r in db.list_rejected()]
+        assert reasons == [
+            "Heartbeat: host 'cmp4' is not cmp3",
+            'Heartbeat: version 2.0 is not compatible with 1.0 (major 1 '
+            'expected)',
+        ]
 
 
 class TestSlowExtension:
