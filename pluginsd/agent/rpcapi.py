@@ -15,9 +15,11 @@ EVERY_AGENT = '*'
 class AgentAPI:
     """Client side of the agent RPC API.
 
-    1.0 - run_phase, cancel_run, end_run, ack_results, ping, fetch_log
-    1.1 - a phase event (run_phase, and in the daemon's pending_work
-          answer) is a versioned PhaseEvent (pluginsd.objects)
+    Versions::
+
+        1.0 - run_phase, cancel_run, end_run, ack_results, ping, fetch_log
+        1.1 - a phase event (run_phase, and in the daemon's pending_work
+              answer) is a versioned PhaseEvent (pluginsd.objects)
     """
 
     RPC_API_VERSION = rpc.AGENT_API_VERSION
