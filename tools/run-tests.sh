@@ -14,9 +14,14 @@ pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
 if [[ $# -gt 0 ]]; then
     exec "${pytest[@]}" "$@"
 fi
-"${pytest[@]}" tests
+# Most of a functional test is waiting (for a broker, a heartbeat, a
+# phase), so two workers (pytest-xdist, each with its own broker and
+# PostgreSQL) keep the suite short on two cores; PLUGINSD_TEST_WORKERS sets
+# another number.
+workers=(-n "${PLUGINSD_TEST_WORKERS:-2}")
+"${pytest[@]}" "${workers[@]}" tests
 echo "== the functional tests again, on PostgreSQL"
-PLUGINSD_TEST_DB=postgresql "${pytest[@]}" \
+PLUGINSD_TEST_DB=postgresql "${pytest[@]}" "${workers[@]}" \
     tests/functional/test_contract.py tests/functional/test_cli.py \
     tests/functional/test_multinode.py tests/functional/test_extensions.py
 # Not test_devstack_plugin.py here: on one shared PostgreSQL its DevStack-made
