@@ -7,8 +7,8 @@ session (runner.shell); every other command runs through :func:`run`,
 which starts it in a process group of its own, waits no longer than the
 deadline of the :class:`Scope` the calling thread is in, and registers it
 so that :meth:`Scope.kill` (cancel, agent stop) kills the whole group at
-once. Outside a scope (the daemon planning) commands run unbounded, as
-before.
+once. The daemon plans inside a scope too (its deadline is ``[daemon]
+phase_timeout``; cancel kills it). Outside a scope commands run unbounded.
 """
 
 import os
@@ -57,6 +57,16 @@ class Scope:
             self.killed = reason
             procs = list(self._procs)
         for proc in procs:
+            _killpg(proc)
+
+    def adopt(self, proc):
+        """Kill ``proc`` with the scope: a process group leader started
+        elsewhere, such as a bash session.
+        """
+        with self._lock:
+            self._procs.add(proc)
+            killed = self.killed
+        if killed:
             _killpg(proc)
 
     def _start(self, cmd, kwargs):

@@ -30,6 +30,7 @@ from pluginsd import exception
 from pluginsd import git
 from pluginsd import localconf as localconf_mod
 from pluginsd import objects
+from pluginsd import process
 from pluginsd import results
 from pluginsd.daemon import busy
 from pluginsd.daemon import nodes as nodes_mod
@@ -93,6 +94,9 @@ class RunManager:
         # both bounded by the number of active runs.
         self._lock = threading.Lock()
         self._scheduled, self._again = set(), set()
+        # run id -> the process.Scope of its planning, while it plans here
+        # (bounded by engine_workers): cancel kills it.
+        self._planning = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=conf.daemon.engine_workers,
             thread_name_prefix='run-engine',
@@ -117,6 +121,10 @@ class RunManager:
 
     def stop(self):
         self._stopping.set()
+        with self._lock:
+            planning = list(self._planning.values())
+        for scope in planning:
+            scope.kill('the daemon is stopping')
         with self._changed:
             self._changed.notify_all()
         self._incoming.put(None)
@@ -278,6 +286,10 @@ class RunManager:
                 reason='it is not running',
             )
         LOG.info('Run %s cancelled', run['id'])
+        with self._lock:
+            planning = self._planning.get(run['id'])
+        if planning is not None:  # its git and bash stop now
+            planning.kill('the run was cancelled')
         self.agents.cancel_run({}, run['id'], run['attempt'])
         self._notify()
         self._finished(cancelled)
@@ -516,6 +528,8 @@ class RunManager:
         try:
             values = self._plan(run, alive)
         except exception.PluginsdException as e:
+            if self._stopping.is_set():
+                return None  # still planning: the next daemon plans it
             self._fail(run, str(e))
             return None
         except Exception as e:
@@ -537,6 +551,7 @@ class RunManager:
         pins=None,
         build=False,
         dry_run=False,
+        scope=None,
     ):
         root = self.checkout_root
         if root is not None:
@@ -556,6 +571,7 @@ class RunManager:
             mode=mode,
             dry_run=dry_run,
             git_timeout=self.conf.daemon.phase_timeout,
+            scope=scope,
         )
 
     def _plan(self, run, node_roles):
@@ -595,14 +611,32 @@ class RunManager:
                 f'({", ".join(run["local_confs"])}); nodes: {node_roles}'
             )
         plans, pins = {}, {}  # one commit per (URL, ref) for every role
-        for role in sorted(set(targets.values())):
-            conf = localconf_mod.LocalConf.from_dict(run['local_confs'][role])
-            workdir = os.path.join(
-                self.conf.state_path, 'runs', run_id, f'plan-{role}'
-            )
-            plans[role] = self._make_plan(
-                conf, workdir, role, run['mode'], pins, build=True
-            ).to_dict()
+        # One deadline for the whole planning of the run, every role.
+        scope = process.Scope(
+            time.monotonic() + self.conf.daemon.phase_timeout
+        )
+        with self._lock:
+            self._planning[run_id] = scope
+        try:
+            for role in sorted(set(targets.values())):
+                conf = localconf_mod.LocalConf.from_dict(
+                    run['local_confs'][role]
+                )
+                workdir = os.path.join(
+                    self.conf.state_path, 'runs', run_id, f'plan-{role}'
+                )
+                plans[role] = self._make_plan(
+                    conf,
+                    workdir,
+                    role,
+                    run['mode'],
+                    pins,
+                    build=True,
+                    scope=scope,
+                ).to_dict()
+        finally:
+            with self._lock:
+                self._planning.pop(run_id, None)
         self._check_sources(targets, plans)
         stages = stages_for(
             self.conf.daemon.role_order, {h: node_roles[h] for h in targets}

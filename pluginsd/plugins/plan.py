@@ -166,6 +166,7 @@ def make_plan(
     mode='stack',
     dry_run=False,
     git_timeout=None,
+    scope=None,
 ):
     """Fetch and order the plugins that ``localconf`` enables.
 
@@ -177,12 +178,15 @@ def make_plan(
     With ``devstack_dir`` settings are read with DevStack's own library, as
     the nodes read them. ``dry_run``: nothing a later run uses changes
     (``pluginsctl plan``); what would be cloned or updated is cloned into
-    ``workdir`` instead. ``git_timeout``: seconds the git commands of the
-    plan (fetches, bundles) may take in all, killed after that.
+    ``workdir`` instead. ``git_timeout``: seconds the plan (git, and bash
+    sourcing localrc and settings) may take in all, killed after that.
+    ``scope`` (a process.Scope): kill() it to stop the planning (cancel).
     """
-    deadline = time.monotonic() + git_timeout if git_timeout else None
+    if scope is None:
+        deadline = time.monotonic() + git_timeout if git_timeout else None
+        scope = process.Scope(deadline)
     try:
-        with process.Scope(deadline):
+        with scope:
             return _make_plan(
                 localconf,
                 workdir,
@@ -196,7 +200,20 @@ def make_plan(
                 mode,
                 dry_run,
             )
-    except _TooLong as e:
+    except Exception as e:
+        if scope.killed:  # whatever that did to git or bash
+            raise exception.PluginsdException(
+                f'planning stopped: {scope.killed}'
+            ) from None
+        if isinstance(e, shell.ShellTimeout):
+            raise exception.LocalConfError(
+                path=localconf.localrc_source,
+                line='?',
+                reason=f'sourcing it was still running after {git_timeout} '
+                's ([daemon] phase_timeout) and was killed',
+            ) from None
+        if not isinstance(e, _TooLong):
+            raise
         plugin, stopped = e.args
         raise exception.FetchError(
             plugin=plugin.name,
@@ -232,11 +249,13 @@ def _make_plan(
     dry_run,
 ):
     os.makedirs(workdir, exist_ok=True)
+    scope = process.current()
     with open(os.path.join(workdir, 'session.log'), 'w') as out:
         # Settings are sourced once more on every node; plugins that must
         # tell the two apart can test PLUGINSD_PLANNING.
         session = shell.BashSession(
             bash,
+            deadline=scope.deadline if scope else None,
             env={
                 'PLUGINSD_DEST': default_dest,
                 'PLUGINSD_PLANNING': 'True',
@@ -244,6 +263,8 @@ def _make_plan(
             },
             output=out,
         )
+    if scope:
+        scope.adopt(session.proc)  # a cancel kills it with git
     reader = _Planner(
         session, localconf, workdir, bash, devstack_dir, default_dest, mode
     )
@@ -430,17 +451,27 @@ class _Planner:
             raise exception.SettingsError(
                 reason=self._settings_failure(step, failure, e, by_name)
             ) from e
+        except shell.ShellTimeout as e:
+            who, source = self._step_source(step, by_name)
+            raise exception.SettingsError(
+                reason=f'{who}sourcing {source} was still running at the '
+                'planning deadline ([daemon] phase_timeout) and was killed'
+            ) from e
         return requirements, aliases
 
-    def _settings_failure(self, step, failure, error, by_name):
-        """Name the file and line that failed, and quote bash."""
+    def _step_source(self, step, by_name):
+        """(who, file) of the settings step the session was in."""
         what, owner = step[1], step[2] if len(step) > 2 else '?'
         plugin = by_name.get(owner)
         if plugin:
-            source = os.path.join(plugin.path, 'devstack', what)
-            who = f'plugin {owner}: '
-        else:
-            source, who = what, ''  # a DevStack lib/ file, say
+            return f'plugin {owner}: ', os.path.join(
+                plugin.path, 'devstack', what
+            )
+        return '', what  # a DevStack lib/ file, say
+
+    def _settings_failure(self, step, failure, error, by_name):
+        """Name the file and line that failed, and quote bash."""
+        who, source = self._step_source(step, by_name)
         lines = _session_output(os.path.join(self.workdir, 'session.log'))
         if failure and failure[0] != shell.DRIVER:
             path, line, status, command = failure

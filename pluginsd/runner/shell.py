@@ -39,7 +39,11 @@ def command(*words):
 
 
 class BashSession:
-    def __init__(self, bash='/bin/bash', env=None, output=None, cwd=None):
+    def __init__(
+        self, bash='/bin/bash', env=None, output=None, cwd=None, deadline=None
+    ):
+        # Bounds every run() that names no deadline of its own.
+        self.deadline = deadline
         cmd_r, self._cmd_w = os.pipe()
         self._evt_r, evt_w = os.pipe()
         full_env = dict(os.environ)
@@ -83,6 +87,8 @@ class BashSession:
         ``time.monotonic()`` value after which the process group is killed.
         """
         events = []
+        if deadline is None:
+            deadline = self.deadline
         if not self.alive:
             raise ShellExited(self.proc.returncode, events)
         try:

@@ -2,6 +2,7 @@
 that hangs is killed, and the node runs the next run."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from stevedore import extension
 
 from pluginsd import exception
 from pluginsd import localconf
+from pluginsd import process
 from pluginsd.plugins import plan as plan_mod
 from pluginsd.runner import packages
 from tests import gitrepos
@@ -157,3 +159,63 @@ def test_a_hung_git_fetch_at_plan_time_is_killed(tmp_path, monkeypatch):
     )
     assert dead(wait_for(str(pidfile)))
     assert os.listdir(tmp_path / 'cache') == []
+
+
+def sleeping_settings_repo(tmp_path):
+    """A plugin whose settings start a sleep and wait: planning hangs."""
+    pidfile = tmp_path / 'settings-sleep.pid'
+    repo = gitrepos.make_repo(
+        str(tmp_path / 'repos' / 'slow'),
+        {
+            'devstack/settings': (
+                f'sleep 600 & echo $! > {pidfile}\nwait\ndefine_plugin slow\n'
+            ),
+        },
+    )
+    conf = localconf.parse(
+        f'[[local|localrc]]\nenable_plugin slow {repo}\n', 'local.conf'
+    )
+    return conf, pidfile
+
+
+def test_settings_that_hang_at_plan_time_are_killed(tmp_path):
+    conf, pidfile = sleeping_settings_repo(tmp_path)
+    with pytest.raises(exception.SettingsError) as err:
+        plan_mod.make_plan(
+            conf,
+            str(tmp_path / 'plan'),
+            checkout_root=str(tmp_path / 'cache'),
+            git_timeout=3,
+        )
+    assert str(err.value) == (
+        f'plugin slow: sourcing {tmp_path}/cache/slow/devstack/settings was '
+        'still running at the planning deadline ([daemon] phase_timeout) and '
+        'was killed'
+    )
+    assert dead(wait_for(str(pidfile)))
+
+
+def test_cancel_stops_planning_at_once(tmp_path):
+    conf, pidfile = sleeping_settings_repo(tmp_path)
+    scope = process.Scope()  # no deadline: only the kill ends it
+    raised = []
+
+    def plan():
+        try:
+            plan_mod.make_plan(
+                conf,
+                str(tmp_path / 'plan'),
+                checkout_root=str(tmp_path / 'cache'),
+                scope=scope,
+            )
+        except exception.PluginsdException as e:
+            raised.append(str(e))
+
+    planner = threading.Thread(target=plan)
+    planner.start()
+    pid = wait_for(str(pidfile))  # the settings are being sourced
+    scope.kill('the run was cancelled')
+    planner.join(30)
+    assert not planner.is_alive()
+    assert raised == ['planning stopped: the run was cancelled']
+    assert dead(pid)

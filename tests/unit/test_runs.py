@@ -341,6 +341,35 @@ class TestCompareAndSwap:
         with pytest.raises(exception.RunStateError, match='not running'):
             daemon.runs.cancel(run['id'])
 
+    def test_cancel_kills_the_planning_and_a_stop_does_not_fail_it(
+        self, daemon, db
+    ):
+        scopes = []
+
+        def plan_until_killed(*args, scope=None, **kwargs):
+            scopes.append(scope)
+            if len(scopes) == 1:
+                daemon.runs.cancel(first['id'])
+            else:
+                daemon.runs.stop()
+            assert scope.killed  # its git and bash were killed
+            raise exception.PluginsdException(
+                f'planning stopped: {scope.killed}'
+            )
+
+        daemon.runs._make_plan = plan_until_killed
+        first = daemon.runs.start_run('stack', {'*': LOCAL_CONF}, 'l.conf')
+        daemon.runs.advance(first['id'])
+        assert scopes[0].killed == 'the run was cancelled'
+        assert db.get_run(first['id'])['state'] == 'cancelled'
+        # A daemon that stops while planning leaves the run to be planned
+        # again (by its next start, or another daemon): it does not fail.
+        second = daemon.runs.start_run('stack', {'*': LOCAL_CONF}, 'l.conf')
+        daemon.runs.advance(second['id'])
+        assert scopes[1].killed == 'the daemon is stopping'
+        assert db.get_run(second['id'])['state'] == 'planning'
+        assert daemon.runs._planning == {}
+
     def test_a_stale_transition_is_refused(self, daemon, db):
         run = daemon.start()
         row = db.get_run(run)
