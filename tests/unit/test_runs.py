@@ -66,6 +66,19 @@ class Events:
         return [n for n, _ in self.seen]
 
 
+def ok_result(run, node='ctl', plugin='alpha', phase='pre-install'):
+    """A result of attempt 1 of a stack run, as an agent reports it."""
+    return dict(
+        run_id=run,
+        node=node,
+        plugin=plugin,
+        mode='stack',
+        phase=phase,
+        attempt=1,
+        status='ok',
+    )
+
+
 class FixedPlan:
     def to_dict(self):
         return {'plugins': [], 'reasons': {}, 'declared': []}
@@ -540,15 +553,7 @@ class TestIngest:
         self, daemon, db, conf
     ):
         run = daemon.start()
-        good = dict(
-            run_id=run,
-            node='ctl',
-            plugin='alpha',
-            mode='stack',
-            phase='pre-install',
-            attempt=1,
-            status='ok',
-        )
+        good = ok_result(run)
         malformed = dict(good, plugin='beta', status=None)
         # A newer format: a field this daemon does not know is dropped,
         # a changed meaning (a list where a string was) is refused.
@@ -709,15 +714,7 @@ class TestSlowExtension:
         run = daemon.start()
         daemon.runs.start()  # the ingest and acknowledgement threads
         try:
-            item = dict(
-                run_id=run,
-                node='ctl',
-                plugin='alpha',
-                mode='stack',
-                phase='pre-install',
-                attempt=1,
-                status='ok',
-            )
+            item = ok_result(run)
             daemon.runs.ingest('ctl', [item, dict(item, plugin='beta')])
             assert entered.wait(10), 'the extension never saw the result'
             for _ in range(100):
