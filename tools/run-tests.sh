@@ -15,16 +15,15 @@ if [[ $# -gt 0 ]]; then
     exec "${pytest[@]}" "$@"
 fi
 # Most of a functional test is waiting (for a broker, a heartbeat, a
-# phase), so two workers (pytest-xdist, each with its own broker and
-# PostgreSQL) keep the suite short on two cores; PLUGINSD_TEST_WORKERS sets
-# another number.
-workers=(-n "${PLUGINSD_TEST_WORKERS:-2}")
+# phase), so several workers (pytest-xdist, each with its own broker and
+# PostgreSQL) keep the suite short even on two cores; work stealing evens
+# out the long tests. PLUGINSD_TEST_WORKERS sets another number.
+workers=(-n "${PLUGINSD_TEST_WORKERS:-3}" --dist worksteal)
 "${pytest[@]}" "${workers[@]}" tests
-echo "== the functional tests again, on PostgreSQL"
+# Again on PostgreSQL, the tests where the database decides: the run
+# engine's compare-and-swap and leases (two daemons), retries and lost
+# nodes, extensions' own migrations, and the daemon DevStack starts.
+echo "== the functional tests where the database matters, on PostgreSQL"
 PLUGINSD_TEST_DB=postgresql "${pytest[@]}" "${workers[@]}" \
-    tests/functional/test_contract.py tests/functional/test_cli.py \
-    tests/functional/test_multinode.py tests/functional/test_extensions.py
-# Not test_devstack_plugin.py here: on one shared PostgreSQL its DevStack-made
-# daemon and the test's all-in-one share a database and a host name, so one's
-# agent allow-list refuses the other's plugin (a fixture to fix; it runs on
-# SQLite above).
+    tests/functional/test_engine.py tests/functional/test_multinode.py \
+    tests/functional/test_extensions.py tests/functional/test_devstack_plugin.py

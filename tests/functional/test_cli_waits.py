@@ -109,7 +109,7 @@ def test_daemon_down_and_missing_key(tmp_path, rabbit_vhost):
         )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(240)
 def hold_the_long_call_lane(c):
     """Three more followers long-poll the stack: other calls still answer."""
     [run] = c.api.list_runs({})

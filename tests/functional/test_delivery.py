@@ -79,7 +79,7 @@ def test_roles_of_a_run_pin_one_commit_per_url_and_ref(tmp_path):
     assert later.plugins[0].bundle != a.bundle
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(300)
 def test_thirty_nodes_get_a_fifty_megabyte_plugin(tmp_path, rabbit_vhost):
     repo = str(tmp_path / 'repos' / 'big')
     sha = big_plugin(repo)

@@ -77,6 +77,17 @@ def daemon_tables(state_dir):
         engine.dispose()
 
 
+def own_database_harness(tmp_path):
+    """The all-in-one that runs DevStack, on a database of its own.
+
+    The daemon DevStack starts uses the suite's database (SQLite in its
+    state dir, or PostgreSQL through OS_DATABASE__CONNECTION); the
+    harness must not share it, or each would see the other's nodes.
+    """
+    url = 'sqlite:///' + str(tmp_path / 'harness.sqlite')
+    return aio.AllInOne(tmp_path / 'aio', **{'database.connection': url})
+
+
 def read_pid(path):
     try:
         with open(path) as f:
@@ -128,7 +139,7 @@ def describe(view, service_dir):
     return '\n'.join(parts)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(360)
 def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
     repo = plugin_repo(str(tmp_path / 'repos' / 'pluginsd'))
     state_dir = tmp_path / 'pluginsd-state'
@@ -147,7 +158,7 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
             'PLUGINSD_SERVICE_DIR': service_dir,
         },
     )
-    harness = aio.AllInOne(tmp_path / 'aio')
+    harness = own_database_harness(tmp_path)
     dest = harness.conf.agent.dest
     pids = {}
     try:
@@ -252,7 +263,7 @@ def test_devstack_plugin_stacks_unstacks_and_cleans(tmp_path, rabbit_vhost):
         harness.close()
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(360)
 def test_agent_only_node_without_a_daemon_fails_stack_clearly(
     tmp_path, rabbit_vhost
 ):
@@ -278,7 +289,7 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(
             'PLUGINSD_START_TIMEOUT': 5,
         },
     ).replace('enable_plugin', 'disable_service pluginsd\nenable_plugin', 1)
-    harness = aio.AllInOne(tmp_path / 'aio')
+    harness = own_database_harness(tmp_path)
     pid = None
     try:
         view = harness.run('stack', text, timeout=300)
@@ -295,10 +306,7 @@ def test_agent_only_node_without_a_daemon_fails_stack_clearly(
         assert conf['agent']['roles'] == 'compute'
         assert conf['DEFAULT']['host'] == 'cmp-1'
         # No daemon here: no database, no daemon process.
-        if not os.environ.get('OS_DATABASE__CONNECTION'):
-            # (On PostgreSQL the test harness's own daemon shares the
-            # database.)
-            assert not (state_dir / 'pluginsd.sqlite').exists()
+        assert not (state_dir / 'pluginsd.sqlite').exists()
         assert not (service_dir / 'pluginsd.pid').exists()
         # Nothing started: no agent that would obey an unknown daemon.
         assert not (service_dir / 'pluginsd-agent.pid').exists()

@@ -37,7 +37,7 @@ PAGES = (
 )
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(180)
 def test_docs_build_without_warnings(tmp_path):
     out = tmp_path / 'html'
     proc = subprocess.run(

@@ -96,7 +96,7 @@ def gates(tmp_path):
     return str(path)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_daemon_sigkilled_while_planning_in_and_between_phases(
     tmp_path,
     cluster,  # noqa: F811
@@ -140,7 +140,7 @@ def test_daemon_sigkilled_while_planning_in_and_between_phases(
     assert_once(c, view, hosts)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_two_daemons_the_owner_killed_the_other_completes(
     tmp_path,
     cluster,  # noqa: F811
@@ -188,7 +188,7 @@ def test_two_daemons_the_owner_killed_the_other_completes(
         server.stop()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_broker_outage_of_twice_agent_down_time_mid_run(
     tmp_path,
     rabbit,

@@ -82,7 +82,7 @@ def audit_installed():
         pip('uninstall', '-y', 'pluginsd-audit')
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(180)
 def test_pip_installed_extension_is_found_and_sees_every_event(
     tmp_path, audit_installed, database_url
 ):
@@ -206,7 +206,7 @@ def broken_extensions(base):
     return site
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(180)
 def test_broken_extensions_are_listed_and_the_run_succeeds(tmp_path):
     site = broken_extensions(tmp_path)
     env = {'PYTHONPATH': str(site), 'TEST_TRACE': str(tmp_path / 'trace')}
@@ -241,7 +241,7 @@ def test_broken_extensions_are_listed_and_the_run_succeeds(tmp_path):
     )
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(180)
 def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
     conf_file = two_plugins(tmp_path)
     c = cluster_mod.Cluster(

@@ -72,7 +72,7 @@ def run_id_of(proc):
     raise AssertionError(proc.stderr)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(180)
 def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
     shared = gitrepos.make_repo(
         str(tmp_path / 'repos' / 'shared'), traced('shared')
@@ -195,7 +195,7 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
     ]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
     mark, pidfile = tmp_path / 'slept', tmp_path / 'sleep.pid'
     body = (
@@ -242,7 +242,7 @@ def test_lost_node_fails_the_run_and_retry_completes(tmp_path, cluster):
     assert installs.count('cmp1') == 2 and installs.count('ctl') == 1
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_broker_restart_mid_run_loses_no_result(tmp_path, rabbit, cluster):
     started = tmp_path / 'install-started'
     # install waits, mid-phase, until the broker has restarted.
@@ -289,7 +289,7 @@ def test_broker_restart_mid_run_loses_no_result(tmp_path, rabbit, cluster):
     assert sorted(per_node) == ['cmp1', 'ctl']
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(120)
 def test_plugin_sources_checked_at_plan_time(tmp_path, cluster):
     # Forged, replayed, unauthorized messages: tests/functional/test_trust.py
     c = cluster([('cmp1', 'compute', {'agent': {'plugin_source': 'origin'}})])
@@ -327,7 +327,7 @@ def test_plugin_sources_checked_at_plan_time(tmp_path, cluster):
     assert not any(t[1] == 'rogue' for t in read(c.trace))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(180)
 def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     import socket
 
@@ -404,7 +404,7 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     sock.close()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(120)
 def test_sighup_reloads_a_mutable_option(tmp_path, cluster):
     body = 'if [[ $2 == install ]]; then sleep 30; fi'
     slow = gitrepos.make_repo(
@@ -431,7 +431,7 @@ def test_sighup_reloads_a_mutable_option(tmp_path, cluster):
     assert c.daemon.proc.poll() is None  # still serving
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(240)
 def test_services_exit_when_the_broker_stays_away(tmp_path, rabbit, cluster):
     quick = {'DEFAULT': {'broker_down_exit_after': 8}}
     c = cluster([('cmp1', 'compute', quick)], **quick)
@@ -446,7 +446,7 @@ def test_services_exit_when_the_broker_stays_away(tmp_path, rabbit, cluster):
         rabbit.start()
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(120)
 def test_logs_follow_streams_while_the_plugin_runs(tmp_path, cluster):
     body = (
         'if [[ $2 == install ]]; then for i in 1 2 3; do echo "step $i"; '

@@ -21,7 +21,7 @@ TOP = os.path.dirname(
 NODES = 20
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 def test_stack_on_20_nodes_is_a_few_lines(tmp_path, rabbit_vhost):
     repos = tmp_path / 'repos'
     plugins = [

@@ -66,7 +66,7 @@ def stop_server(server):
     server.wait()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_rpc_call(rabbit):
     transport = oslo_messaging.get_rpc_transport(make_conf(), url=rabbit.url)
     server = rpc_server(transport, 'fixture-ping', Endpoint())
@@ -90,7 +90,7 @@ def queue_messages(rabbit, vhost, queue):
     return None
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_durable_cast_survives_restart(rabbit, rabbit_vhost):
     topic, count = 'fixture-durable', 5
     conf = make_conf(amqp_durable_queues=True)
@@ -174,7 +174,7 @@ def listen_addresses(port):
 LOOPBACK = {'0100007F', '00000000000000000000000001000000'}  # 127.0.0.1, ::1
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_stop_leaves_nothing_behind(tmp_path):
     if not os.path.exists(rabbit_mod.SERVER):
         pytest.skip(f'{rabbit_mod.SERVER} is missing')

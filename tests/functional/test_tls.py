@@ -103,7 +103,7 @@ def tls_broker(tmp_path):
         broker.stop()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_daemon_agent_and_cli_over_tls(tmp_path, tls_broker):
     broker, certs = tls_broker
     port = broker.tls['port']
