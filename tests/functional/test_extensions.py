@@ -74,12 +74,14 @@ def two_plugins(tmp_path):
 
 
 @pytest.fixture
-def audit_installed():
-    pip('install', '--no-deps', EXAMPLE)
-    try:
-        yield
-    finally:
-        pip('uninstall', '-y', 'pluginsd-audit')
+def audit_installed(tmp_path):
+    """pip installs the example extension where only this test's processes
+    look (their PYTHONPATH): tests running beside it on other workers share
+    the virtualenv and must not find it. Yields their environment.
+    """
+    target = tmp_path / 'site-packages'
+    pip('install', '--no-deps', '--target', str(target), EXAMPLE)
+    return {'PYTHONPATH': str(target)}
 
 
 @pytest.mark.timeout(180)
@@ -87,9 +89,9 @@ def test_pip_installed_extension_is_found_and_sees_every_event(
     tmp_path, audit_installed, database_url
 ):
     state = tmp_path / 'state'
-    env = {'TEST_TRACE': str(tmp_path / 'trace')}
+    env = {'TEST_TRACE': str(tmp_path / 'trace'), **audit_installed}
     # A new pluginsctl --all-in-one process is a daemon restart.
-    listing = ctl(state, 'extension', 'list', '-f', 'json')
+    listing = ctl(state, 'extension', 'list', '-f', 'json', env=env)
     assert listing.returncode == 0, listing.stderr
     rows = {e['Name']: e for e in json.loads(listing.stdout)}
     assert rows['audit']['State'] == 'loaded'
@@ -146,12 +148,13 @@ def test_pip_installed_extension_is_found_and_sees_every_event(
         '--config-file',
         str(manage_conf),
     ]
+    env = dict(os.environ, **audit_installed)
     upgrade = subprocess.run(
-        manage + ['db', 'upgrade'], capture_output=True, text=True
+        manage + ['db', 'upgrade'], capture_output=True, text=True, env=env
     )
     assert upgrade.returncode == 0, upgrade.stderr
     version = subprocess.run(
-        manage + ['db', 'version'], capture_output=True, text=True
+        manage + ['db', 'version'], capture_output=True, text=True, env=env
     )
     assert sorted(version.stdout.split()) == ['0006', 'audit_0001']
     # Its option shows up in the generated sample configuration.
@@ -164,6 +167,7 @@ def test_pip_installed_extension_is_found_and_sees_every_event(
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     assert '[audit]' in sample.stdout and 'events_file' in sample.stdout
 
