@@ -124,7 +124,7 @@ class AgentService:
 
     def start(self):
         # Consumers first: a cast to a queue that does not exist is dropped.
-        self.server.start()
+        self.server.start(override_pool_size=self.conf.agent.rpc_workers)
         for target, name in (
             (self._outbox_loop, 'outbox'),
             (self._heartbeat_loop, 'heartbeat'),

@@ -62,6 +62,16 @@ OPTS = [
         min=1,
         help='Seconds before an unacknowledged result is sent again.',
     ),
+    cfg.IntOpt(
+        'rpc_workers',
+        default=4,
+        min=1,
+        help='RPC threads of the agent. What the daemon asks of it is '
+        'quick (a phase is queued, a log read, a ping answered), so a '
+        'few are enough; each idle thread still wakes up now and then '
+        '(oslo.messaging\'s default pool would keep up to '
+        'executor_thread_pool_size of them).',
+    ),
 ]
 
 

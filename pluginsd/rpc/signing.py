@@ -211,6 +211,23 @@ class Verifier:
         self.where = where
         self.reject_log = RejectLog(LOG)
 
+    @staticmethod
+    def addressed_elsewhere(envelope, targets):
+        """True if ``envelope`` says it is for others than ``targets``.
+
+        Read before any check: a fanout reaches every agent, and one for
+        other nodes is dropped quietly and cheaply. Believing a forged
+        target only makes the receiver drop the message; an envelope
+        without a readable target goes through every check (and is
+        logged when refused).
+        """
+        target = envelope.get('target') if isinstance(envelope, dict) else None
+        if isinstance(target, str):
+            target = [target]
+        if not isinstance(target, list):
+            return False
+        return not set(map(str, target)) & set(targets)
+
     def open(self, envelope, op, targets):
         """Return (Identity, payload); raise SignatureError, logged."""
         sender = 'unknown'

@@ -4,6 +4,7 @@ A real journal (SQLite) and real signatures; the node runner is a fake
 that records what it is asked and reports results as the real one does.
 """
 
+import logging
 import os
 import threading
 
@@ -152,11 +153,21 @@ class TestAgentManager(base.TestCase):
         self.assertEqual(self.manager.activity, 'idle')
 
     def test_a_phase_for_other_nodes_is_ignored(self):
+        logged = self.useFixture(fixtures.FakeLogger(level=logging.INFO))
         self.assertFalse(
             self.manager.accept(self.signed(phase_event(targets=('n2',))))
         )
         self.assertFalse(self.runner.ran.wait(0.2))
         self.assertEqual(self.runner.parts, [])
+        # Normal traffic of a fanout (a republish to other nodes): quiet.
+        self.assertEqual(logged.output, '')
+        self.assertTrue(self.manager.accept(self.signed(phase_event())))
+        # Without a readable target the message is checked, and refused
+        # with a log line.
+        unaddressed = self.signed(phase_event())
+        del unaddressed['target']
+        self.assertFalse(self.manager.accept(unaddressed))
+        self.assertIn('rejected run_phase: malformed envelope', logged.output)
 
     def test_a_phase_event_signed_with_another_key_runs_nothing(self):
         forged = signing.Signer(keys.KeyPair.generate(), 'daemon').sign(
