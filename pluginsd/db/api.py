@@ -10,11 +10,15 @@ from alembic import command as alembic_command
 from alembic import config as alembic_config
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 
 from pluginsd import exception
 from pluginsd.db import models
 
 MAX_REJECTED = 4096  # characters of a rejected item kept
+# INSERT ... ON CONFLICT DO UPDATE, where the dialect has it.
+_UPSERTS = {'sqlite': sqlite.insert, 'postgresql': postgresql.insert}
 MIGRATIONS = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), 'migrations'
 )
@@ -601,9 +605,27 @@ class Database:
             }
 
     def save_mark(self, fingerprint, seq):
-        with self._lock, self._session.begin() as s:
-            mark = s.get(models.ReplayMark, fingerprint)
-            if mark is None:
-                s.add(models.ReplayMark(fingerprint=fingerprint, seq=seq))
-            elif seq > mark.seq:
-                mark.seq = seq
+        """Raise the stored mark of ``fingerprint`` to ``seq`` (never lower).
+
+        A mark is written for nearly every message received: one upsert
+        statement on SQLite and PostgreSQL.
+        """
+        upsert = _UPSERTS.get(self.engine.dialect.name)
+        if upsert is None:  # another database: the portable way
+            with self._lock, self._session.begin() as s:
+                mark = s.get(models.ReplayMark, fingerprint)
+                if mark is None:
+                    s.add(models.ReplayMark(fingerprint=fingerprint, seq=seq))
+                elif seq > mark.seq:
+                    mark.seq = seq
+            return
+        table = models.ReplayMark.__table__
+        insert = upsert(table).values(fingerprint=fingerprint, seq=seq)
+        with self._lock, self.engine.begin() as connection:
+            connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[table.c.fingerprint],
+                    set_={'seq': insert.excluded.seq},
+                    where=table.c.seq < insert.excluded.seq,
+                )
+            )

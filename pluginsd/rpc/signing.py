@@ -186,9 +186,14 @@ class ReplayGuard:
             if seq in recent:
                 raise ValueError(f'replayed message: sequence {seq} seen')
             recent[seq] = now
-            if seq > self._high.get(fingerprint, 0):
+            newer = seq > self._high.get(fingerprint, 0)
+            if newer:
                 self._high[fingerprint] = seq
-                self.store.save_mark(fingerprint, seq)
+        # Stored before the message is acted on, but outside the lock:
+        # messages of other senders need not wait for this write (the
+        # store keeps the greater of two marks written at once).
+        if newer:
+            self.store.save_mark(fingerprint, seq)
 
     def forget(self, fingerprint):
         with self._lock:

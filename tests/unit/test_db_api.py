@@ -354,3 +354,13 @@ class TestNodes:
         db.upsert_node('h2', ['compute'], '1', '')
         db.upsert_node('h1', ['controller'], '1', '')
         assert [n['host'] for n in db.list_nodes()] == ['h1', 'h2']
+
+
+class TestReplayMarks:
+    def test_a_mark_only_rises(self, db):
+        db.save_mark('SHA256:a', 5)
+        db.save_mark('SHA256:a', 3)  # an older message, stored late
+        db.save_mark('SHA256:b', 1)
+        assert db.load_marks() == {'SHA256:a': 5, 'SHA256:b': 1}
+        db.save_mark('SHA256:a', 9)
+        assert db.load_marks()['SHA256:a'] == 9
