@@ -335,6 +335,7 @@ class DaemonManager:
     @signed
     def list_nodes(self, ctxt, who):
         nodes = []
+        self.nodes.flush()  # the heartbeats of the last second too
         known = {n['host']: n for n in self.db.list_nodes()}
         keys_by_host = {}
         for k in self.db.list_node_keys():
@@ -466,6 +467,7 @@ class DaemonManager:
     def get_log(self, ctxt, who, run_id, node, phase, plugin, offset=0):
         run_id = self.db.get_run(run_id)['id']
         # Logs stay on the nodes: an unknown or lost node cannot give one.
+        self.nodes.flush()
         row = next(
             (n for n in self.db.list_nodes() if n['host'] == node), None
         )

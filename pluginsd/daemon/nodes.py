@@ -35,6 +35,11 @@ class NodeTracker:
         # Called when a node registers or comes back (runs waiting for
         # nodes to plan with need not wait for their next tick).
         self.on_node_up = None
+        # What each node said last ({host: (fields, when)}) and, for beats
+        # that said nothing new, when they came ({host: time}): stored in
+        # one transaction by flush() instead of one write per heartbeat.
+        # Both bounded by the number of nodes.
+        self._said, self._seen = {}, {}
 
     # -- this daemon's own link ---------------------------------------------
 
@@ -43,9 +48,13 @@ class NodeTracker:
         with self._lock:
             if self._last_probe is None or now - self._last_probe > PROBE_GAP:
                 if self._last_probe is not None:
+                    # The probe shares the heartbeats' queue: late, it
+                    # means the broker was away or that queue was backed
+                    # up; either way the heartbeats seen are stale.
                     LOG.warning(
-                        'Back on the message broker after %.0f s: every '
-                        'node gets a fresh grace period',
+                        'No probe came back for %.0f s (the broker was '
+                        'away, or heartbeats were queued): every node '
+                        'gets a fresh grace period',
                         now - self._last_probe,
                     )
                 self._connected_since = now
@@ -62,6 +71,31 @@ class NodeTracker:
     # -- heartbeats ----------------------------------------------------------
 
     def heartbeat(self, beat):
+        said = (
+            tuple(beat.roles),
+            beat.version,
+            beat.activity,
+            beat.state,
+            None
+            if beat.allowed_sources is None
+            else tuple(beat.allowed_sources),
+            beat.devstack_dir,
+        )
+        now = time.time()
+        with self._lock:
+            last = self._said.get(beat.host)
+            self._said[beat.host] = (said, now)
+            # Nothing new, and too recent for the node to have been judged
+            # lost (its return is news): flush() stores when it came.
+            if (
+                beat.state == UP
+                and last is not None
+                and last[0] == said
+                and now - last[1] < self.conf.daemon.agent_down_time / 2
+            ):
+                self._seen[beat.host] = now
+                return
+            self._seen.pop(beat.host, None)
         node, before = self.db.upsert_node(
             beat.host,
             beat.roles,
@@ -91,7 +125,26 @@ class NodeTracker:
             self.on_node_up()
 
     def forget(self, host):
-        """A deleted node: nothing of it is kept here (all in the DB)."""
+        """A deleted node: its next heartbeat registers it again."""
+        with self._lock:
+            self._said.pop(host, None)
+            self._seen.pop(host, None)
+
+    def flush(self):
+        """Store when the heartbeats that said nothing new came."""
+        with self._lock:
+            seen, self._seen = self._seen, {}
+        if not seen:
+            return
+        try:
+            gone = self.db.touch_nodes(seen)
+        except Exception:
+            with self._lock:  # the database is away: keep them for later
+                for host, when in seen.items():
+                    self._seen.setdefault(host, when)
+            raise
+        for host in gone:  # deleted meanwhile (another daemon, say)
+            self.forget(host)
 
     # -- judgement -----------------------------------------------------------
 
@@ -115,6 +168,7 @@ class NodeTracker:
 
     def states(self):
         """{host: (state, node row)} of every known node."""
+        self.flush()
         now = time.time()
         return {
             n['host']: (self.state_of(n, now), n) for n in self.db.list_nodes()

@@ -523,13 +523,38 @@ class Database:
             return True
 
     def list_nodes(self):
-        with self._session() as s:
+        # Read every second by the node watch: plain rows, no ORM objects.
+        table = models.Node.__table__
+        with self.engine.connect() as connection:
             return [
-                _row(n)
-                for n in s.scalars(
-                    sa.select(models.Node).order_by(models.Node.host)
-                )
+                dict(row)
+                for row in connection.execute(
+                    sa.select(table).order_by(table.c.host)
+                ).mappings()
             ]
+
+    def touch_nodes(self, seen):
+        """Store {host: last_seen} in one transaction; the hosts that have
+        no row any more (deleted meanwhile) are returned.
+        """
+        table = models.Node.__table__
+        gone = []
+        with self._lock, self.engine.begin() as connection:
+            for host, when in seen.items():
+                updated = connection.execute(
+                    table.update()
+                    .where(table.c.host == host)
+                    .where(table.c.last_seen < when)
+                    .values(last_seen=when)
+                ).rowcount
+                if (
+                    not updated
+                    and not connection.execute(
+                        sa.select(table.c.host).where(table.c.host == host)
+                    ).first()
+                ):
+                    gone.append(host)
+        return gone
 
     # -- node keys (enrollment) ----------------------------------------------
 

@@ -463,6 +463,35 @@ class TestLiveness:
         assert view['state'] == 'failed'
         assert 'node ctl lost during stack pre-install' in view['error']
 
+    def test_heartbeats_that_say_nothing_new_are_stored_together(
+        self, daemon, db, clock
+    ):
+        def last_seen(host):
+            return {n['host']: n['last_seen'] for n in db.list_nodes()}[host]
+
+        daemon.beat('cmp7')
+        first = last_seen('cmp7')
+        clock.passes(2, daemon.nodes)
+        daemon.beat('cmp7')  # the same again: no write of its own
+        assert last_seen('cmp7') == first
+        assert daemon.nodes.states()['cmp7'][0] == 'up'  # states() flushes
+        assert last_seen('cmp7') == first + 2
+        # Something new (roles) is written at once, and so is a beat after
+        # a silence long enough for the node to have been judged lost.
+        clock.passes(1, daemon.nodes)
+        daemon.beat('cmp7', roles=('compute', 'network'))
+        assert last_seen('cmp7') == first + 3
+        clock.passes(5, daemon.nodes)  # agent_down_time 10: half of it
+        daemon.beat('cmp7', roles=('compute', 'network'))
+        assert last_seen('cmp7') == first + 8
+        # A node deleted meanwhile is registered again by its next beat.
+        clock.passes(1, daemon.nodes)
+        daemon.beat('cmp7', roles=('compute', 'network'))
+        db.delete_node('cmp7')
+        daemon.nodes.flush()
+        daemon.beat('cmp7', roles=('compute', 'network'))
+        assert last_seen('cmp7') == first + 9
+
     def test_no_node_is_lost_while_the_daemon_is_cut_off(
         self, daemon, db, clock
     ):
