@@ -60,6 +60,7 @@ class PluginsCtl(app.App):
             deferred_help=True,
         )
         self._client = None
+        self.exits_after_command = False  # main() of a pluginsctl process
         # Tests hand in a client of a daemon they started themselves.
         self._client_factory = client_factory
         self._conf = None
@@ -229,7 +230,10 @@ class PluginsCtl(app.App):
         if self._embedded:
             self._embedded.stop()
             self._embedded = None
-        if self._transport:  # its threads would hold the exit
+        # Its threads would hold the exit of a process that goes on; a
+        # pluginsctl process leaves at once (main) and the OS closes its
+        # connections, which a loaded machine may take seconds to do here.
+        if self._transport and not self.exits_after_command:
             self._transport.cleanup()
             self._transport = None
         if err:
@@ -253,7 +257,9 @@ class PluginsCtl(app.App):
 def main(argv=None, client_factory=None):
     if argv is not None:  # called in a process that goes on
         return PluginsCtl(client_factory).run(argv)
-    code = PluginsCtl().run(sys.argv[1:])
+    app = PluginsCtl()
+    app.exits_after_command = True
+    code = app.run(sys.argv[1:])
     # The command is done and its output written: leave at once rather
     # than wait for the interpreter to tear the messaging libraries down
     # (up to a second, on top of --timeout).
