@@ -43,6 +43,10 @@ LOG = logging.getLogger(__name__)
 
 ACTIVE = ('planning', 'running')
 RETRYABLE = ('failed', 'cancelled')
+# A run waiting for results is checked for lost nodes, its deadline and
+# republishing at most this often (seconds), not at every result that comes
+# in: the check reads every node, and N nodes report N times a phase.
+WAITING_CHECK_INTERVAL = 1.0
 ACK_INTERVAL = 0.5  # seconds; well under [agent] result_resend_interval
 DEFAULT_ROLE = '*'
 
@@ -97,6 +101,8 @@ class RunManager:
         # run id -> the process.Scope of its planning, while it plans here
         # (bounded by engine_workers): cancel kills it.
         self._planning = {}
+        # run id -> when its waiting was last checked (active runs only).
+        self._checked = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=conf.daemon.engine_workers,
             thread_name_prefix='run-engine',
@@ -464,7 +470,12 @@ class RunManager:
             try:
                 self.db.renew_leases(self.owner, lease)
                 now = time.time()
-                for run in self.db.active_runs():
+                active = self.db.active_runs()
+                ids = {run['id'] for run in active}
+                self._checked = {
+                    k: v for k, v in self._checked.items() if k in ids
+                }
+                for run in active:
                     if (
                         run['owner'] in (None, self.owner)
                         or (run['lease_expires'] or 0) < now
@@ -702,7 +713,10 @@ class RunManager:
         reports = self.db.phase_reports(run['id'], mode, phase, run['attempt'])
         waiting = [h for h in hosts if h not in reports]
         if waiting:
-            self._check_waiting(run, phase, waiting, now)
+            last = self._checked.get(run['id'])
+            if last is None or not 0 <= now - last < WAITING_CHECK_INTERVAL:
+                self._checked[run['id']] = now
+                self._check_waiting(run, phase, waiting, now)
             return None
         LOG.debug('Run %s: %s done on every node', run['id'], phase)
         failed = [

@@ -463,6 +463,20 @@ class TestLiveness:
         assert view['state'] == 'failed'
         assert 'node ctl lost during stack pre-install' in view['error']
 
+    def test_waiting_is_checked_once_a_second_not_per_result(
+        self, daemon, db, clock
+    ):
+        run = daemon.start()
+        calls = []
+        states = daemon.nodes.states
+        daemon.nodes.states = lambda: calls.append(1) or states()
+        for _ in range(5):  # results from other nodes, in the same second
+            daemon.runs.advance(run)
+        assert len(calls) == 1
+        clock.passes(1, daemon.nodes)
+        daemon.runs.advance(run)
+        assert len(calls) == 2
+
     def test_heartbeats_that_say_nothing_new_are_stored_together(
         self, daemon, db, clock
     ):
