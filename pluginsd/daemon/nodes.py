@@ -23,10 +23,13 @@ UP, STOPPED, LOST = 'up', 'stopped', 'lost'
 
 
 class NodeTracker:
-    def __init__(self, conf, db, events):
+    def __init__(self, conf, db, events, replays=None):
         self.conf = conf
         self.db = db
         self.events = events
+        # The replay guard whose heartbeat marks flush() stores (see
+        # signing.ReplayGuard.take_deferred).
+        self.replays = replays
         self._lock = threading.Lock()
         self._last_probe = None
         # Until the first probe comes back, nobody is declared lost: a
@@ -131,17 +134,22 @@ class NodeTracker:
             self._seen.pop(host, None)
 
     def flush(self):
-        """Store when the heartbeats that said nothing new came."""
+        """Store when the heartbeats that said nothing new came, and the
+        replay marks of every heartbeat since the last flush.
+        """
         with self._lock:
             seen, self._seen = self._seen, {}
-        if not seen:
+        marks = self.replays.take_deferred() if self.replays else {}
+        if not seen and not marks:
             return
         try:
-            gone = self.db.touch_nodes(seen)
+            gone = self.db.touch_nodes(seen, marks)
         except Exception:
             with self._lock:  # the database is away: keep them for later
                 for host, when in seen.items():
                     self._seen.setdefault(host, when)
+            if marks:
+                self.replays.defer_again(marks)
             raise
         for host in gone:  # deleted meanwhile (another daemon, say)
             self.forget(host)

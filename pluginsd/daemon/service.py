@@ -44,16 +44,20 @@ class DaemonService:
             conf.security.key_file
         )
         self.signer = signing.Signer(self.keypair, 'daemon')
+        replays = signing.ReplayGuard(self.db, conf.security.max_message_age)
         self.verifier = signing.Verifier(
             trust.DaemonKeyring(conf, self.db, self.keypair),
-            signing.ReplayGuard(self.db, conf.security.max_message_age),
+            replays,
             conf.security.max_message_age,
             where='daemon',
+            # Their marks are stored with the heartbeats' times, once a
+            # second (NodeTracker.flush): not one write per heartbeat.
+            deferred=('heartbeat', 'probe'),
         )
         self.events = dispatch.EventDispatcher(
             self.extensions, dispatch.Notifications(conf, notification_url)
         )
-        self.nodes = nodes.NodeTracker(conf, self.db, self.events)
+        self.nodes = nodes.NodeTracker(conf, self.db, self.events, replays)
         self.agents = agent_rpcapi.AgentAPI(conf, transport, self.signer)
         if checkout_root is DEFAULT:
             checkout_root = conf.daemon.plugins_dir
@@ -124,6 +128,10 @@ class DaemonService:
         for server, _ in self._servers:
             server.wait()
         self._watch.join(timeout=5)
+        try:
+            self.nodes.flush()  # the last second's heartbeats and marks
+        except Exception as e:
+            LOG.warning('Storing the last heartbeats failed: %s', e)
         self.events.stop()
         self.db.engine.dispose()
 

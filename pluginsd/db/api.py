@@ -119,6 +119,36 @@ def _row(obj):
     return {c.name: getattr(obj, c.name) for c in obj.__table__.columns}
 
 
+def _raise_marks(connection, marks):
+    """Raise each stored replay mark to its new value, never lower."""
+    table = models.ReplayMark.__table__
+    upsert = _UPSERTS.get(connection.dialect.name)
+    for fingerprint, seq in marks.items():
+        if upsert is not None:  # SQLite and PostgreSQL: one statement
+            insert = upsert(table).values(fingerprint=fingerprint, seq=seq)
+            connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[table.c.fingerprint],
+                    set_={'seq': insert.excluded.seq},
+                    where=table.c.seq < insert.excluded.seq,
+                )
+            )
+            continue
+        stored = connection.execute(  # another database: the portable way
+            sa.select(table.c.seq).where(table.c.fingerprint == fingerprint)
+        ).first()
+        if stored is None:
+            connection.execute(
+                table.insert().values(fingerprint=fingerprint, seq=seq)
+            )
+        elif stored.seq < seq:
+            connection.execute(
+                table.update()
+                .where(table.c.fingerprint == fingerprint)
+                .values(seq=seq)
+            )
+
+
 class Database:
     def __init__(self, url):
         self.engine = make_engine(url)
@@ -533,13 +563,18 @@ class Database:
                 ).mappings()
             ]
 
-    def touch_nodes(self, seen):
+    def touch_nodes(self, seen, marks=None):
         """Store {host: last_seen} in one transaction; the hosts that have
         no row any more (deleted meanwhile) are returned.
+
+        ``marks`` ({fingerprint: seq}): replay marks of the same
+        heartbeats, raised in that transaction.
         """
         table = models.Node.__table__
         gone = []
         with self._lock, self.engine.begin() as connection:
+            if marks:
+                _raise_marks(connection, marks)
             for host, when in seen.items():
                 updated = connection.execute(
                     table.update()
@@ -635,22 +670,5 @@ class Database:
         A mark is written for nearly every message received: one upsert
         statement on SQLite and PostgreSQL.
         """
-        upsert = _UPSERTS.get(self.engine.dialect.name)
-        if upsert is None:  # another database: the portable way
-            with self._lock, self._session.begin() as s:
-                mark = s.get(models.ReplayMark, fingerprint)
-                if mark is None:
-                    s.add(models.ReplayMark(fingerprint=fingerprint, seq=seq))
-                elif seq > mark.seq:
-                    mark.seq = seq
-            return
-        table = models.ReplayMark.__table__
-        insert = upsert(table).values(fingerprint=fingerprint, seq=seq)
         with self._lock, self.engine.begin() as connection:
-            connection.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[table.c.fingerprint],
-                    set_={'seq': insert.excluded.seq},
-                    where=table.c.seq < insert.excluded.seq,
-                )
-            )
+            _raise_marks(connection, {fingerprint: seq})

@@ -157,6 +157,10 @@ class ReplayGuard:
 
     ``store`` has ``load_marks() -> {fingerprint: seq}`` and
     ``save_mark(fingerprint, seq)`` (persisted before this returns).
+
+    A mark checked with ``deferred=True`` is not written by ``check``: the
+    caller stores it, from :meth:`take_deferred`, in the same transaction
+    as the message's effect (the daemon's heartbeats: once a second).
     """
 
     def __init__(self, store, max_age):
@@ -165,9 +169,10 @@ class ReplayGuard:
         self._floor = dict(store.load_marks())  # as stored before we started
         self._high = dict(self._floor)
         self._recent = collections.defaultdict(dict)  # fp -> {seq: seen at}
+        self._deferred = {}  # fp -> seq, bounded by the number of keys
         self._lock = threading.Lock()
 
-    def check(self, fingerprint, seq):
+    def check(self, fingerprint, seq, deferred=False):
         """Raise a reason string (ValueError) for a replay; else record."""
         with self._lock:
             floor = self._floor.get(fingerprint, 0)
@@ -189,15 +194,36 @@ class ReplayGuard:
             newer = seq > self._high.get(fingerprint, 0)
             if newer:
                 self._high[fingerprint] = seq
+                if deferred:
+                    self._deferred[fingerprint] = seq
+                    return
         # Stored before the message is acted on, but outside the lock:
         # messages of other senders need not wait for this write (the
         # store keeps the greater of two marks written at once).
         if newer:
             self.store.save_mark(fingerprint, seq)
 
+    def take_deferred(self):
+        """The deferred marks to store now ({fingerprint: seq})."""
+        with self._lock:
+            marks, self._deferred = self._deferred, {}
+        return marks
+
+    def defer_again(self, marks):
+        """Marks that could not be stored: taken again next time."""
+        with self._lock:
+            for fingerprint, seq in marks.items():
+                if seq > self._deferred.get(fingerprint, 0):
+                    self._deferred[fingerprint] = seq
+
     def forget(self, fingerprint):
         with self._lock:
-            for table in (self._floor, self._high, self._recent):
+            for table in (
+                self._floor,
+                self._high,
+                self._recent,
+                self._deferred,
+            ):
                 table.pop(fingerprint, None)
 
 
@@ -209,11 +235,14 @@ class Verifier:
     key of another host, a pending node, ...).
     """
 
-    def __init__(self, keyring, replay_guard, max_age, where):
+    def __init__(self, keyring, replay_guard, max_age, where, deferred=()):
         self.keyring = keyring
         self.replays = replay_guard
         self.max_age = max_age
         self.where = where
+        # Operations whose replay marks the receiver stores itself, with
+        # their effect (ReplayGuard.take_deferred).
+        self.deferred = frozenset(deferred)
         self.reject_log = RejectLog(LOG)
 
     @staticmethod
@@ -291,7 +320,7 @@ class Verifier:
                 fingerprint,
             )
         try:
-            self.replays.check(fingerprint, seq)
+            self.replays.check(fingerprint, seq, deferred=op in self.deferred)
         except ValueError as e:
             refuse(str(e), fingerprint)
         return identity, fields['payload']

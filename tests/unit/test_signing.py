@@ -4,6 +4,7 @@ import copy
 import logging
 import os
 import stat
+import time
 
 import nacl.exceptions
 import pytest
@@ -218,6 +219,43 @@ class TestReplay:
         again = db_api.Database(url)
         with pytest.raises(exception.SignatureError):
             verifier(again).open(envelope, 'x', ('t',))
+
+    def test_deferred_marks_are_stored_with_the_heartbeats(self, tmp_path):
+        """A heartbeat's mark goes with its last_seen, in one transaction."""
+        url = f'sqlite:///{tmp_path}/d.sqlite'
+        db = db_api.Database(url)
+        db.upgrade()
+        db.upsert_node('n1', ['compute'], '1', None, None, None, 'up')
+        guard = signing.ReplayGuard(db, 300)
+        v = signing.Verifier(
+            TrustsDaemon(), guard, 300, 'test', deferred=('heartbeat',)
+        )
+        signer = signing.Signer(DAEMON, 'daemon')
+        beat, other = (
+            signer.sign('heartbeat', 't', {}),
+            signer.sign('x', 't', {}),
+        )
+        v.open(beat, 'heartbeat', ('t',))
+        assert db.load_marks() == {}  # not yet: no write per heartbeat
+        with pytest.raises(exception.SignatureError):  # still refused
+            v.open(beat, 'heartbeat', ('t',))
+        v.open(other, 'x', ('t',))  # any other op: stored before acting
+        assert db.load_marks() == {DAEMON.fingerprint: other['seq']}
+        later = signer.sign('heartbeat', 't', {})
+        v.open(later, 'heartbeat', ('t',))
+        marks = guard.take_deferred()
+        assert marks == {DAEMON.fingerprint: later['seq']}
+        assert guard.take_deferred() == {}
+        guard.defer_again(marks)  # the database was away
+        when = time.time() + 60
+        db.touch_nodes({'n1': when}, guard.take_deferred())
+        assert db.load_marks() == {DAEMON.fingerprint: later['seq']}
+        assert [n['last_seen'] for n in db.list_nodes()] == [when]
+        db.engine.dispose()
+        again = db_api.Database(url)
+        with pytest.raises(exception.SignatureError) as err:
+            verifier(again).open(later, 'heartbeat', ('t',))
+        assert 'not above the high-water mark' in reason(err)
 
 
 class TestRejectLog:
