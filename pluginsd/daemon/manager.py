@@ -391,6 +391,7 @@ class DaemonManager:
         for fp in retired:
             self.verifier.replays.forget(fp)
         self.db.set_node_key_state(host, chosen, 'accepted')
+        self.verifier.keyring.reload()
         LOG.info('Node %s: key %s accepted by %s', host, chosen, who)
         return {'host': host, 'fingerprint': chosen, 'retired': retired}
 
@@ -403,6 +404,7 @@ class DaemonManager:
         pending = [k for k in host_keys if k['state'] == 'pending']
         for k in pending or host_keys:
             self.db.set_node_key_state(host, k['fingerprint'], 'rejected')
+        self.verifier.keyring.reload()
         if not pending:
             self.db.delete_node(host)  # revoked: it takes part in no run
         LOG.info('Node %s: key(s) rejected by %s', host, who)
@@ -422,6 +424,7 @@ class DaemonManager:
             (n for n in self.db.list_nodes() if n['host'] == host), None
         )
         gone = self.db.delete_node_keys(host)
+        self.verifier.keyring.reload()
         for fp in gone:
             self.verifier.replays.forget(fp)
         if node is None and not gone:

@@ -182,6 +182,20 @@ class NodeTracker:
             n['host']: (self.state_of(n, now), n) for n in self.db.list_nodes()
         }
 
+    def unwell(self):
+        """{host: (state, node row)} of the nodes lost or stopped.
+
+        What the node watch reads every second: only the nodes silent for
+        ``agent_down_time`` come out of the database, not every node.
+        """
+        self.flush()
+        now = time.time()
+        silent = self.db.list_nodes(
+            silent_before=now - self.conf.daemon.agent_down_time
+        )
+        judged = ((self.state_of(n, now), n) for n in silent)
+        return {n['host']: (state, n) for state, n in judged if state != UP}
+
     def alive(self):
         """{host: roles} of the nodes a new run may use."""
         return {

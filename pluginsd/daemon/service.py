@@ -143,22 +143,25 @@ class DaemonService:
             LOG.warning('The message broker is unreachable: %s', e)
 
     def _watch_nodes(self):
-        lost = set()  # bounded by the number of nodes
+        lost = set()
         while not self._stop.wait(1.0):
             self._probe_broker()
             try:
-                states = self.nodes.states()
+                self.verifier.keyring.reload()  # revocations by any daemon
+                unwell = self.nodes.unwell()
             except Exception as e:  # the database is away: try again
                 LOG.warning('Listing nodes failed: %s', e)
                 continue
-            for host, (state, node) in states.items():
-                if state == nodes.LOST and host not in lost:
-                    lost.add(host)
-                    LOG.warning(
-                        'Node %s lost: no heartbeat for %s s',
-                        host,
-                        self.conf.daemon.agent_down_time,
-                    )
-                    self.events.node_lost(node)
-                elif state != nodes.LOST:
-                    lost.discard(host)
+            now_lost = {
+                host
+                for host, (state, _node) in unwell.items()
+                if state == nodes.LOST
+            }
+            for host in sorted(now_lost - lost):  # news once per loss
+                LOG.warning(
+                    'Node %s lost: no heartbeat for %s s',
+                    host,
+                    self.conf.daemon.agent_down_time,
+                )
+                self.events.node_lost(unwell[host][1])
+            lost = now_lost  # bounded by the number of nodes

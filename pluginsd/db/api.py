@@ -123,18 +123,19 @@ def _raise_marks(connection, marks):
     """Raise each stored replay mark to its new value, never lower."""
     table = models.ReplayMark.__table__
     upsert = _UPSERTS.get(connection.dialect.name)
-    for fingerprint, seq in marks.items():
-        if upsert is not None:  # SQLite and PostgreSQL: one statement
-            insert = upsert(table).values(fingerprint=fingerprint, seq=seq)
-            connection.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[table.c.fingerprint],
-                    set_={'seq': insert.excluded.seq},
-                    where=table.c.seq < insert.excluded.seq,
-                )
-            )
-            continue
-        stored = connection.execute(  # another database: the portable way
+    if upsert is not None:  # SQLite and PostgreSQL: one statement
+        insert = upsert(table)
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=[table.c.fingerprint],
+                set_={'seq': insert.excluded.seq},
+                where=table.c.seq < insert.excluded.seq,
+            ),
+            [{'fingerprint': fp, 'seq': seq} for fp, seq in marks.items()],
+        )
+        return
+    for fingerprint, seq in marks.items():  # another database
+        stored = connection.execute(
             sa.select(table.c.seq).where(table.c.fingerprint == fingerprint)
         ).first()
         if stored is None:
@@ -552,16 +553,22 @@ class Database:
             s.delete(node)
             return True
 
-    def list_nodes(self):
-        # Read every second by the node watch: plain rows, no ORM objects.
+    def list_nodes(self, silent_before=None):
+        """Every node, as plain rows (read every second: no ORM objects).
+
+        ``silent_before``: only the nodes stopped or not seen since then.
+        """
         table = models.Node.__table__
+        query = sa.select(table).order_by(table.c.host)
+        if silent_before is not None:
+            query = query.where(
+                sa.or_(
+                    table.c.last_seen < silent_before,
+                    table.c.state == 'stopped',
+                )
+            )
         with self.engine.connect() as connection:
-            return [
-                dict(row)
-                for row in connection.execute(
-                    sa.select(table).order_by(table.c.host)
-                ).mappings()
-            ]
+            return [dict(row) for row in connection.execute(query).mappings()]
 
     def touch_nodes(self, seen, marks=None):
         """Store {host: last_seen} in one transaction; the hosts that have
@@ -571,25 +578,24 @@ class Database:
         heartbeats, raised in that transaction.
         """
         table = models.Node.__table__
-        gone = []
         with self._lock, self.engine.begin() as connection:
             if marks:
                 _raise_marks(connection, marks)
-            for host, when in seen.items():
-                updated = connection.execute(
-                    table.update()
-                    .where(table.c.host == host)
-                    .where(table.c.last_seen < when)
-                    .values(last_seen=when)
-                ).rowcount
-                if (
-                    not updated
-                    and not connection.execute(
-                        sa.select(table.c.host).where(table.c.host == host)
-                    ).first()
-                ):
-                    gone.append(host)
-        return gone
+            if not seen:
+                return []
+            connection.execute(  # one statement, many rows
+                table.update()
+                .where(table.c.host == sa.bindparam('node'))
+                .where(table.c.last_seen < sa.bindparam('when'))
+                .values(last_seen=sa.bindparam('when')),
+                [{'node': h, 'when': w} for h, w in seen.items()],
+            )
+            present = set(
+                connection.scalars(
+                    sa.select(table.c.host).where(table.c.host.in_(seen))
+                )
+            )
+        return [host for host in seen if host not in present]
 
     # -- node keys (enrollment) ----------------------------------------------
 
@@ -602,10 +608,24 @@ class Database:
                 query = query.where(models.NodeKey.host == host)
             return [_row(k) for k in s.scalars(query)]
 
+    def accepted_node_keys(self):
+        """[(host, fingerprint)] of every accepted node key."""
+        table = models.NodeKey.__table__
+        query = sa.select(table.c.host, table.c.fingerprint).where(
+            table.c.state == 'accepted'
+        )
+        with self.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(query)]
+
     def get_node_key(self, host, fingerprint):
-        with self._session() as s:
-            key = s.get(models.NodeKey, (host, fingerprint))
-            return None if key is None else _row(key)
+        # Read for every message a node sends: a plain row, no ORM object.
+        table = models.NodeKey.__table__
+        query = sa.select(table).where(
+            table.c.host == host, table.c.fingerprint == fingerprint
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else dict(row)
 
     def add_node_key(self, host, fingerprint, public_key, state):
         """Record a key (if new); return its row."""

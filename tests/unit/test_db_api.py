@@ -355,6 +355,25 @@ class TestNodes:
         db.upsert_node('h1', ['controller'], '1', '')
         assert [n['host'] for n in db.list_nodes()] == ['h1', 'h2']
 
+    def test_touch_nodes_and_the_silent_ones(self, db, clock):
+        for host in ('h1', 'h2', 'h3'):
+            db.upsert_node(host, ['compute'], '1', '')
+        db.upsert_node('h3', ['compute'], '1', '', state='stopped')
+        now = clock[0]
+        gone = db.touch_nodes(
+            {'h1': now + 30, 'h2': now - 5, 'deleted': now + 30},
+            marks={'SHA256:a': 7},
+        )
+        assert gone == ['deleted']
+        seen = {n['host']: n['last_seen'] for n in db.list_nodes()}
+        assert seen == {'h1': now + 30, 'h2': now, 'h3': now}  # never lower
+        assert db.load_marks() == {'SHA256:a': 7}
+        db.touch_nodes({}, marks={'SHA256:a': 3})  # a mark only rises
+        assert db.load_marks() == {'SHA256:a': 7}
+        silent = db.list_nodes(silent_before=now + 10)
+        assert [n['host'] for n in silent] == ['h2', 'h3']
+        assert [n['host'] for n in db.list_nodes(silent_before=now)] == ['h3']
+
 
 class TestReplayMarks:
     def test_a_mark_only_rises(self, db):

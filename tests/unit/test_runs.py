@@ -506,6 +506,28 @@ class TestLiveness:
         daemon.beat('cmp7', roles=('compute', 'network'))
         assert last_seen('cmp7') == first + 9
 
+    def test_the_watch_reads_only_the_nodes_lost_or_stopped(
+        self, daemon, db, clock
+    ):
+        def judged(nodes):  # the fixture's own nodes fall silent too
+            return {
+                h: s for h, (s, _) in nodes.items() if h in {'a', 'b', 'c'}
+            }
+
+        for host in ('a', 'b', 'c'):
+            daemon.beat(host)
+        assert judged(daemon.nodes.unwell()) == {}
+        daemon.beat('c', state='stopped')
+        clock.passes(6, daemon.nodes)
+        daemon.beat('a')  # a keeps beating, b falls silent
+        clock.passes(5, daemon.nodes)  # agent_down_time 10
+        unwell = judged(daemon.nodes.unwell())
+        assert unwell == {'b': 'lost', 'c': 'stopped'}
+        every = judged(daemon.nodes.states())
+        assert unwell == {h: s for h, s in every.items() if s != 'up'}
+        clock.passes(60)  # no probe back: nobody is judged lost
+        assert judged(daemon.nodes.unwell()) == {'c': 'stopped'}
+
     def test_no_node_is_lost_while_the_daemon_is_cut_off(
         self, daemon, db, clock
     ):

@@ -324,6 +324,38 @@ class TestDaemonKeyring:
         assert reason(err) == 'the key of node n1 signed for node n2'
         assert [k['host'] for k in db.list_node_keys()] == ['n1']
 
+    def test_accepted_keys_read_once_a_second_not_per_message(
+        self, db, tmp_path
+    ):
+        db.add_node_key('n1', NODE.fingerprint, NODE.public, 'accepted')
+        ring = trust.DaemonKeyring(Conf(str(tmp_path / 'acc')), db, DAEMON)
+        ring.reload()
+        reads = []
+        get = db.get_node_key
+        db.get_node_key = lambda *args: reads.append(args) or get(*args)
+        for _ in range(3):
+            who = ring.identify(
+                'node:n1', NODE.verify_key, NODE.fingerprint, 'heartbeat'
+            )
+            assert (who.kind, who.name) == ('node', 'n1')
+        assert reads == []
+        # Revoked by another daemon: refused from the next reload on.
+        db.set_node_key_state('n1', NODE.fingerprint, 'rejected')
+        ring.reload()
+        with pytest.raises(exception.SignatureError) as err:
+            ring.identify(
+                'node:n1', NODE.verify_key, NODE.fingerprint, 'heartbeat'
+            )
+        assert reason(err) == 'the key of node n1 is rejected, not accepted'
+        # Never good for another host, reloaded or not.
+        db.set_node_key_state('n1', NODE.fingerprint, 'accepted')
+        ring.reload()
+        with pytest.raises(exception.SignatureError) as err:
+            ring.identify(
+                'node:n2', NODE.verify_key, NODE.fingerprint, 'heartbeat'
+            )
+        assert reason(err) == 'the key of node n1 signed for node n2'
+
     def test_preseeded_directory(self, db, tmp_path):
         acc = tmp_path / 'acc'
         acc.mkdir()
