@@ -25,6 +25,9 @@ def main():
     )
     conf = pluginsd_conf.new_conf()
     conf(['--config-file', conf_file], project='pluginsd')
+    # One transport for all: connections enough for every node's threads
+    # (RPC workers, heartbeat, outbox, its run), as each has on its own.
+    rpc.size_reply_pool(conf, count * (conf.agent.rpc_workers + 3))
     transport = rpc.get_transport(conf)
     agents = []
     for i in range(count):

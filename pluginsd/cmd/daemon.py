@@ -7,6 +7,10 @@ from pluginsd.daemon import service as daemon_service
 
 def _main():
     conf = service.prepare(sys.argv[1:], 'pluginsd')
+    # Three lanes reply: the main one and these two.
+    rpc.size_reply_pool(
+        conf, conf.daemon.liveness_workers + conf.daemon.long_call_workers
+    )
     transport = rpc.get_transport(conf)
     return service.serve(conf, daemon_service.DaemonService(conf, transport))
 

@@ -1,6 +1,7 @@
 """oslo.messaging plumbing shared by the daemon, the agents and the CLI."""
 
 import oslo_messaging as messaging
+from oslo_messaging import opts as messaging_opts
 
 DAEMON_TOPIC = 'pluginsd'
 # Heartbeats and results only: never queued behind planning, bundles, log
@@ -17,11 +18,36 @@ AGENT_TOPIC = 'pluginsd-agent'
 DAEMON_API_VERSION = '1.4'
 AGENT_API_VERSION = '1.1'
 EMBEDDED_URL = 'kombu+memory:////'
+RABBIT = 'oslo_messaging_rabbit'
 ALLOWED_EXMODS = ['pluginsd.exception']
 
 
 def set_defaults():
     messaging.set_transport_defaults(control_exchange='pluginsd')
+
+
+def size_reply_pool(conf, other_threads=0):
+    """One pooled broker connection per RPC thread that may reply at once:
+    ``[DEFAULT] executor_thread_pool_size`` plus ``other_threads`` (the
+    threads of other servers on the same transport).
+
+    Past ``[oslo_messaging_rabbit] rpc_conn_pool_size`` (30), oslo.messaging
+    opens a new connection for each reply; under load that handshake times
+    out and is retried 15 s later (measured: 500 nodes asking for their
+    local.conf at once). Only the default changes: a value set in a
+    configuration file wins.
+    """
+    wanted = {None: 'executor_thread_pool_size', RABBIT: 'rpc_conn_pool_size'}
+    for group, opts in messaging_opts.list_opts():  # before the transport
+        for opt in opts:
+            if wanted.get(group) == opt.name:
+                conf.register_opt(opt, group=group)
+    threads = conf.executor_thread_pool_size + other_threads
+    conf.set_default(
+        'rpc_conn_pool_size',
+        max(threads, conf[RABBIT].rpc_conn_pool_size),
+        group=RABBIT,
+    )
 
 
 def get_transport(conf, url=None):

@@ -1,6 +1,7 @@
 """Configuration objects stay independent of each other."""
 
 from pluginsd import conf as pluginsd_conf
+from pluginsd import rpc
 
 
 def test_an_override_does_not_leak_into_another_config():
@@ -20,3 +21,19 @@ def test_an_override_does_not_leak_into_another_config():
         first.set_override(name, value, group=group)
         assert getattr(getattr(first, group), name) == value
         assert getattr(getattr(second, group), name) == default
+
+
+def test_the_daemon_pools_a_broker_connection_per_replying_thread(tmp_path):
+    conf = pluginsd_conf.new_conf()
+    conf([], default_config_files=[])
+    rpc.size_reply_pool(conf, 24)
+    assert conf.oslo_messaging_rabbit.rpc_conn_pool_size == 64 + 24
+    rpc.size_reply_pool(conf, 24)  # again (a restart in-process): the same
+    assert conf.oslo_messaging_rabbit.rpc_conn_pool_size == 64 + 24
+    # A value from a configuration file wins.
+    path = tmp_path / 'p.conf'
+    path.write_text('[oslo_messaging_rabbit]\nrpc_conn_pool_size = 12\n')
+    conf = pluginsd_conf.new_conf()
+    conf(['--config-file', str(path)], default_config_files=[])
+    rpc.size_reply_pool(conf, 24)
+    assert conf.oslo_messaging_rabbit.rpc_conn_pool_size == 12
