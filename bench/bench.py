@@ -16,8 +16,10 @@ from the daemon's publish to the last result stored (the daemon's own log
 lines, median over the phases of the timed runs); whether every node was
 still up at the end; the RSS of the agent processes; and, for 200 nodes
 and more, the daemon's CPU while the nodes only heartbeat (30 s).
+``--idle-only`` starts the nodes and measures only that (no runs).
 
-Usage: tools/bench.sh [--repeat N] [--nodes 1,10,50,200,500] (default 1,10,50)
+Usage: tools/bench.sh [--repeat N] [--nodes 1,10,50,200,500] [--idle-only]
+(default --nodes 1,10,50)
 """
 
 import argparse
@@ -181,7 +183,7 @@ def rss_mb(pid):
     return 0.0
 
 
-def rabbit_scenario(base, broker, nodes, plugins, repeat):
+def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
     _vhost, _user, url = broker.add_vhost()
     work = os.path.join(base, f'nodes-{nodes}')
     state = os.path.join(work, 'daemon')
@@ -280,12 +282,15 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat):
                 raise RowFailed(f'{len(up)} of {nodes} nodes registered')
             time.sleep(0.5)
         run_ids = []
-        row['took'] = timed_runs(api, local_conf(plugins), repeat, run_ids)
+        if runs:
+            row['took'] = timed_runs(api, local_conf(plugins), repeat, run_ids)
         fanout = fanout_times(daemon.log, set(run_ids))
         row['fanout'] = statistics.median(fanout) if fanout else None
         row['fanout_max'] = max(fanout) if fanout else None
-        if nodes >= 200:
-            time.sleep(5)  # let the last run's traffic settle
+        if nodes >= 200 or not runs:
+            time.sleep(
+                5
+            )  # let the last run's (or registration's) traffic settle
             before = cpu_seconds(daemon.proc.pid)
             time.sleep(IDLE_SECONDS)
             row['idle_cpu'] = (
@@ -330,6 +335,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--nodes', default='1,10,50')
+    parser.add_argument(
+        '--idle-only',
+        action='store_true',
+        help='start the nodes and measure the idle daemon only (no runs)',
+    )
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix='pluginsd-bench-')
     rows, extra, failed = [], [], []
@@ -342,11 +352,19 @@ def main():
             for nodes in [int(n) for n in args.nodes.split(',')]:
                 try:
                     row = rabbit_scenario(
-                        base, broker, nodes, one, args.repeat
+                        base,
+                        broker,
+                        nodes,
+                        one,
+                        args.repeat,
+                        not args.idle_only,
                     )
                 except (RowFailed, messaging.MessagingException) as e:
                     print(f'{nodes} nodes: not measured: {e}', file=sys.stderr)
                     failed.append((nodes, f'{type(e).__name__}: {e}'))
+                    continue
+                if args.idle_only:
+                    extra.append((nodes, row))
                     continue
                 floor = bash_floor(base, one, nodes, args.repeat)
                 target = {50: '1.0'}.get(nodes, '')
@@ -365,29 +383,31 @@ def main():
                 )
         finally:
             broker.stop()
-        took = allinone_scenario(base, fifty, args.repeat)
-        floor = bash_floor(base, fifty, 1, args.repeat)
-        rows.append(
-            ('50 no-op plugins x 1 node, all-in-one', took, floor, '0.3')
-        )
+        if not args.idle_only:
+            took = allinone_scenario(base, fifty, args.repeat)
+            floor = bash_floor(base, fifty, 1, args.repeat)
+            rows.append(
+                ('50 no-op plugins x 1 node, all-in-one', took, floor, '0.3')
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print()
-    print(
-        f'5-phase stack, median of {args.repeat} runs (seconds), '
-        f'{os.cpu_count()} CPUs, load average '
-        f'{" ".join(f"{x:.1f}" for x in os.getloadavg())} at the end'
-    )
-    print(
-        f'| {"scenario":<42} | {"pluginsd":>8} | {"plain bash":>10} '
-        f'| {"ratio":>5} | {"target":>6} |'
-    )
-    print(f'|{"-" * 44}|{"-" * 10}|{"-" * 12}|{"-" * 7}|{"-" * 8}|')
-    for name, took, floor, target in rows:
+    if rows:  # none with --idle-only
+        print()
         print(
-            f'| {name:<42} | {took:8.3f} | {floor:10.3f} '
-            f'| {took / floor:5.2f} | {target:>6} |'
+            f'5-phase stack, median of {args.repeat} runs (seconds), '
+            f'{os.cpu_count()} CPUs, load average '
+            f'{" ".join(f"{x:.1f}" for x in os.getloadavg())} at the end'
         )
+        print(
+            f'| {"scenario":<42} | {"pluginsd":>8} | {"plain bash":>10} '
+            f'| {"ratio":>5} | {"target":>6} |'
+        )
+        print(f'|{"-" * 44}|{"-" * 10}|{"-" * 12}|{"-" * 7}|{"-" * 8}|')
+        for name, took, floor, target in rows:
+            print(
+                f'| {name:<42} | {took:8.3f} | {floor:10.3f} '
+                f'| {took / floor:5.2f} | {target:>6} |'
+            )
     print()
     print(
         '| nodes | one phase: publish -> last result stored, median / max '
