@@ -391,13 +391,14 @@ def main():
             )
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    print()
+    print(
+        f'{os.cpu_count()} CPUs, load average '
+        f'{" ".join(f"{x:.1f}" for x in os.getloadavg())} at the end'
+    )
     if rows:  # none with --idle-only
         print()
-        print(
-            f'5-phase stack, median of {args.repeat} runs (seconds), '
-            f'{os.cpu_count()} CPUs, load average '
-            f'{" ".join(f"{x:.1f}" for x in os.getloadavg())} at the end'
-        )
+        print(f'5-phase stack, median of {args.repeat} runs (seconds)')
         print(
             f'| {"scenario":<42} | {"pluginsd":>8} | {"plain bash":>10} '
             f'| {"ratio":>5} | {"target":>6} |'
