@@ -288,9 +288,8 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
         row['fanout'] = statistics.median(fanout) if fanout else None
         row['fanout_max'] = max(fanout) if fanout else None
         if nodes >= 200 or not runs:
-            time.sleep(
-                5
-            )  # let the last run's (or registration's) traffic settle
+            # Let the last run's (or the start's) traffic settle.
+            time.sleep(5)
             before = cpu_seconds(daemon.proc.pid)
             time.sleep(IDLE_SECONDS)
             row['idle_cpu'] = (

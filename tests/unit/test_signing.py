@@ -330,31 +330,32 @@ class TestDaemonKeyring:
         db.add_node_key('n1', NODE.fingerprint, NODE.public, 'accepted')
         ring = trust.DaemonKeyring(Conf(str(tmp_path / 'acc')), db, DAEMON)
         ring.reload()
+
+        def identify(host):
+            return ring.identify(
+                f'node:{host}', NODE.verify_key, NODE.fingerprint, 'heartbeat'
+            )
+
+        def refused(host):
+            with pytest.raises(exception.SignatureError) as err:
+                identify(host)
+            return reason(err)
+
         reads = []
         get = db.get_node_key
         db.get_node_key = lambda *args: reads.append(args) or get(*args)
         for _ in range(3):
-            who = ring.identify(
-                'node:n1', NODE.verify_key, NODE.fingerprint, 'heartbeat'
-            )
+            who = identify('n1')
             assert (who.kind, who.name) == ('node', 'n1')
         assert reads == []
         # Revoked by another daemon: refused from the next reload on.
         db.set_node_key_state('n1', NODE.fingerprint, 'rejected')
         ring.reload()
-        with pytest.raises(exception.SignatureError) as err:
-            ring.identify(
-                'node:n1', NODE.verify_key, NODE.fingerprint, 'heartbeat'
-            )
-        assert reason(err) == 'the key of node n1 is rejected, not accepted'
+        assert refused('n1') == 'the key of node n1 is rejected, not accepted'
         # Never good for another host, reloaded or not.
         db.set_node_key_state('n1', NODE.fingerprint, 'accepted')
         ring.reload()
-        with pytest.raises(exception.SignatureError) as err:
-            ring.identify(
-                'node:n2', NODE.verify_key, NODE.fingerprint, 'heartbeat'
-            )
-        assert reason(err) == 'the key of node n1 signed for node n2'
+        assert refused('n2') == 'the key of node n1 signed for node n2'
 
     def test_preseeded_directory(self, db, tmp_path):
         acc = tmp_path / 'acc'
