@@ -15,7 +15,9 @@ For every RabbitMQ row it also reports: one phase fanned out to every node,
 from the daemon's publish to the last result stored (the daemon's own log
 lines, median over the phases of the timed runs); whether every node was
 still up at the end; the RSS of the agent processes; and, for 200 nodes
-and more, the daemon's CPU while the nodes only heartbeat (30 s).
+and more, the daemon's CPU while the nodes only heartbeat (30 s), beside
+that of a no-op oslo.messaging server receiving as many casts a second
+(noop_server.py): the floor of any oslo.messaging daemon.
 ``--idle-only`` starts the nodes and measures only that (no runs).
 
 Usage: tools/bench.sh [--repeat N] [--nodes 1,10,50,200,500] [--idle-only]
@@ -183,6 +185,48 @@ def rss_mb(pid):
     return 0.0
 
 
+def noop_server_cpu(conf_path, transport, rate):
+    """CPU (% of a core) of a no-op oslo.messaging server (noop_server.py)
+    that receives ``rate`` heartbeat-sized casts a second: the floor of
+    the idle daemon, which receives as many.
+    """
+    topic = 'bench-noop'
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(TOP, 'bench', 'noop_server.py'),
+            conf_path,
+            topic,
+        ],
+        stdout=subprocess.PIPE,
+        cwd=TOP,
+        env=dict(os.environ, PYTHONPATH=TOP),
+    )
+    try:
+        assert server.stdout.readline().strip() == b'READY'
+        client = rpc.get_client(transport, topic, rpc.DAEMON_API_VERSION)
+        signer = signing.Signer(keys.KeyPair.generate(), 'node:bench-noop')
+        beat = {
+            'host': 'bench-noop',
+            'state': 'up',
+            'roles': ['compute'],
+            'version': '1.0',
+            'activity': 'idle',
+            'allowed_sources': ['/tmp/pluginsd-bench-xxxxxxxx/'],
+            'devstack_dir': '',
+        }
+        before, start, sent = cpu_seconds(server.pid), time.monotonic(), 0
+        while time.monotonic() - start < IDLE_SECONDS:
+            envelope = signer.sign('heartbeat', 'daemon', beat)
+            client.cast({}, 'heartbeat', envelope=envelope)
+            sent += 1
+            time.sleep(max(0, start + sent / rate - time.monotonic()))
+        return 100 * (cpu_seconds(server.pid) - before) / IDLE_SECONDS
+    finally:
+        server.kill()
+        server.wait()
+
+
 def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
     _vhost, _user, url = broker.add_vhost()
     work = os.path.join(base, f'nodes-{nodes}')
@@ -295,6 +339,10 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
             row['idle_cpu'] = (
                 100 * (cpu_seconds(daemon.proc.pid) - before) / IDLE_SECONDS
             )
+            # The nodes' heartbeats and the daemon's probe of itself (1/s).
+            rate = nodes / conf.agent.heartbeat_interval + 1
+            row['noop_cpu'] = noop_server_cpu(conf_path, transport, rate)
+            row['msg_rate'] = rate
         row['up'] = len([n for n in api.list_nodes({}) if n['state'] == 'up'])
         rss = [rss_mb(proc.pid) for proc in hosts]
         row['rss'] = (max(rss), per if nodes > 1 else 1)
@@ -412,9 +460,10 @@ def main():
     print(
         '| nodes | one phase: publish -> last result stored, median / max '
         '(s) | nodes up at the end | idle daemon CPU (% of a core) '
+        '| no-op oslo.messaging server, same messages/s (% of a core) '
         '| agent RSS (MB) | daemon RSS (MB) |'
     )
-    print('|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|')
     for nodes, row in extra:
         fan = (
             f'{row["fanout"]:.3f} / {row["fanout_max"]:.3f}'
@@ -422,14 +471,19 @@ def main():
             else 'n/a'
         )
         idle = f'{row["idle_cpu"]:.1f}' if 'idle_cpu' in row else ''
+        noop = (
+            f'{row["noop_cpu"]:.1f} ({row["msg_rate"]:.1f}/s)'
+            if 'noop_cpu' in row
+            else ''
+        )
         rss, per = row['rss']
         print(
-            f'| {nodes} | {fan} | {row["up"]} of {nodes} | {idle} '
+            f'| {nodes} | {fan} | {row["up"]} of {nodes} | {idle} | {noop} '
             f'| {rss:.0f} ({per} node(s) per process) '
             f'| {row["daemon_rss"]:.0f} |'
         )
     for nodes, why in failed:
-        print(f'| {nodes} | not measured: {why} | | | | |')
+        print(f'| {nodes} | not measured: {why} | | | | | |')
     print()
     print(
         'Targets: 50 nodes <= 1.0 s; 500 nodes complete with no node lost; '

@@ -28,11 +28,14 @@ OPTS = [
     ),
     cfg.IntOpt(
         'agent_down_time',
-        default=30,
+        default=75,
         min=2,
         mutable=True,
         help='Seconds without a heartbeat after which a node is '
-        'declared lost; a run waiting on it fails.',
+        'declared lost; a run waiting on it fails. At least twice '
+        '[agent] heartbeat_interval (30), so that one lost heartbeat '
+        'loses no node (Neutron uses the same 75 s). A node that stops '
+        'cleanly says so and is left out at once.',
     ),
     cfg.IntOpt(
         'republish_interval',

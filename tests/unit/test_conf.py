@@ -1,4 +1,4 @@
-"""Configuration objects stay independent of each other."""
+"""Configuration objects stay independent of each other; defaults agree."""
 
 from pluginsd import conf as pluginsd_conf
 from pluginsd import rpc
@@ -37,3 +37,11 @@ def test_the_daemon_pools_a_broker_connection_per_replying_thread(tmp_path):
     conf(['--config-file', str(path)], default_config_files=[])
     rpc.size_reply_pool(conf, 24)
     assert conf.oslo_messaging_rabbit.rpc_conn_pool_size == 12
+
+
+def test_one_missed_heartbeat_loses_no_node_by_default():
+    conf = pluginsd_conf.new_conf()
+    conf([], default_config_files=[])
+    # Neutron's pair: a heartbeat every 30 s, lost after 75 s of silence.
+    assert conf.agent.heartbeat_interval == 30
+    assert conf.daemon.agent_down_time >= 2 * conf.agent.heartbeat_interval
