@@ -64,6 +64,18 @@ class Journal:
             ).fetchall()
         return [(key, json.loads(payload)) for key, payload in rows]
 
+    def next_resend(self, resend_after):
+        """Seconds until ``due()`` has something (0: now), or None when
+        every result is acknowledged.
+        """
+        with self._lock:
+            (oldest,) = self._db.execute(
+                'SELECT MIN(sent_at) FROM results WHERE acked = 0'
+            ).fetchone()
+        if oldest is None:
+            return None
+        return max(0.0, oldest + resend_after - time.time())
+
     def mark_sent(self, keys):
         now = time.time()
         with self._lock:

@@ -22,6 +22,7 @@ from pluginsd.runner import packages
 
 LOG = logging.getLogger(__name__)
 OUTBOX_COALESCE = 0.005
+OUTBOX_IDLE_WAIT = 60  # every result acknowledged: a look now and then
 
 
 class AgentService:
@@ -220,14 +221,26 @@ class AgentService:
         return len(due)
 
     def _outbox_loop(self):
+        failed = False
         while not self._stop.is_set():
-            if self._outbox_event.wait(timeout=1.0):
+            # Asleep until a result comes in or one is due again (a wakeup
+            # a second was most of an idle agent's CPU), and at least a
+            # second after a failed send.
+            wait = self.journal.next_resend(
+                self.conf.agent.result_resend_interval
+            )
+            wait = OUTBOX_IDLE_WAIT if wait is None else wait
+            if failed:
+                wait = max(wait, 1.0)
+            if self._outbox_event.wait(timeout=wait):
                 # Results come in bursts (a plugin a few ms): one message
                 # for the burst instead of one per result.
                 time.sleep(OUTBOX_COALESCE)
             self._outbox_event.clear()
-            while self._send_due() > 0:
-                pass
+            sent = 1
+            while sent > 0:
+                sent = self._send_due()
+            failed = sent < 0
 
     def _flush_outbox(self, timeout):
         deadline = time.monotonic() + timeout

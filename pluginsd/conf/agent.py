@@ -68,11 +68,11 @@ OPTS = [
     ),
     cfg.IntOpt(
         'rpc_workers',
-        default=4,
+        default=2,
         min=1,
         help='RPC threads of the agent. What the daemon asks of it is '
-        'quick (a phase is queued, a log read, a ping answered), so a '
-        'few are enough; each idle thread still wakes up now and then '
+        'quick (a phase is queued, a log read, a ping answered), so two '
+        'are enough; each idle thread still wakes up once a second '
         '(oslo.messaging\'s default pool would keep up to '
         'executor_thread_pool_size of them).',
     ),

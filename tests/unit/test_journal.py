@@ -90,6 +90,25 @@ class TestJournal:
         assert journal.unacked_count() == 0
         assert journal.due(5) == []
 
+    def test_next_resend_says_how_long_the_outbox_may_sleep(
+        self, journal, clock
+    ):
+        assert journal.next_resend(5) is None  # nothing to send: no timer
+        a, b = result('alpha'), result('beta')
+        journal.add(a)
+        assert journal.next_resend(5) == 0  # never sent: now
+        journal.mark_sent([Journal.key(a)])
+        clock[0] += 2
+        assert journal.next_resend(5) == pytest.approx(3)
+        journal.add(b)
+        assert journal.next_resend(5) == 0
+        journal.mark_sent([Journal.key(b)])
+        assert journal.next_resend(5) == pytest.approx(3)  # the oldest
+        clock[0] += 10
+        assert journal.next_resend(5) == 0  # overdue: now, not negative
+        journal.ack([Journal.key(a), Journal.key(b)])
+        assert journal.next_resend(5) is None
+
     def test_add_same_key_replaces(self, journal, clock):
         journal.add(result(status='running'))
         journal.add(result(status='ok'))
