@@ -63,8 +63,20 @@ class AgentAPI:
         self._fanout(ctxt, 'end_run', EVERY_AGENT, {'run_id': run_id})
 
     def ack_results(self, ctxt, acks):
-        """{host: [result key, ...]}: one publish for every node at once."""
-        self._fanout(ctxt, 'ack_results', EVERY_AGENT, {'acks': acks})
+        """{host: [result key, ...]}: one cast to each host, its own keys.
+
+        Not one fanout for all: each of N nodes would receive, parse and
+        verify the keys of all N, N² in all (measured at 500 nodes: a
+        fanout every half second to every node while a phase ran).
+        """
+        for host, keys in sorted(acks.items()):
+            self.client.prepare(server=host).cast(
+                ctxt,
+                'ack_results',
+                envelope=self.signer.sign(
+                    'ack_results', host, {'acks': {host: keys}}
+                ),
+            )
 
     def ping(self, ctxt, host, timeout=5):
         return self.client.prepare(server=host, timeout=timeout).call(

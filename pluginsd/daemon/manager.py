@@ -1,8 +1,10 @@
 """Server side of the daemon RPC API."""
 
+import collections
 import functools
 import inspect
 import logging
+import threading
 import time
 
 import oslo_messaging as messaging
@@ -36,6 +38,9 @@ RUN_FIELDS = (
     'error',
     'owner',
 )
+# Runs whose target nodes report_results remembers (they are fixed once a
+# run is planned): the runs of the moment, not every run ever.
+TARGETS_CACHED = 64
 
 
 def signed(method):
@@ -149,6 +154,9 @@ class DaemonManager:
         self.agents = agent_api
         self.verifier = verifier
         self.events = events
+        # run id -> its target hosts: not a database read per result batch
+        self._run_targets = collections.OrderedDict()
+        self._run_targets_lock = threading.Lock()
 
     # -- from agents -------------------------------------------------------
 
@@ -187,11 +195,22 @@ class DaemonManager:
             self.runs.ingest(who.name, items, rejected_keys)
 
     def _targets(self, run_id, host):
-        try:
-            run = self.db.get_run(str(run_id))
-        except exception.RunNotFound:
-            return True  # on_results drops (and acknowledges) unknown runs
-        return run['id'] == run_id and host in run['node_roles']
+        with self._run_targets_lock:
+            hosts = self._run_targets.get(run_id)
+        if hosts is None:
+            try:
+                run = self.db.get_run(str(run_id))
+            except exception.RunNotFound:
+                return True  # on_results drops (and acknowledges) unknown runs
+            if run['id'] != run_id:
+                return False  # a prefix of another run's id
+            hosts = frozenset(run['node_roles'])
+            if run['state'] != 'planning':  # fixed from now on
+                with self._run_targets_lock:
+                    self._run_targets[run_id] = hosts
+                    if len(self._run_targets) > TARGETS_CACHED:
+                        self._run_targets.popitem(last=False)
+        return host in hosts
 
     @signed
     def heartbeat(self, ctxt, who, host, beat=None, **fields):
@@ -544,13 +563,9 @@ class DaemonManager:
 
             phase = results_mod.MODE_PHASES[run['mode']][run['phase_index']]
             hosts = run['pending_hosts'] or run['stages'][run['stage_index']]
-            done = {
-                r['node']
-                for r in self.db.list_results(
-                    run['id'], plugin='', phase=phase, mode=run['mode']
-                )
-                if r['attempt'] == run['attempt']
-            }
+            done = self.db.reported_nodes(
+                run['id'], run['mode'], phase, run['attempt']
+            )
             view['waiting_on'] = [h for h in hosts if h not in done]
             view['phase'] = phase
         return view

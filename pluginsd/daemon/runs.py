@@ -78,13 +78,25 @@ def phase_hosts(run):
 
 
 class RunManager:
-    def __init__(self, conf, db, agent_api, nodes, events, checkout_root=None):
+    def __init__(
+        self,
+        conf,
+        db,
+        agent_api,
+        nodes,
+        events,
+        checkout_root=None,
+        replays=None,
+    ):
         self.conf = conf
         self.db = db
         self.agents = agent_api
         self.nodes = nodes
         self.events = events  # extension/notification hooks
         self.checkout_root = checkout_root
+        # The replay marks of result messages (signing.ReplayGuard): stored
+        # with the results they carried.
+        self.replays = replays
         self.owner = conf.host  # whose name goes into the leases
         # Nodes get plugin code from the daemon's cache, as bundles built
         # at plan time; the all-in-one mode clones into DEST directly.
@@ -370,9 +382,19 @@ class RunManager:
         for run_id, exists in known.items():
             if not exists:
                 LOG.warning('Results for unknown run %s dropped', run_id)
-        stored = self.db.store_results(
-            [r for r in items if known[r['run_id']]]
-        )
+        # Every mark deferred so far, those of the messages that carried
+        # these results among them. One NodeTracker.flush took first is
+        # stored by it within the second; a replay meanwhile would store
+        # nothing (results are stored once).
+        marks = self.replays.take_deferred() if self.replays else {}
+        try:
+            stored = self.db.store_results(
+                [r for r in items if known[r['run_id']]], marks
+            )
+        except Exception:
+            if marks:
+                self.replays.defer_again(marks)
+            raise
         # Before the run moves on: extensions see every plugin result of a
         # phase before that phase's end (the dispatcher keeps the order).
         for r in stored:
@@ -413,10 +435,10 @@ class RunManager:
             if run['phase_started_at'] is None or host not in phase_hosts(run):
                 continue
             phase = results.MODE_PHASES[run['mode']][run['phase_index']]
-            reports = self.db.phase_reports(
+            done = self.db.reported_nodes(
                 run['id'], run['mode'], phase, run['attempt']
             )
-            if host not in reports:
+            if host not in done:
                 work.append(
                     self.agents.sign_event(self._event(run, phase, [host]))
                 )
@@ -710,14 +732,15 @@ class RunManager:
                     len(hosts),
                 )
             return None  # results kick the run
-        reports = self.db.phase_reports(run['id'], mode, phase, run['attempt'])
-        waiting = [h for h in hosts if h not in reports]
+        done = self.db.reported_nodes(run['id'], mode, phase, run['attempt'])
+        waiting = [h for h in hosts if h not in done]
         if waiting:
             last = self._checked.get(run['id'])
             if last is None or not 0 <= now - last < WAITING_CHECK_INTERVAL:
                 self._checked[run['id']] = now
                 self._check_waiting(run, phase, waiting, now)
             return None
+        reports = self.db.phase_reports(run['id'], mode, phase, run['attempt'])
         LOG.debug('Run %s: %s done on every node', run['id'], phase)
         failed = [
             self._failure_message(reports[h], phase)

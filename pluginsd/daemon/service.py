@@ -50,9 +50,11 @@ class DaemonService:
             replays,
             conf.security.max_message_age,
             where='daemon',
-            # Their marks are stored with the heartbeats' times, once a
-            # second (NodeTracker.flush): not one write per heartbeat.
-            deferred=('heartbeat', 'probe'),
+            # Their marks are stored with their effect, not one write per
+            # message: the heartbeats' with their times, once a second
+            # (NodeTracker.flush); results' with the results, in one
+            # transaction per batch (RunManager.on_results).
+            deferred=('heartbeat', 'probe', 'report_results'),
         )
         self.events = dispatch.EventDispatcher(
             self.extensions, dispatch.Notifications(conf, notification_url)
@@ -68,6 +70,7 @@ class DaemonService:
             self.nodes,
             self.events,
             checkout_root,
+            replays=replays,
         )
         self.manager = manager.DaemonManager(
             conf,

@@ -378,7 +378,7 @@ class Database:
 
     # -- results -----------------------------------------------------------
 
-    def store_results(self, results):
+    def store_results(self, results, marks=None):
         """Store results idempotently; return the ones that were stored.
 
         A result replaces the stored one with the same (run, node, plugin,
@@ -386,11 +386,14 @@ class Database:
         sent again (an agent resends what it has not heard acknowledged) is
         not stored again, nor returned: it is stored exactly once. One query
         reads what a batch's nodes already have; new rows go in as one
-        insert.
+        insert. ``marks`` ({fingerprint: seq}): replay marks of the
+        messages that carried them, raised in the same transaction.
         """
         R = models.Result
         stored, inserts, updates = [], {}, []
         with self._lock, self._session.begin() as s:
+            if marks:
+                _raise_marks(s.connection(), marks)
             known, same = {}, set()
             for run_id, node in {(r['run_id'], r['node']) for r in results}:
                 for row in s.scalars(
@@ -448,14 +451,13 @@ class Database:
                 _row(r) for r in s.scalars(query.order_by(models.Result.id))
             ]
 
-    def phase_reports(self, run_id, mode, phase, attempt=None):
-        """{node: its whole-phase result row} for one phase (and attempt).
-
-        The one place that answers "has host H reported phase P at attempt
-        A": the node's own result (plugin '') is written last.
+    @staticmethod
+    def _phase_reports_query(what, run_id, mode, phase, attempt):
+        """The one place that answers "has host H reported phase P at
+        attempt A": the node's own result (plugin '') is written last.
         """
         R = models.Result
-        query = sa.select(R).where(
+        query = sa.select(what).where(
             R.run_id == run_id,
             R.mode == mode,
             R.phase == phase,
@@ -463,8 +465,25 @@ class Database:
         )
         if attempt is not None:
             query = query.where(R.attempt == attempt)
+        return query
+
+    def phase_reports(self, run_id, mode, phase, attempt=None):
+        """{node: its whole-phase result row} for one phase (and attempt)."""
+        query = self._phase_reports_query(
+            models.Result, run_id, mode, phase, attempt
+        )
         with self._session() as s:
             return {r.node: _row(r) for r in s.scalars(query)}
+
+    def reported_nodes(self, run_id, mode, phase, attempt=None):
+        """The nodes that have reported the phase: names only, no rows (a
+        running phase asks after every batch of results).
+        """
+        query = self._phase_reports_query(
+            models.Result.node, run_id, mode, phase, attempt
+        )
+        with self.engine.connect() as connection:
+            return set(connection.scalars(query))
 
     def delete_results(self, run_id, mode, phases, nodes):
         with self._lock, self._session.begin() as s:

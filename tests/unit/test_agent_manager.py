@@ -234,6 +234,16 @@ class TestAgentManager(base.TestCase):
         self.manager.ack_results({}, self.control('ack_results', ack))
         self.assertEqual(self.journal.unacked_count(), 1)
 
+    def test_a_direct_ack_counts_only_if_signed_for_this_node(self):
+        self.run_and_wait(phase_event())
+        acked = [k for k, _ in self.journal.due(0)]
+        ack = {'acks': {'n1': acked[:1]}}
+        # Signed for another node: its payload cannot ack ours.
+        self.manager.ack_results({}, self.control('ack_results', ack, 'n2'))
+        self.assertEqual(self.journal.unacked_count(), 2)
+        self.manager.ack_results({}, self.control('ack_results', ack, 'n1'))
+        self.assertEqual(self.journal.unacked_count(), 1)
+
     def test_ping_says_who_and_what(self):
         self.assertEqual(
             self.manager.ping({}, self.control('ping', {}, 'n1')),

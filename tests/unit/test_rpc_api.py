@@ -133,12 +133,24 @@ class TestAgentAPIRecorded:
             ),
         ]
 
-    def test_ack_results_one_fanout_for_every_node(self, agent_api):
-        acks = {'node-3': ['k1', 'k2'], 'node-4': ['k3']}
+    def test_ack_results_each_node_hears_only_its_own(self, agent_api):
+        acks = {'node-4': ['k3'], 'node-3': ['k1', 'k2']}
         agent_api.ack_results(CTXT, acks)
         assert agent_api.client.log == [
-            ('prepare', {'fanout': True}),
-            ('cast', CTXT, 'ack_results', env('ack_results', '*', acks=acks)),
+            ('prepare', {'server': 'node-3'}),
+            (
+                'cast',
+                CTXT,
+                'ack_results',
+                env('ack_results', 'node-3', acks={'node-3': ['k1', 'k2']}),
+            ),
+            ('prepare', {'server': 'node-4'}),
+            (
+                'cast',
+                CTXT,
+                'ack_results',
+                env('ack_results', 'node-4', acks={'node-4': ['k3']}),
+            ),
         ]
 
     def test_ping_calls_the_host(self, agent_api):

@@ -687,6 +687,53 @@ class TestIngest:
         )
         assert len(db.list_rejected()) == 3
 
+    def test_results_of_a_node_the_run_does_not_target_are_dropped(
+        self, daemon, db, conf
+    ):
+        run = daemon.start()
+        queued = []
+        daemon.runs.ingest = lambda host, items, rejected: queued.append(host)
+        manager = self._manager(daemon, db, conf)
+
+        def report(host):
+            manager_mod.DaemonManager.report_results.local(
+                manager,
+                {},
+                node_identity(host),
+                host=host,
+                results=[ok_result(run, node=host)],
+            )
+
+        report('cmp9')
+        assert queued == []
+        # The run's targets are remembered: no read per result batch.
+        reads = []
+        get_run = db.get_run
+        db.get_run = lambda run_id: reads.append(run_id) or get_run(run_id)
+        report('ctl')
+        report('cmp9')
+        assert queued == ['ctl'] and reads == []
+
+    def test_result_marks_are_stored_with_the_results(self, daemon, db):
+        """One transaction per batch, not one write per result message."""
+        run = daemon.start()
+        guard = signing.ReplayGuard(db, 300)
+        daemon.runs.replays = guard
+        guard.check('SHA256:ctl', 7, deferred=True)
+        assert db.load_marks() == {}
+        daemon.runs.on_results([ok_result(run)])
+        assert db.load_marks() == {'SHA256:ctl': 7}
+        assert [r['plugin'] for r in db.list_results(run)] == ['alpha']
+        # The database away: the marks wait for the next batch.
+        guard.check('SHA256:ctl', 8, deferred=True)
+        store = db.store_results
+        db.store_results = lambda *a: 1 / 0
+        with pytest.raises(ZeroDivisionError):
+            daemon.runs.on_results([ok_result(run, plugin='beta')])
+        db.store_results = store
+        daemon.runs.on_results([])
+        assert db.load_marks() == {'SHA256:ctl': 8}
+
     def test_a_bad_heartbeat_is_recorded(self, daemon, db, conf):
         manager = self._manager(daemon, db, conf)
         manager_mod.DaemonManager.heartbeat.local(
