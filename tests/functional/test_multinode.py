@@ -8,6 +8,7 @@ and drives them with `pluginsctl` or the daemon RPC API.
 import itertools
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -65,6 +66,17 @@ def conf_file(tmp_path, name, *lines):
     return str(path)
 
 
+def unacked(journal_path):
+    """Results the agent has not heard acknowledged (read-only look)."""
+    db = sqlite3.connect(f'file:{journal_path}?mode=ro', uri=True)
+    try:
+        return db.execute(
+            'SELECT count(*) FROM results WHERE acked = 0'
+        ).fetchone()[0]
+    finally:
+        db.close()
+
+
 def run_id_of(proc):
     for line in proc.stderr.splitlines():
         if line.startswith('run ') and ':' in line:
@@ -101,6 +113,16 @@ def test_stages_by_role_and_compute_only_plugin(tmp_path, cluster):
     assert proc.returncode == 0, proc.stderr
     view = c.api.get_run({}, run_id_of(proc))
     assert view['stages'] == [['ctl'], ['cmp1', 'cmp2']]
+    # Every node hears its results acknowledged (its own ack_results cast)
+    # and stops resending them.
+    journals = [
+        os.path.join(c.base, host, 'agent', 'journal.sqlite')
+        for host in ('ctl', 'cmp1', 'cmp2')
+    ]
+    deadline = time.monotonic() + 10
+    while any(unacked(j) for j in journals) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [unacked(j) for j in journals] == [0, 0, 0]
     node = {
         (r['node'], r['phase']): r
         for r in view['results']
