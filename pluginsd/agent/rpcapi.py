@@ -66,8 +66,8 @@ class AgentAPI:
         """{host: [result key, ...]}: one cast to each host, its own keys.
 
         Not one fanout for all: each of N nodes would receive, parse and
-        verify the keys of all N, N² in all (measured at 500 nodes: a
-        fanout every half second to every node while a phase ran).
+        verify the keys of all N, N² in all, every half second while
+        results come in.
         """
         for host, keys in sorted(acks.items()):
             self.client.prepare(server=host).cast(
