@@ -92,7 +92,7 @@ class NodeRunner:
         self._cancelled = set()
         self._stopping = False
         self._running = 0  # phases being run right now
-        self._running_runs = set()
+        self._running_runs = {}  # run_id -> attempt of the running phase
         self._scopes = {}  # run_id -> process.Scope of the running phase
         self._lock = threading.Lock()
         self.distro, self.os_package = packages.os_facts()
@@ -159,7 +159,7 @@ class NodeRunner:
         scope = process.Scope(deadline)
         with self._lock:
             self._running += 1
-            self._running_runs.add(run_id)
+            self._running_runs[run_id] = event.get('attempt', 1)
             self._scopes[run_id] = scope
             if (run_id, event.get('attempt', 1)) in self._cancelled:
                 scope.kill('cancelled')
@@ -191,7 +191,7 @@ class NodeRunner:
         finally:
             with self._lock:
                 self._running -= 1
-                self._running_runs.discard(run_id)
+                self._running_runs.pop(run_id, None)
                 self._scopes.pop(run_id, None)
         summary.ended_at = time.time()
         summary.log_path = phase_dir
@@ -224,6 +224,11 @@ class NodeRunner:
         """
         with self._lock:
             running = run_id in self._running_runs
+            if running:
+                # Said as cancelled: end_run may overtake the cancel_run
+                # sent just before it, and the kill is not the plugin's
+                # failure.
+                self._cancelled.add((run_id, self._running_runs[run_id]))
             session = self._sessions.get(run_id)
             scope = self._scopes.get(run_id)
         if scope:

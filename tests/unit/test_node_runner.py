@@ -302,6 +302,28 @@ def test_end_run_closes_an_idle_session_and_cancel_kills_a_live_one(runner):
     assert not runner.busy()
 
 
+def test_end_run_during_a_phase_reports_it_cancelled(runner):
+    # On cancel the daemon sends cancel_run, then end_run; the agent may
+    # handle end_run first. The plugin it kills did not fail.
+    def ended_by_the_daemon(command):
+        def gen():
+            yield ['start', 'alpha', '100.0']
+            runner.end_run('r1')
+            raise shell.ShellExited(-9, [])
+
+        return _Raising(gen())
+
+    SCRIPT['__pluginsd_run_phase'] = ended_by_the_daemon
+    summary, reported = run(runner, event(attempt=2))
+    assert [(r.plugin, r.status) for r in reported] == [
+        ('alpha', 'cancelled'),
+        ('', 'cancelled'),
+    ]
+    assert FakeSession.instances[0].killed == 1
+    assert runner.is_cancelled('r1', 2)
+    assert not runner.busy()
+
+
 def test_the_last_stack_phase_closes_the_session(runner):
     run(runner, event(results.STACK_PHASES[-1]))
     assert FakeSession.instances[0].closed
