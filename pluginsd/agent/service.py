@@ -167,7 +167,10 @@ class AgentService:
         self.server.stop()
         self.server.wait()
         for thread in self._threads:
-            thread.join(timeout=5)
+            # Not catch-up: it may sit in a call the stopped daemon never
+            # answers (10 s), and what it gets now would be refused anyway.
+            if not thread.name.startswith('agent-catch-up'):
+                thread.join(timeout=5)
         self.runner.close()
 
     def _localconf_from_daemon(self, run_id):
@@ -296,6 +299,8 @@ class AgentService:
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5)
         else:
+            return
+        if self._stop.is_set():
             return
         for envelope in events:
             self.manager.accept(envelope)

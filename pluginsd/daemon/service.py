@@ -125,8 +125,7 @@ class DaemonService:
     def stop(self):
         LOG.info('pluginsd daemon stopping')
         self._stop.set()
-        for server, _ in self._servers:
-            server.stop()
+        rpc.stop_servers([server for server, _ in self._servers])
         self.runs.stop()
         for server, _ in self._servers:
             server.wait()

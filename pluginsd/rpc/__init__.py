@@ -1,5 +1,7 @@
 """oslo.messaging plumbing shared by the daemon, the agents and the CLI."""
 
+import threading
+
 import oslo_messaging as messaging
 from oslo_messaging import opts as messaging_opts
 
@@ -80,6 +82,22 @@ def get_server(transport, topic, server, endpoints):
         executor='threading',
         access_policy=messaging.ExplicitRPCAccessPolicy,
     )
+
+
+def stop_servers(servers):
+    """Stop RPC servers together (their in-flight calls go on: ``wait()``).
+
+    Each listener stops only when its poll times out (up to 5 s in
+    oslo.messaging): one after another, the waits add up.
+    """
+    stoppers = [
+        threading.Thread(target=server.stop, name='rpc-server-stop')
+        for server in servers
+    ]
+    for thread in stoppers:
+        thread.start()
+    for thread in stoppers:
+        thread.join()
 
 
 expose = messaging.expose

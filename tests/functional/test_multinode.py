@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests import gitrepos
+from tests.functional import aio
 from tests.functional import cluster as cluster_mod
 
 PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
@@ -349,6 +350,12 @@ def test_plugin_sources_checked_at_plan_time(tmp_path, cluster):
     assert not any(t[1] == 'rogue' for t in read(c.trace))
 
 
+def slow_install(view):
+    """The result of plugin slow in install, or None."""
+    [install] = aio.results_by(view, plugin='slow', phase='install') or [None]
+    return install
+
+
 @pytest.mark.timeout(180)
 def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     import socket
@@ -402,11 +409,13 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     assert c.ctl('run', 'cancel', run_id).returncode == 0
     view = c.wait_run(run_id, timeout=60)
     assert view['state'] == 'cancelled'
-    [install] = [
-        r
-        for r in view['results']
-        if r['plugin'] == 'slow' and r['phase'] == 'install'
-    ]
+    # The run ends at once; the killed plugin's result comes from the node
+    # right after.
+    deadline = time.monotonic() + 30
+    while not (install := slow_install(view)):
+        assert time.monotonic() < deadline, view['results']
+        time.sleep(0.2)
+        view = c.api.get_run({}, run_id)
     assert install['status'] == 'cancelled'
 
     run_id = start_and_reach_install()
@@ -416,11 +425,7 @@ def test_logs_show_cancel_and_graceful_stop(tmp_path, cluster):
     assert sock.recv(100) == b'STOPPING=1'
     view = c.wait_run(run_id, timeout=60)
     assert view['state'] == 'failed'
-    [install] = [
-        r
-        for r in view['results']
-        if r['plugin'] == 'slow' and r['phase'] == 'install'
-    ]
+    install = slow_install(view)
     assert install['status'] == 'killed'
     assert 'graceful_shutdown_timeout' in install['message']
     sock.close()
