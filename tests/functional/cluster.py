@@ -14,6 +14,7 @@ from pluginsd.rpc import signing
 from tests.functional import aio
 
 BIN = os.path.dirname(sys.executable)
+CTL_TIMEOUT = 30  # pluginsctl --timeout in tests
 
 
 def write_conf(path, groups):
@@ -271,6 +272,11 @@ class Cluster:
                 os.path.join(BIN, 'pluginsctl'),
                 '--config-file',
                 self.daemon_conf,
+                # Not the 10 s a user waits by default: on a loaded test
+                # machine pluginsctl's own start-up can take most of it.
+                # (test_cli_waits.py holds pluginsctl to its --timeout.)
+                '--timeout',
+                str(CTL_TIMEOUT),
                 *args,
             ],
             capture_output=True,

@@ -148,7 +148,10 @@ def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
     )
     conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
     follower = subprocess.Popen(
-        [CTL, '--config-file', c.daemon_conf, 'stack', conf],
+        [
+            *(CTL, '--config-file', c.daemon_conf),
+            *('--timeout', str(cluster_mod.CTL_TIMEOUT), 'stack', conf),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
