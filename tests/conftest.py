@@ -4,6 +4,11 @@ import time
 
 import pytest
 
+# Before any test module imports an oslo library: pluginsd selects
+# oslo.service's threading backend, so tests run threads-only as the
+# services do.
+import pluginsd  # noqa: F401
+
 # A fixed, recent epoch: times in tests read the same in every run.
 T0 = 1_800_000_000.0
 

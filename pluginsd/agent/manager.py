@@ -5,6 +5,7 @@ import logging
 import os
 import queue
 import threading
+import time
 
 import oslo_messaging as messaging
 
@@ -203,13 +204,29 @@ class AgentManager:
                 with self._lock:
                     self._queued.discard(key)
 
-    def _localconf(self, run_id, digest):
+    def _localconf(self, event, digest, deadline):
         """This node's local.conf for the run, fetched once, digest-checked."""
+        run_id = event['run_id']
         with self._lock:
             cached = self._localconfs.get(run_id)
         if cached and cached[0] == digest:
             return cached[1]
-        data = self.fetch_localconf(run_id)
+
+        def cancelled():
+            if self.stopping or self.runner.is_cancelled(
+                run_id, event['attempt']
+            ):
+                raise exception.PluginsdException(
+                    f'run {run_id} was cancelled (or the agent stops) '
+                    'while its local.conf was fetched'
+                )
+
+        data = rpc.call_until(
+            lambda: self.fetch_localconf(run_id),
+            lambda: deadline - time.monotonic(),
+            f'{self.host}: fetching the local.conf of run {run_id}',
+            stop=cancelled,
+        )
         if signing.digest(data) != digest:
             raise exception.PluginsdException(
                 f'the local.conf sent for run {run_id} does not match the '
@@ -221,23 +238,11 @@ class AgentManager:
         return localconf
 
     def _run(self, event):
-        role_key = event['targets'][self.host]
-        part = dict(event['parts'][role_key])
-        part['localconf'] = self._localconf(
-            event['run_id'], part.pop('localconf_digest')
-        )
-        secrets = masking.secret_values(part['localconf'].get('localrc', ''))
-        part.update(
-            run_id=event['run_id'],
-            mode=event['mode'],
-            phase=event['phase'],
-            deadline=event['deadline'],
-            attempt=event['attempt'],
-        )
-        self.activity = (
-            f'{event["mode"]} {event["phase"]} of run {event["run_id"]}'
-        )
-        LOG.info('%s: running %s', self.host, self.activity)
+        # The phase's deadline counts from here: fetching local.conf is
+        # part of the phase.
+        started = time.time()
+        deadline = time.monotonic() + event['deadline']
+        secrets = set()
 
         def report(result):
             data = result.to_dict()
@@ -247,6 +252,49 @@ class AgentManager:
             self.journal.add(data)
             self.wake_outbox()
 
+        role_key = event['targets'][self.host]
+        part = dict(event['parts'][role_key])
+        try:
+            part['localconf'] = self._localconf(
+                event, part.pop('localconf_digest'), deadline
+            )
+        except (
+            exception.PluginsdException,
+            messaging.MessagingException,
+        ) as e:
+            # Said to the daemon, which would otherwise wait for the phase.
+            timed_out = isinstance(e, messaging.MessagingTimeout)
+            summary = results.Result(
+                event['run_id'],
+                self.host,
+                results.NODE,
+                event['mode'],
+                event['phase'],
+                results.TIMEOUT if timed_out else results.FAILED,
+                None,
+                started,
+                time.time(),
+                message=f'node {self.host}: {event["mode"]} '
+                f'{event["phase"]} got no local.conf from the daemon: '
+                f'{type(e).__name__}: {e}',
+            )
+            LOG.warning('%s', summary.message)
+            report(summary)
+            return
+        secrets.update(
+            masking.secret_values(part['localconf'].get('localrc', ''))
+        )
+        part.update(
+            run_id=event['run_id'],
+            mode=event['mode'],
+            phase=event['phase'],
+            deadline=max(deadline - time.monotonic(), 0),
+            attempt=event['attempt'],
+        )
+        self.activity = (
+            f'{event["mode"]} {event["phase"]} of run {event["run_id"]}'
+        )
+        LOG.info('%s: running %s', self.host, self.activity)
         try:
             summary = self.runner.run_phase(part, report)
         finally:

@@ -191,8 +191,13 @@ class AgentService:
             )
 
         def read_chunk(digest, offset):
-            return self.daemon.get_bundle_chunk(
-                {}, digest, offset, timeout=max(1, min(60, timeout()))
+            return rpc.call_until(
+                lambda: self.daemon.get_bundle_chunk(
+                    {}, digest, offset, timeout=max(1, min(60, timeout()))
+                ),
+                timeout,
+                f'{self.host}: fetching bundle {digest[:12]} at {offset}',
+                stop=check,
             )
 
         return bundles.download(

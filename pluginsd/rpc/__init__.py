@@ -1,9 +1,13 @@
 """oslo.messaging plumbing shared by the daemon, the agents and the CLI."""
 
+import logging
 import threading
 
 import oslo_messaging as messaging
 from oslo_messaging import opts as messaging_opts
+import tenacity
+
+LOG = logging.getLogger(__name__)
 
 DAEMON_TOPIC = 'pluginsd'
 # Heartbeats and results only: never queued behind planning, bundles, log
@@ -22,6 +26,9 @@ AGENT_API_VERSION = '1.1'
 EMBEDDED_URL = 'kombu+memory:////'
 RABBIT = 'oslo_messaging_rabbit'
 ALLOWED_EXMODS = ['pluginsd.exception']
+# call_until's backoff, jittered: up to 1, 2, 4 ... 20 s between tries.
+RETRY_WAIT_FIRST = 1
+RETRY_WAIT_MAX = 20
 
 
 def set_defaults():
@@ -82,6 +89,36 @@ def get_server(transport, topic, server, endpoints):
         executor='threading',
         access_policy=messaging.ExplicitRPCAccessPolicy,
     )
+
+
+def call_until(call, time_left, what, stop=None):
+    """``call()``, tried again on a timeout while ``time_left()`` > 0.
+
+    For a node's calls during a phase: under load (500 nodes asking at
+    once) a reply may come after the call's timeout, and one lost reply
+    must not cost the phase. Each try is a new call, signed anew: a
+    signature kept across retries would turn stale. ``stop()`` raises to
+    give up early (a cancel).
+    """
+
+    def before_sleep(state):
+        LOG.warning(
+            '%s timed out (try %d); trying again', what, state.attempt_number
+        )
+        if stop:
+            stop()
+
+    backoff = tenacity.wait_random_exponential(
+        multiplier=RETRY_WAIT_FIRST, max=RETRY_WAIT_MAX
+    )
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(messaging.MessagingTimeout),
+        wait=lambda state: max(min(backoff(state), time_left()), 0),
+        stop=lambda state: time_left() <= 0,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(call)
 
 
 def stop_servers(servers):

@@ -9,6 +9,7 @@ import os
 import threading
 
 import fixtures
+import oslo_messaging as messaging
 
 from pluginsd import keys
 from pluginsd import results
@@ -142,7 +143,8 @@ class TestAgentManager(base.TestCase):
             (part['run_id'], part['mode'], part['phase'], part['attempt']),
             ('r1', 'stack', 'install', 1),
         )
-        self.assertEqual(part['deadline'], 60)
+        # The deadline counts from when the agent took the phase.
+        self.assertTrue(55 < part['deadline'] <= 60, part['deadline'])
         self.assertEqual(part['plugins'], [])  # this role's part
         due = [r for _, r in self.journal.due(0)]
         self.assertEqual(
@@ -151,6 +153,48 @@ class TestAgentManager(base.TestCase):
         )
         self.assertEqual(len(self.wakeups), 2)  # the outbox woke per result
         self.assertEqual(self.manager.activity, 'idle')
+
+    def test_a_local_conf_call_that_times_out_is_tried_again(self):
+        self.useFixture(fixtures.MockPatch('pluginsd.rpc.RETRY_WAIT_FIRST', 0))
+        calls = []
+
+        def fetch(run_id):
+            calls.append(run_id)
+            if len(calls) < 3:
+                raise messaging.MessagingTimeout('no reply')
+            return NO_LOCALCONF
+
+        self.manager.fetch_localconf = fetch
+        self.run_and_wait(phase_event())
+        self.assertEqual(calls, ['r1', 'r1', 'r1'])
+        due = [r for _, r in self.journal.due(0)]
+        self.assertEqual([r['status'] for r in due], ['ok', 'ok'])
+
+    def test_no_local_conf_by_the_deadline_is_a_timeout_result(self):
+        self.useFixture(fixtures.MockPatch('pluginsd.rpc.RETRY_WAIT_FIRST', 0))
+
+        def fetch(run_id):
+            raise messaging.MessagingTimeout('no reply')
+
+        self.manager.fetch_localconf = fetch
+        event = dict(phase_event(), deadline=1)
+        self.assertTrue(self.manager.accept(self.signed(event)))
+        for _ in range(100):
+            due = [r for _, r in self.journal.due(0)]
+            if due:
+                break
+            self.runner.ran.wait(0.05)
+        [summary] = due
+        self.assertEqual(
+            (summary['plugin'], summary['status'], summary['phase']),
+            ('', 'timeout', 'install'),
+        )
+        self.assertEqual(
+            summary['message'],
+            'node n1: stack install got no local.conf from the daemon: '
+            'MessagingTimeout: no reply',
+        )
+        self.assertEqual(self.runner.parts, [])  # nothing ran
 
     def test_a_phase_for_other_nodes_is_ignored(self):
         logged = self.useFixture(fixtures.FakeLogger(level=logging.INFO))

@@ -676,3 +676,55 @@ class TestVersionsTied:
                 daemon_manager.LongCallManager.target.version,
                 w['message']['version'],
             )
+
+
+class TestCallUntil:
+    """rpc.call_until: a node's call tried again on a timeout."""
+
+    @pytest.fixture(autouse=True)
+    def no_backoff(self, monkeypatch):
+        monkeypatch.setattr(rpc, 'RETRY_WAIT_FIRST', 0)
+
+    def test_a_timed_out_call_is_made_again_until_it_answers(self):
+        calls = []
+
+        def call():
+            calls.append(1)
+            if len(calls) < 3:
+                raise messaging.MessagingTimeout('late')
+            return 'answer'
+
+        assert rpc.call_until(call, lambda: 10, 'x') == 'answer'
+        assert len(calls) == 3
+
+    def test_no_time_left_gives_the_timeout_back(self):
+        left = [3]
+
+        def call():
+            left[0] -= 1
+            raise messaging.MessagingTimeout('late')
+
+        with pytest.raises(messaging.MessagingTimeout):
+            rpc.call_until(call, lambda: left[0], 'x')
+        assert left == [0]  # tried while time was left, not after
+
+    def test_stop_ends_the_retries(self):
+        def stop():
+            raise RuntimeError('cancelled')
+
+        def call():
+            raise messaging.MessagingTimeout('late')
+
+        with pytest.raises(RuntimeError, match='cancelled'):
+            rpc.call_until(call, lambda: 10, 'x', stop=stop)
+
+    def test_other_errors_are_not_tried_again(self):
+        calls = []
+
+        def call():
+            calls.append(1)
+            raise messaging.MessageDeliveryFailure('refused')
+
+        with pytest.raises(messaging.MessageDeliveryFailure):
+            rpc.call_until(call, lambda: 10, 'x')
+        assert calls == [1]
