@@ -38,6 +38,10 @@ import time
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOP)
 
+# pluginsd first: it selects oslo.service's threading backend before an
+# oslo library would load eventlet (the all-in-one row runs in-process).
+import pluginsd  # noqa: E402, F401, I001
+
 from oslo_log import _options as log_options  # noqa: E402
 import oslo_messaging as messaging  # noqa: E402
 
