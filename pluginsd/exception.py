@@ -31,6 +31,11 @@ class FetchError(PluginsdException):
         super().__init__(message, **kwargs)
 
 
+def without_traceback(text):
+    """An error's text without the traceback a remote error carries."""
+    return str(text).split('\nTraceback (most recent call last)')[0].strip()
+
+
 def redact_url(url):
     return re.sub(r'://[^/@\s]+@', '://***@', str(url))
 
@@ -64,6 +69,10 @@ class NodesBusy(PluginsdException):
 
 class SignatureError(PluginsdException):
     msg_fmt = 'rejected message from %(sender)s: %(reason)s'
+
+
+class StaleMessage(SignatureError):
+    """Signed too long ago: the sender may sign it again and resend."""
 
 
 class NotAuthorized(PluginsdException):

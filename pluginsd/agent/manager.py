@@ -276,7 +276,7 @@ class AgentManager:
                 time.time(),
                 message=f'node {self.host}: {event["mode"]} '
                 f'{event["phase"]} got no local.conf from the daemon: '
-                f'{type(e).__name__}: {e}',
+                f'{_error_name(e)}: {exception.without_traceback(e)}',
             )
             LOG.warning('%s', summary.message)
             report(summary)
@@ -308,6 +308,13 @@ class AgentManager:
         """Let the worker finish what it runs, then end it."""
         self._work.put(None)
         self._worker.join(timeout=30)
+
+
+def _error_name(error):
+    """SignatureError, not SignatureError_Remote: where it came from is said
+    around it.
+    """
+    return type(error).__name__.removesuffix('_Remote')
 
 
 def _secrets_of(log_dir, run_id):

@@ -243,9 +243,11 @@ class PluginsCtl(app.App):
         try:
             return super().run_subcommand(argv)
         except Exception as e:  # cliff already logged it in debug mode
+            from pluginsd import exception
+
             if not self.options.debug:
                 print(
-                    f'pluginsctl: {client.without_traceback(str(e))}',
+                    f'pluginsctl: {exception.without_traceback(e)}',
                     file=sys.stderr,
                 )
             return common.EXIT_FAILED

@@ -7,6 +7,8 @@ import oslo_messaging as messaging
 from oslo_messaging import opts as messaging_opts
 import tenacity
 
+from pluginsd import exception
+
 LOG = logging.getLogger(__name__)
 
 DAEMON_TOPIC = 'pluginsd'
@@ -96,14 +98,17 @@ def call_until(call, time_left, what, stop=None):
 
     For a node's calls during a phase: under load (500 nodes asking at
     once) a reply may come after the call's timeout, and one lost reply
-    must not cost the phase. Each try is a new call, signed anew: a
-    signature kept across retries would turn stale. ``stop()`` raises to
-    give up early (a cancel).
+    must not cost the phase. A call that waited so long for the broker
+    that the daemon refused it as stale is tried again too: each try is a
+    new call, signed anew. ``stop()`` raises to give up early (a cancel).
     """
 
     def before_sleep(state):
         LOG.warning(
-            '%s timed out (try %d); trying again', what, state.attempt_number
+            '%s: %s (try %d); trying again',
+            what,
+            exception.without_traceback(state.outcome.exception()),
+            state.attempt_number,
         )
         if stop:
             stop()
@@ -112,7 +117,9 @@ def call_until(call, time_left, what, stop=None):
         multiplier=RETRY_WAIT_FIRST, max=RETRY_WAIT_MAX
     )
     retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(messaging.MessagingTimeout),
+        retry=tenacity.retry_if_exception_type(
+            (messaging.MessagingTimeout, exception.StaleMessage)
+        ),
         wait=lambda state: max(min(backoff(state), time_left()), 0),
         stop=lambda state: time_left() <= 0,
         before_sleep=before_sleep,

@@ -280,10 +280,8 @@ class Verifier:
         raise error
 
     def _open(self, envelope, op, targets, sender):
-        def refuse(reason, key='?'):
-            raise exception.SignatureError(
-                sender=sender, reason=reason, key=key
-            )
+        def refuse(reason, key='?', error=exception.SignatureError):
+            raise error(sender=sender, reason=reason, key=key)
 
         if not isinstance(envelope, dict) or 'signature' not in envelope:
             refuse('the message is not signed')
@@ -318,6 +316,7 @@ class Verifier:
             refuse(
                 f'stale: signed {age:.0f} s ago, limit {self.max_age} s',
                 fingerprint,
+                exception.StaleMessage,
             )
         try:
             self.replays.check(fingerprint, seq, deferred=op in self.deferred)

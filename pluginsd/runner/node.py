@@ -186,7 +186,7 @@ class NodeRunner:
             summary.status, summary.exit_code = results.FAILED, None
             summary.message = (
                 f'node {self.settings.host}: {mode} {phase} '
-                f'failed: {type(e).__name__}: {e}'
+                f'failed: {type(e).__name__}: {exception.without_traceback(e)}'
             )
         finally:
             with self._lock:

@@ -11,6 +11,7 @@ import threading
 import fixtures
 import oslo_messaging as messaging
 
+from pluginsd import exception
 from pluginsd import keys
 from pluginsd import results
 from pluginsd.agent import journal as journal_mod
@@ -132,6 +133,15 @@ class TestAgentManager(base.TestCase):
             {}, self.control('fetch_log', request, 'n1')
         )
 
+    def wait_journaled(self):
+        """The results journaled, once there are some (up to 5 s)."""
+        for _ in range(100):
+            due = [r for _, r in self.journal.due(0)]
+            if due:
+                return due
+            self.runner.ran.wait(0.05)
+        self.fail('nothing was journaled')
+
     def run_and_wait(self, event):
         self.manager.run_phase({}, self.signed(event))
         self.assertTrue(self.runner.ran.wait(10), 'the phase never ran')
@@ -179,12 +189,7 @@ class TestAgentManager(base.TestCase):
         self.manager.fetch_localconf = fetch
         event = dict(phase_event(), deadline=1)
         self.assertTrue(self.manager.accept(self.signed(event)))
-        for _ in range(100):
-            due = [r for _, r in self.journal.due(0)]
-            if due:
-                break
-            self.runner.ran.wait(0.05)
-        [summary] = due
+        [summary] = self.wait_journaled()
         self.assertEqual(
             (summary['plugin'], summary['status'], summary['phase']),
             ('', 'timeout', 'install'),
@@ -195,6 +200,23 @@ class TestAgentManager(base.TestCase):
             'MessagingTimeout: no reply',
         )
         self.assertEqual(self.runner.parts, [])  # nothing ran
+
+    def test_a_refused_local_conf_call_fails_the_phase_in_one_line(self):
+        def fetch(run_id):
+            raise exception.NotAuthorized(
+                'node:n1 may not call get_localconf (needs node)\n'
+                'Traceback (most recent call last):\n  File "x.py"\n'
+            )
+
+        self.manager.fetch_localconf = fetch
+        self.assertTrue(self.manager.accept(self.signed(phase_event())))
+        [summary] = self.wait_journaled()
+        self.assertEqual(summary['status'], 'failed')
+        self.assertEqual(
+            summary['message'],
+            'node n1: stack install got no local.conf from the daemon: '
+            'NotAuthorized: node:n1 may not call get_localconf (needs node)',
+        )
 
     def test_a_phase_for_other_nodes_is_ignored(self):
         logged = self.useFixture(fixtures.FakeLogger(level=logging.INFO))

@@ -8,9 +8,11 @@ message as a driver receives them, and the version cap).
 
 import oslo_messaging as messaging
 from oslo_messaging import _utils as messaging_utils
+from oslo_messaging._drivers import common as messaging_common
 import pytest
 
 from pluginsd import conf as pluginsd_conf
+from pluginsd import exception
 from pluginsd import rpc
 from pluginsd.agent.rpcapi import AgentAPI
 from pluginsd.daemon.rpcapi import DaemonAPI
@@ -728,3 +730,37 @@ class TestCallUntil:
         with pytest.raises(messaging.MessageDeliveryFailure):
             rpc.call_until(call, lambda: 10, 'x')
         assert calls == [1]
+
+    def test_a_call_refused_as_stale_is_signed_and_made_again(self):
+        # As it comes back from the daemon: the class oslo.messaging makes
+        # for a remote error, with the remote traceback in its text.
+        remote = messaging_common.deserialize_remote_exception(
+            messaging_common.serialize_remote_exception(
+                (
+                    exception.StaleMessage,
+                    exception.StaleMessage(
+                        sender='node:n1', reason='stale: signed 400 s ago'
+                    ),
+                    None,
+                )
+            ),
+            rpc.ALLOWED_EXMODS,
+        )
+        assert isinstance(remote, exception.StaleMessage)
+        calls = []
+
+        def call():
+            calls.append(1)
+            if len(calls) == 1:
+                raise remote
+            return 'answer'
+
+        assert rpc.call_until(call, lambda: 10, 'x') == 'answer'
+        assert len(calls) == 2
+
+    def test_other_refusals_are_not_tried_again(self):
+        def call():
+            raise exception.SignatureError(sender='node:n1', reason='revoked')
+
+        with pytest.raises(exception.SignatureError):
+            rpc.call_until(call, lambda: 10, 'x')

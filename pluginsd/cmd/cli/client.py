@@ -117,16 +117,11 @@ def explain(error, conf, timeout):
             f'cannot talk to the broker at {where} ({url_source(conf)}): '
             + first_part(text)
         )
-    return exception.PluginsdException(without_traceback(text))
-
-
-def without_traceback(text):
-    """A (possibly remote) error's text, without its traceback."""
-    return text.split('\nTraceback (most recent call last)')[0].strip()
+    return exception.PluginsdException(exception.without_traceback(text))
 
 
 def first_part(text):
-    text = without_traceback(text)
+    text = exception.without_traceback(text)
     return text.splitlines()[0] if text else text
 
 
