@@ -263,14 +263,19 @@ class AgentManager:
             messaging.MessagingException,
         ) as e:
             # Said to the daemon, which would otherwise wait for the phase.
-            timed_out = isinstance(e, messaging.MessagingTimeout)
+            if self.runner.is_cancelled(event['run_id'], event['attempt']):
+                status = results.CANCELLED
+            elif isinstance(e, messaging.MessagingTimeout):
+                status = results.TIMEOUT
+            else:
+                status = results.FAILED
             summary = results.Result(
                 event['run_id'],
                 self.host,
                 results.NODE,
                 event['mode'],
                 event['phase'],
-                results.TIMEOUT if timed_out else results.FAILED,
+                status,
                 None,
                 started,
                 time.time(),

@@ -409,7 +409,9 @@ class RabbitBroker:
             ],
         }
         path = os.path.join(self.base_dir, 'definitions.json')
-        with open(path, 'w') as f:
+        # Password hashes: readable by this user only.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
             json.dump(definitions, f)
         return path
 

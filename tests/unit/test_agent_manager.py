@@ -201,6 +201,23 @@ class TestAgentManager(base.TestCase):
         )
         self.assertEqual(self.runner.parts, [])  # nothing ran
 
+    def test_a_cancel_ends_the_local_conf_retries(self):
+        self.useFixture(fixtures.MockPatch('pluginsd.rpc.RETRY_WAIT_FIRST', 0))
+        calls = []
+
+        def fetch(run_id):
+            calls.append(run_id)
+            self.runner.cancel(run_id, 1)
+            raise messaging.MessagingTimeout('no reply')
+
+        self.manager.fetch_localconf = fetch
+        self.assertTrue(self.manager.accept(self.signed(phase_event())))
+        [summary] = self.wait_journaled()
+        self.assertEqual(summary['status'], 'cancelled')
+        self.assertIn('was cancelled', summary['message'])
+        self.assertEqual(calls, ['r1'])  # not tried again
+        self.assertEqual(self.runner.parts, [])
+
     def test_a_refused_local_conf_call_fails_the_phase_in_one_line(self):
         def fetch(run_id):
             raise exception.NotAuthorized(
