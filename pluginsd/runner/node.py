@@ -85,11 +85,16 @@ def tail(path, lines):
     return '\n'.join(data.splitlines()[-lines:])
 
 
+CANCELS_KEPT = 256  # cancelled attempts a node remembers
+
+
 class NodeRunner:
     def __init__(self, settings):
         self.settings = settings
         self._sessions = {}
-        self._cancelled = set()
+        # (run_id, attempt) cancelled here, newest last; bounded: a cancel
+        # matters only while its attempt may still run.
+        self._cancelled = collections.OrderedDict()
         self._stopping = False
         self._running = 0  # phases being run right now
         self._running_runs = {}  # run_id -> attempt of the running phase
@@ -206,13 +211,20 @@ class NodeRunner:
 
     def cancel(self, run_id, attempt):
         with self._lock:
-            self._cancelled.add((run_id, attempt))
+            self._mark_cancelled(run_id, attempt)
             session = self._sessions.get(run_id)
             scope = self._scopes.get(run_id)
         if scope:
             scope.kill('cancelled')
         if session:
             session.bash.kill()
+
+    def _mark_cancelled(self, run_id, attempt):
+        """With self._lock held."""
+        self._cancelled[(run_id, attempt)] = True
+        self._cancelled.move_to_end((run_id, attempt))
+        while len(self._cancelled) > CANCELS_KEPT:
+            self._cancelled.popitem(last=False)
 
     def is_cancelled(self, run_id, attempt):
         return (run_id, attempt) in self._cancelled
@@ -228,7 +240,7 @@ class NodeRunner:
                 # Said as cancelled: end_run may overtake the cancel_run
                 # sent just before it, and the kill is not the plugin's
                 # failure.
-                self._cancelled.add((run_id, self._running_runs[run_id]))
+                self._mark_cancelled(run_id, self._running_runs[run_id])
             session = self._sessions.get(run_id)
             scope = self._scopes.get(run_id)
         if scope:

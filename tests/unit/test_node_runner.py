@@ -324,6 +324,19 @@ def test_end_run_during_a_phase_reports_it_cancelled(runner):
     assert not runner.busy()
 
 
+def test_only_the_latest_cancels_are_remembered(runner, monkeypatch):
+    monkeypatch.setattr(node, 'CANCELS_KEPT', 3)
+    for attempt in range(1, 6):
+        runner.cancel('r1', attempt)
+    assert [runner.is_cancelled('r1', a) for a in range(1, 6)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
 def test_the_last_stack_phase_closes_the_session(runner):
     run(runner, event(results.STACK_PHASES[-1]))
     assert FakeSession.instances[0].closed
