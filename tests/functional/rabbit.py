@@ -128,7 +128,9 @@ class RabbitBroker:
         self.epmd_port = self.port + 1000
         self.dist_port = self.port + 20000
         self.node = f'pluginsd{self.port}@localhost'
-        self.vhost, self.user, self.password = _new_account()
+        self.user = 'u' + secrets.token_hex(6)
+        self.password = secrets.token_hex(16)
+        self.vhost = 'v' + secrets.token_hex(4)
         self._spares = [_new_account() for _ in range(spare_vhosts)]
         self._unused_spares = list(self._spares)
         self._tag = f'{self.port}-{secrets.token_hex(4)}'
