@@ -32,17 +32,11 @@ LIBRARY_LOGGERS = (
 
 def operator_key(conf):
     """The operator's private key that signs every request."""
-    from pluginsd import exception
     from pluginsd import keys
 
     path = os.path.expanduser(conf.security.operator_key_file)
     if not os.path.exists(path):
-        raise exception.PluginsdException(
-            f'no operator key at {path} ([security] operator_key_file): make '
-            f'one with "pluginsd-manage key create --output {path}" and add '
-            f'"admin:{path}.pub" (or reader:) to the daemon\'s [security] '
-            'operator_keys'
-        )
+        raise client.missing_key(conf.security.operator_key_file)
     return keys.KeyPair.load(path)
 
 
@@ -185,23 +179,17 @@ class PluginsCtl(app.App):
                 transport = self._embedded.transport
                 key = self._embedded.operator_key
             else:
-                key = None  # looked up below: a missing key is a clear error
                 transport = self._transport = rpc.get_transport(conf)
                 # The wait the user sees counts from the start of the
                 # process: the probe and the first answer share it.
                 left = self.answer_timeout() - client.process_age()
                 client.probe_broker(conf, time.monotonic() + max(1.0, left))
+                # A broker out of reach is said first; then a missing key,
+                # before the daemon is asked anything.
+                key = operator_key(conf)
             # Every request is signed with the operator's own key; the
             # daemon knows its role (reader or admin).
-            if key is None:
-                path = os.path.expanduser(conf.security.operator_key_file)
-                if os.path.exists(path):
-                    key = operator_key(conf)
-            signer = (
-                signing.Signer(key, 'operator')
-                if key
-                else client.MissingKey(conf.security.operator_key_file)
-            )
+            signer = signing.Signer(key, 'operator')
             self._client = rpcapi.DaemonAPI(
                 conf,
                 transport,
@@ -210,15 +198,6 @@ class PluginsCtl(app.App):
                 retry=client.CALL_RETRIES,
             )
         return self._client
-
-    def require_key(self):
-        """Say a missing signing key before asking the daemon anything."""
-        if self._client_factory or self.options.all_in_one:
-            return  # the test's client, or keys of the moment
-        self._conf = self._conf or self.conf()
-        path = self._conf.security.operator_key_file
-        if not os.path.exists(os.path.expanduser(path)):
-            client.MissingKey(path).sign(None, None, None)
 
     def config_source(self):
         files = self._conf.config_file if self._conf else []

@@ -125,19 +125,13 @@ def first_part(text):
     return text.splitlines()[0] if text else text
 
 
-class MissingKey:
-    """Stands in for a signer when no operator key exists: every request
-    (reads too) says what is missing and how to make it.
+def missing_key(path):
+    """The error for a missing operator key: every request (reads too)
+    says what is missing and how to make it.
     """
-
-    def __init__(self, path):
-        self.path = path
-
-    def sign(self, op, target, payload):
-        raise exception.ConfigError(
-            reason=f'no operator key at {self.path} ([security] '
-            'operator_key_file): make one with "pluginsd-manage key create '
-            f'--output {self.path}" and have an admin add "reader:'
-            f'{self.path}.pub" (or admin:) to the daemon\'s [security] '
-            'operator_keys'
-        )
+    return exception.ConfigError(
+        reason=f'no operator key at {path} ([security] operator_key_file): '
+        f'make one with "pluginsd-manage key create --output {path}" and '
+        f'have an admin add "reader:{path}.pub" (or admin:) to the '
+        "daemon's [security] operator_keys"
+    )

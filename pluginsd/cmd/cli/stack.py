@@ -85,7 +85,6 @@ class RunMode(progress.FollowingLister):
                     f'--role {item!r}: expected ROLE=LOCAL_CONF'
                 )
             confs[role] = common.read_local_conf(self, path)
-        self.app.require_key()
         self.check_nodes(args)
         run = self.call(
             'start_run',
