@@ -15,25 +15,6 @@ from pluginsd import keys
 from pluginsd import rpc
 from pluginsd.agent import service as agent_service
 
-# Broker connections a node sends on at once in a run: its heartbeat, its
-# result outbox and its worker's calls (local.conf, bundle pieces).
-POOL_PER_NODE = 3
-
-
-def warm_pool(transport, size):
-    """Open the connections the nodes will send on now, one after another.
-
-    A real node opens its three on its own CPU when its first run starts;
-    25 simulated nodes in one process, 500 on two cores, would open 1500
-    at the same instant and time out each other's handshakes (measured:
-    over 4000 "Connection failed: timed out" in 7 minutes, the first phase
-    not done). oslo.messaging has no public way to fill its pool, so this
-    reaches into the driver: benchmark code only.
-    """
-    held = [transport._driver._get_connection() for _ in range(size)]
-    for connection in held:
-        connection.close()  # back into the pool, open
-
 
 def main():
     conf_file, prefix, count, base = (
@@ -45,10 +26,16 @@ def main():
     conf = pluginsd_conf.new_conf()
     conf(['--config-file', conf_file], project='pluginsd')
     # One transport for all: connections enough for every node's threads
-    # (RPC workers, heartbeat, outbox, its run), as each has on its own.
-    rpc.size_reply_pool(conf, count * (conf.agent.rpc_workers + 3))
+    # (RPC workers and its senders), as each has on its own, and each
+    # node's senders opened now, as pluginsd-agent does (one after
+    # another: 25 nodes opening theirs at the same instant on two cores
+    # would time out each other's handshakes).
+    senders = agent_service.SENDING_THREADS
+    rpc.size_send_pool(
+        conf, count * (conf.agent.rpc_workers + senders), keep=count * senders
+    )
     transport = rpc.get_transport(conf)
-    warm_pool(transport, count * POOL_PER_NODE)
+    rpc.open_send_pool(conf, transport)
     agents = []
     for i in range(count):
         host = f'{prefix}{i:02d}'

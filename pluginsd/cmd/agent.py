@@ -7,7 +7,11 @@ from pluginsd.agent import service as agent_service
 
 def _main():
     conf = service.prepare(sys.argv[1:], 'pluginsd-agent')
+    rpc.size_send_pool(
+        conf, conf.agent.rpc_workers + agent_service.SENDING_THREADS
+    )
     transport = rpc.get_transport(conf)
+    rpc.open_send_pool(conf, transport)
     return service.serve(conf, agent_service.AgentService(conf, transport))
 
 

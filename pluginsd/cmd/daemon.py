@@ -12,6 +12,7 @@ def _main():
         conf, conf.daemon.liveness_workers + conf.daemon.long_call_workers
     )
     transport = rpc.get_transport(conf)
+    rpc.open_send_pool(conf, transport)
     return service.serve(conf, daemon_service.DaemonService(conf, transport))
 
 

@@ -27,6 +27,7 @@ DAEMON_API_VERSION = '1.4'
 AGENT_API_VERSION = '1.1'
 EMBEDDED_URL = 'kombu+memory:////'
 RABBIT = 'oslo_messaging_rabbit'
+POOL_OPTS = ('rpc_conn_pool_size', 'conn_pool_min_size')
 ALLOWED_EXMODS = ['pluginsd.exception']
 # call_until's backoff, jittered: up to 1, 2, 4 ... 20 s between tries.
 RETRY_WAIT_FIRST = 1
@@ -37,6 +38,33 @@ def set_defaults():
     messaging.set_transport_defaults(control_exchange='pluginsd')
 
 
+def size_send_pool(conf, size, keep=None):
+    """Allow at least ``size`` pooled broker connections that send, and keep
+    ``keep`` of them open (all by default): call before the transport is
+    made.
+
+    oslo.messaging opens a pooled connection when a thread first needs one
+    and closes the idle ones past ``[oslo_messaging_rabbit]
+    conn_pool_min_size`` (2) after ``conn_pool_ttl``: the next burst of
+    calls opens them again, all at once. Only the defaults change: values
+    set in a configuration file win.
+    """
+    for group, opts in messaging_opts.list_opts():
+        for opt in opts:
+            if group == RABBIT and opt.name in POOL_OPTS:
+                conf.register_opt(opt, group=group)
+    rabbit = conf[RABBIT]
+    conf.set_default(
+        'rpc_conn_pool_size', max(size, rabbit.rpc_conn_pool_size), RABBIT
+    )
+    keep = size if keep is None else keep
+    conf.set_default(
+        'conn_pool_min_size',
+        min(max(keep, rabbit.conn_pool_min_size), rabbit.rpc_conn_pool_size),
+        RABBIT,
+    )
+
+
 def size_reply_pool(conf, other_threads=0):
     """One pooled broker connection per RPC thread that may reply at once:
     ``[DEFAULT] executor_thread_pool_size`` plus ``other_threads`` (the
@@ -45,20 +73,40 @@ def size_reply_pool(conf, other_threads=0):
     Past ``[oslo_messaging_rabbit] rpc_conn_pool_size`` (30), oslo.messaging
     opens a new connection for each reply; under load that handshake times
     out and is retried 15 s later (measured: 500 nodes asking for their
-    local.conf at once). Only the default changes: a value set in a
-    configuration file wins.
+    local.conf at once).
     """
-    wanted = {None: 'executor_thread_pool_size', RABBIT: 'rpc_conn_pool_size'}
     for group, opts in messaging_opts.list_opts():  # before the transport
         for opt in opts:
-            if wanted.get(group) == opt.name:
-                conf.register_opt(opt, group=group)
-    threads = conf.executor_thread_pool_size + other_threads
-    conf.set_default(
-        'rpc_conn_pool_size',
-        max(threads, conf[RABBIT].rpc_conn_pool_size),
-        group=RABBIT,
+            if group is None and opt.name == 'executor_thread_pool_size':
+                conf.register_opt(opt)
+    size_send_pool(conf, conf.executor_thread_pool_size + other_threads)
+
+
+def open_send_pool(conf, transport):
+    """Open the pool's kept connections now, one after another.
+
+    Without this, the first burst of replies (500 nodes asking for their
+    local.conf as a run starts) opens them all at the same instant on a
+    loaded controller, and their handshakes time out (measured: 27 daemon
+    threads reconnecting, the broker logging handshake_timeout, the first
+    phase not done in 27 minutes). oslo.messaging has no public way to fill
+    its pool: this uses the driver's own pooled-connection context, and
+    does nothing on a driver without one. Like the RPC servers' start, it
+    waits for a broker that is down.
+    """
+    get_connection = getattr(
+        getattr(transport, '_driver', None), '_get_connection', None
     )
+    if get_connection is None:
+        return 0
+    held = []
+    try:
+        for _ in range(conf[RABBIT].conn_pool_min_size):
+            held.append(get_connection())
+    finally:
+        for connection in held:
+            connection.close()  # back into the pool, open
+    return len(held)
 
 
 def get_transport(conf, url=None):

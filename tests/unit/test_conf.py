@@ -27,9 +27,11 @@ def test_the_daemon_pools_a_broker_connection_per_replying_thread(tmp_path):
     conf = pluginsd_conf.new_conf()
     conf([], default_config_files=[])
     rpc.size_reply_pool(conf, 24)
-    assert conf.oslo_messaging_rabbit.rpc_conn_pool_size == 64 + 24
+    rabbit = conf.oslo_messaging_rabbit
+    assert rabbit.rpc_conn_pool_size == 64 + 24
+    assert rabbit.conn_pool_min_size == 64 + 24  # all kept open
     rpc.size_reply_pool(conf, 24)  # again (a restart in-process): the same
-    assert conf.oslo_messaging_rabbit.rpc_conn_pool_size == 64 + 24
+    assert (rabbit.rpc_conn_pool_size, rabbit.conn_pool_min_size) == (88, 88)
     # A value from a configuration file wins.
     path = tmp_path / 'p.conf'
     path.write_text('[oslo_messaging_rabbit]\nrpc_conn_pool_size = 12\n')
@@ -37,6 +39,32 @@ def test_the_daemon_pools_a_broker_connection_per_replying_thread(tmp_path):
     conf(['--config-file', str(path)], default_config_files=[])
     rpc.size_reply_pool(conf, 24)
     assert conf.oslo_messaging_rabbit.rpc_conn_pool_size == 12
+    # Never more kept than allowed (oslo.messaging refuses that).
+    assert conf.oslo_messaging_rabbit.conn_pool_min_size == 12
+
+
+def test_a_node_keeps_its_senders_connections_open():
+    conf = pluginsd_conf.new_conf()
+    conf([], default_config_files=[])
+    rpc.size_send_pool(conf, 5)
+    rabbit = conf.oslo_messaging_rabbit
+    assert (rabbit.rpc_conn_pool_size, rabbit.conn_pool_min_size) == (30, 5)
+    rpc.size_send_pool(conf, 40, keep=6)
+    assert (rabbit.rpc_conn_pool_size, rabbit.conn_pool_min_size) == (40, 6)
+
+
+def test_the_pool_is_opened_before_the_first_burst():
+    conf = pluginsd_conf.new_conf()
+    conf([], default_config_files=[])
+    rpc.size_send_pool(conf, 4)
+    transport = rpc.get_transport(conf, url=rpc.EMBEDDED_URL)
+    try:
+        assert rpc.open_send_pool(conf, transport) == 4
+        # Open and idle in the pool: the next four sends open nothing.
+        pool = transport._driver._connection_pool
+        assert (pool._current_size, len(pool._items)) == (4, 4)
+    finally:
+        transport.cleanup()
 
 
 def test_one_missed_heartbeat_loses_no_node_by_default():
