@@ -11,8 +11,9 @@ def _main():
         conf, conf.agent.rpc_workers + agent_service.SENDING_THREADS
     )
     transport = rpc.get_transport(conf)
-    rpc.open_send_pool(conf, transport)
-    return service.serve(conf, agent_service.AgentService(conf, transport))
+    agent = agent_service.AgentService(conf, transport)
+    rpc.open_send_pool(conf, transport)  # as the daemon does
+    return service.serve(conf, agent)
 
 
 def main():

@@ -12,8 +12,11 @@ def _main():
         conf, conf.daemon.liveness_workers + conf.daemon.long_call_workers
     )
     transport = rpc.get_transport(conf)
+    daemon = daemon_service.DaemonService(conf, transport)
+    # After the checks of the database and keys (said even while the
+    # broker is down), before the RPC servers: they wait for the broker too.
     rpc.open_send_pool(conf, transport)
-    return service.serve(conf, daemon_service.DaemonService(conf, transport))
+    return service.serve(conf, daemon)
 
 
 def main():

@@ -88,11 +88,11 @@ def open_send_pool(conf, transport):
     Without this, the first burst of replies (500 nodes asking for their
     local.conf as a run starts) opens them all at the same instant on a
     loaded controller, and their handshakes time out (measured: 27 daemon
-    threads reconnecting, the broker logging handshake_timeout, the first
-    phase not done in 27 minutes). oslo.messaging has no public way to fill
-    its pool: this uses the driver's own pooled-connection context, and
-    does nothing on a driver without one. Like the RPC servers' start, it
-    waits for a broker that is down.
+    threads reconnecting at once, the broker logging handshake_timeout).
+    oslo.messaging has no public way to fill its pool: this uses the
+    driver's own pooled-connection context, and does nothing on a driver
+    without one. Like an RPC server's start, it waits for a broker that is
+    down.
     """
     get_connection = getattr(
         getattr(transport, '_driver', None), '_get_connection', None
