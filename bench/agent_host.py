@@ -16,6 +16,12 @@ from pluginsd import rpc
 from pluginsd.agent import service as agent_service
 
 
+# Threads of a node that send at once during a run, besides its RPC
+# workers: heartbeat, result outbox, the phase's calls (local.conf, bundle
+# pieces).
+SENDING_THREADS = 3
+
+
 def main():
     conf_file, prefix, count, base = (
         sys.argv[1],
@@ -27,10 +33,10 @@ def main():
     conf(['--config-file', conf_file], project='pluginsd')
     # One transport for all: connections enough for every node's threads
     # (RPC workers and its senders), as each has on its own, and each
-    # node's senders opened now, as pluginsd-agent does (one after
+    # node's senders opened now, as the daemon does (one after
     # another: 25 nodes opening theirs at the same instant on two cores
     # would time out each other's handshakes).
-    senders = agent_service.SENDING_THREADS
+    senders = SENDING_THREADS
     rpc.size_send_pool(
         conf, count * (conf.agent.rpc_workers + senders), keep=count * senders
     )

@@ -21,10 +21,6 @@ from pluginsd.runner import node as node_mod
 from pluginsd.runner import packages
 
 LOG = logging.getLogger(__name__)
-# Threads of a node that send to the broker at once during a run, besides
-# its RPC workers' replies: heartbeat, result outbox, the phase's calls
-# (local.conf, bundle pieces).
-SENDING_THREADS = 3
 OUTBOX_COALESCE = 0.005
 OUTBOX_IDLE_WAIT = 60  # every result acknowledged: a look now and then
 
