@@ -15,7 +15,6 @@ from pluginsd import keys
 from pluginsd import rpc
 from pluginsd.agent import service as agent_service
 
-
 # Threads of a node that send at once during a run, besides its RPC
 # workers: heartbeat, result outbox, the phase's calls (local.conf, bundle
 # pieces).
