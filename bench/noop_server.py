@@ -9,6 +9,11 @@ daemon's. Usage: noop_server.py CONFIG_FILE TOPIC
 import sys
 import threading
 
+# pluginsd first, as in the daemon: it selects oslo.service's threading
+# backend before oslo.messaging would load eventlet.
+import pluginsd  # noqa: F401
+
+# isort: split
 import oslo_messaging as messaging
 
 from pluginsd import conf as pluginsd_conf
