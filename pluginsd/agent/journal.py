@@ -2,7 +2,9 @@
 
 A result stays in the journal, unacknowledged, until the daemon says it has
 stored it; the agent re-sends what is unacknowledged, so neither a broker
-restart nor a daemon restart loses a result.
+restart nor a daemon restart loses a result. Each resend of a result waits
+twice as long as the one before (up to RESEND_BACKOFF times the interval):
+a daemon too loaded to acknowledge in time is not buried under resends.
 """
 
 import json
@@ -12,6 +14,12 @@ import threading
 import time
 
 from pluginsd import results
+
+# The longest wait between two sends of a result, in resend intervals.
+RESEND_BACKOFF = 8
+# When a result that has been sent ``sends`` times is due again: the
+# interval (the parameter), doubled per send after the first.
+_DUE_AT = f'sent_at + ? * min(1 << max(sends - 1, 0), {RESEND_BACKOFF})'
 
 
 class Journal:
@@ -26,8 +34,15 @@ class Journal:
             'CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, '
             'run_id TEXT, mode TEXT, phase TEXT, plugin TEXT, '
             'attempt INTEGER, payload TEXT, acked INTEGER DEFAULT 0, '
-            'sent_at REAL DEFAULT 0)'
+            'sent_at REAL DEFAULT 0, sends INTEGER DEFAULT 0)'
         )
+        columns = {
+            row[1] for row in self._db.execute('PRAGMA table_info(results)')
+        }
+        if 'sends' not in columns:  # a journal of an older agent
+            self._db.execute(
+                'ALTER TABLE results ADD COLUMN sends INTEGER DEFAULT 0'
+            )
         # The highest message sequence accepted from each daemon key: a
         # message captured from the bus is refused after any restart.
         self._db.execute(
@@ -55,12 +70,14 @@ class Journal:
             )
 
     def due(self, resend_after, limit=200):
-        """Unacknowledged results never sent, or sent ``resend_after`` ago."""
+        """Unacknowledged results never sent, or due again: ``resend_after``
+        seconds after the first send, then twice as long each time.
+        """
         with self._lock:
             rows = self._db.execute(
                 'SELECT key, payload FROM results '
-                'WHERE acked = 0 AND sent_at < ? ORDER BY rowid LIMIT ?',
-                (time.time() - resend_after, limit),
+                f'WHERE acked = 0 AND {_DUE_AT} < ? ORDER BY rowid LIMIT ?',
+                (resend_after, time.time(), limit),
             ).fetchall()
         return [(key, json.loads(payload)) for key, payload in rows]
 
@@ -69,18 +86,20 @@ class Journal:
         every result is acknowledged.
         """
         with self._lock:
-            (oldest,) = self._db.execute(
-                'SELECT MIN(sent_at) FROM results WHERE acked = 0'
+            (first,) = self._db.execute(
+                f'SELECT MIN({_DUE_AT}) FROM results WHERE acked = 0',
+                (resend_after,),
             ).fetchone()
-        if oldest is None:
+        if first is None:
             return None
-        return max(0.0, oldest + resend_after - time.time())
+        return max(0.0, first - time.time())
 
     def mark_sent(self, keys):
         now = time.time()
         with self._lock:
             self._db.executemany(
-                'UPDATE results SET sent_at = ? WHERE key = ?',
+                'UPDATE results SET sent_at = ?, sends = sends + 1 '
+                'WHERE key = ?',
                 [(now, k) for k in keys],
             )
 
@@ -118,7 +137,7 @@ class Journal:
     def resend_phase(self, run_id, mode, phase, attempt):
         with self._lock:
             self._db.execute(
-                'UPDATE results SET acked = 0, sent_at = 0 '
+                'UPDATE results SET acked = 0, sent_at = 0, sends = 0 '
                 'WHERE run_id = ? AND mode = ? AND phase = ? AND attempt = ?',
                 (run_id, mode, phase, attempt),
             )

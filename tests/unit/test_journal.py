@@ -1,5 +1,8 @@
 """pluginsd.agent.journal: the agent's durable outbox."""
 
+import json
+import os
+
 import pytest
 
 from pluginsd.agent.journal import Journal
@@ -76,6 +79,57 @@ class TestJournal:
         journal.mark_sent([key])
         assert journal.due(5) == []
         assert journal.unacked_count() == 1
+
+    def test_each_resend_waits_twice_as_long_up_to_the_backoff(
+        self, journal, clock
+    ):
+        r = result()
+        key = Journal.key(r)
+        journal.add(r)
+        for wait in (5, 10, 20, 40, 40, 40):
+            journal.mark_sent([key])
+            assert journal.next_resend(5) == pytest.approx(wait)
+            clock[0] += wait - 0.1
+            assert journal.due(5) == []
+            clock[0] += 0.2
+            assert journal.due(5) == [(key, r)]
+
+    def test_a_phase_sent_again_on_request_goes_at_once(self, journal, clock):
+        r = result()
+        journal.add(r)
+        for _ in range(4):
+            journal.mark_sent([Journal.key(r)])
+        journal.resend_phase('run-1', 'stack', 'install', 1)
+        assert journal.due(5) == [(Journal.key(r), r)]
+        journal.mark_sent([Journal.key(r)])
+        clock[0] += 5.1  # the backoff starts over
+        assert journal.due(5) == [(Journal.key(r), r)]
+
+    def test_a_journal_of_an_older_agent_is_upgraded(self, path, clock):
+        import sqlite3  # noqa: PLC0415 (only this test builds an old file)
+
+        os.makedirs(os.path.dirname(path))
+        old = sqlite3.connect(path)
+        old.execute(
+            'CREATE TABLE results (key TEXT PRIMARY KEY, run_id TEXT, '
+            'mode TEXT, phase TEXT, plugin TEXT, attempt INTEGER, '
+            'payload TEXT, acked INTEGER DEFAULT 0, sent_at REAL DEFAULT 0)'
+        )
+        r = result()
+        old.execute(
+            "INSERT INTO results VALUES (?, 'run-1', 'stack', 'install', "
+            "'alpha', 1, ?, 0, 0)",
+            (Journal.key(r), json.dumps(r)),
+        )
+        old.commit()
+        old.close()
+        journal = Journal(path)
+        try:
+            assert journal.due(5) == [(Journal.key(r), r)]
+            journal.mark_sent([Journal.key(r)])
+            assert journal.due(5) == []
+        finally:
+            journal.close()
 
     def test_ack(self, journal, clock):
         a, b = result('alpha'), result('beta')
