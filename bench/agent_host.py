@@ -70,7 +70,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print('READY', flush=True)
     stop.wait()
-    # Together: one after another, 25 nodes' stops (each up to a few
+    # Together: one after another, the nodes' stops (each up to a few
     # seconds of flushing and of its listener's poll) add up to minutes.
     stoppers = [
         threading.Thread(target=agent.stop, kwargs={'graceful_timeout': 0})

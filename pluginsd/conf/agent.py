@@ -64,7 +64,8 @@ OPTS = [
         'result_resend_interval',
         default=5,
         min=1,
-        help='Seconds before an unacknowledged result is sent again.',
+        help='Seconds before an unacknowledged result is sent again; '
+        'each later resend waits twice as long, up to 8 times this.',
     ),
     cfg.IntOpt(
         'rpc_workers',

@@ -115,6 +115,9 @@ class RunManager:
         self._planning = {}
         # run id -> when its waiting was last checked (active runs only).
         self._checked = {}
+        # run id -> until when (monotonic) this daemon's lease on it needs
+        # no renewing by advance(): the tick renews held leases anyway.
+        self._held = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=conf.daemon.engine_workers,
             thread_name_prefix='run-engine',
@@ -285,6 +288,7 @@ class RunManager:
                 reason='it changed while the retry was asked for (another '
                 'retry was accepted first)',
             )
+        self._let_go(run['id'])  # the retry cleared its lease
         LOG.info(
             'Run %s: retry from %s on %s', run['id'], phase, ', '.join(hosts)
         )
@@ -355,8 +359,8 @@ class RunManager:
                 return
 
     def _ack_loop(self):
-        # Agents only need to hear "stored" before they would resend: one
-        # fanout now and then carries the acknowledgements of every node.
+        # Agents only need to hear "stored" before they would resend: now
+        # and then, one cast to each node carries all of its keys so far.
         while not self._stopping.wait(ACK_INTERVAL):
             self._flush_acks()
         self._flush_acks()
@@ -497,6 +501,10 @@ class RunManager:
                 self._checked = {
                     k: v for k, v in self._checked.items() if k in ids
                 }
+                with self._lock:
+                    self._held = {
+                        k: v for k, v in self._held.items() if k in ids
+                    }
                 for run in active:
                     if (
                         run['owner'] in (None, self.owner)
@@ -510,8 +518,7 @@ class RunManager:
 
     def advance(self, run_id):
         """Take the next step of a run, decided from what is stored."""
-        lease = self.conf.daemon.run_lease_time
-        if not self.db.acquire_lease(run_id, self.owner, lease):
+        if not self._hold_lease(run_id):
             return  # another daemon drives it
         run = self.db.get_run(run_id)
         if run['state'] == 'planning':
@@ -519,11 +526,36 @@ class RunManager:
         while run is not None and run['state'] == 'running':
             run = self._phase_step(run)
 
+    def _hold_lease(self, run_id):
+        """Whether this daemon drives the run, its lease taken or renewed.
+
+        Not a database write at every result batch: within half a lease of
+        taking it, the lease is still ours (the tick renews it meanwhile,
+        and every transition checks the owner anyway).
+        """
+        now = time.monotonic()
+        with self._lock:
+            if self._held.get(run_id, 0) > now:
+                return True
+        lease = self.conf.daemon.run_lease_time
+        held = self.db.acquire_lease(run_id, self.owner, lease)
+        with self._lock:
+            if held:
+                self._held[run_id] = now + lease / 2
+            else:
+                self._held.pop(run_id, None)
+        return held
+
+    def _let_go(self, run_id):
+        with self._lock:
+            self._held.pop(run_id, None)
+
     def _transition(self, run, **values):
         """The run with ``values`` stored, or None if it changed meanwhile."""
         new = self.db.transition(run['id'], run['version'], self.owner, values)
         if new is None:
             LOG.debug('Run %s changed meanwhile; re-reading', run['id'])
+            self._let_go(run['id'])  # it may have another owner now
             self.kick(run['id'])
         else:
             self._notify()

@@ -414,6 +414,34 @@ class TestLeases:
         assert db.get_run(run)['state'] == 'completed'
         assert len(db.list_results(run)) == 2 * 5 * 2
 
+    def test_the_lease_is_not_written_at_every_step(
+        self, conf, db, monkeypatch
+    ):
+        d1 = Daemon(conf, db, 'd1')
+        d1.beat('ctl', ['controller'])
+        run = d1.start()
+        taken = []
+        acquire = db.acquire_lease
+
+        def counting(*args):
+            taken.append(args)
+            return acquire(*args)
+
+        monkeypatch.setattr(db, 'acquire_lease', counting)
+        d1.complete_phases(run, ['ctl'])
+        assert db.get_run(run)['state'] == 'completed'
+        # Taken when the run started; five phases, each a publish and a
+        # batch of results, write it no more.
+        assert taken == []
+        # Past half the lease it is taken again.
+        monkeypatch.setattr(
+            time,
+            'monotonic',
+            lambda t=time.monotonic() + conf.daemon.run_lease_time: t,
+        )
+        d1.runs.advance(run)
+        assert len(taken) == 1
+
     def test_a_clean_stop_releases_the_leases(self, conf, db):
         d1 = Daemon(conf, db, 'd1')
         d1.beat('ctl', ['controller'])
