@@ -518,6 +518,8 @@ class DaemonManager:
             )
         self.db.delete_run(run['id'])
         self.runs.forget(run['id'])
+        with self._planned_lock:  # its local.confs are not kept either
+            self._planned.pop(run['id'], None)
         self.events.run_delete(run)
         return self._run_view(run)
 
