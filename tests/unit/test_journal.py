@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 
 import pytest
 
@@ -106,8 +107,6 @@ class TestJournal:
         assert journal.due(5) == [(Journal.key(r), r)]
 
     def test_a_journal_of_an_older_agent_is_upgraded(self, path, clock):
-        import sqlite3  # noqa: PLC0415 (only this test builds an old file)
-
         os.makedirs(os.path.dirname(path))
         old = sqlite3.connect(path)
         old.execute(
