@@ -357,7 +357,7 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
             row['msg_rate'] = rate
         row['up'] = len([n for n in api.list_nodes({}) if n['state'] == 'up'])
         rss = [rss_mb(proc.pid) for proc in hosts]
-        row['rss'] = (max(rss), per if nodes > 1 else 1)
+        row['rss'] = (max(rss, default=0), per if nodes > 1 else 1)
         row['daemon_rss'] = rss_mb(daemon.proc.pid)
         return row
     finally:
