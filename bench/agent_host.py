@@ -13,6 +13,7 @@ import threading
 from pluginsd import conf as pluginsd_conf
 from pluginsd import keys
 from pluginsd import rpc
+from pluginsd import service
 from pluginsd.agent import service as agent_service
 
 # Threads of a node that send at once during a run, besides its RPC
@@ -66,6 +67,7 @@ def main():
         )
     for agent in agents:
         agent.start()
+    service.freeze_startup_objects()  # as pluginsd.service.serve does
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print('READY', flush=True)

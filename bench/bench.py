@@ -15,7 +15,9 @@ and plugin.sh), nodes in parallel, a barrier after every phase.
 For every RabbitMQ row it also reports: one phase fanned out to every node,
 from the daemon's publish to the last result stored (the daemon's own log
 lines, median over the phases of the timed runs); whether every node was
-still up at the end; the RSS of the agent processes; and, for 200 nodes
+still up at the end; the RSS of the agent processes; the CPU time per
+node and phase of the timed runs (the daemon, the agent processes, and
+the bash and git those ran); and, for 200 nodes
 and more, the daemon's CPU while the nodes only heartbeat (30 s), beside
 that of a no-op oslo.messaging server receiving as many casts a second
 (noop_server.py): the floor of any oslo.messaging daemon.
@@ -98,7 +100,7 @@ class RowFailed(Exception):
     """A scenario could not be measured; the others still are."""
 
 
-def timed_runs(api, text, repeat, run_ids=None):
+def timed_runs(api, text, repeat, run_ids=None, after_warmup=None):
     times = []
     for i in range(repeat + 1):
         start = time.perf_counter()
@@ -122,6 +124,8 @@ def timed_runs(api, text, repeat, run_ids=None):
             times.append(time.perf_counter() - start)
             if run_ids is not None:
                 run_ids.append(run['id'])
+        elif after_warmup:
+            after_warmup()
     return statistics.median(times)
 
 
@@ -180,10 +184,23 @@ def fanout_times(log_path, run_ids):
     return took
 
 
-def cpu_seconds(pid):
+def cpu_seconds(pid, children=False):
+    """CPU seconds of ``pid`` (with ``children``: of its reaped children)."""
     with open(f'/proc/{pid}/stat') as f:
         fields = f.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf(
+        'SC_CLK_TCK'
+    )
+
+
+def cpu_snapshot(daemon_pid, host_pids):
+    """CPU seconds so far: the daemon, the agent hosts, their bash and git."""
+    return (
+        cpu_seconds(daemon_pid),
+        sum(cpu_seconds(pid) for pid in host_pids),
+        sum(cpu_seconds(pid, children=True) for pid in host_pids),
+    )
 
 
 def rss_mb(pid):
@@ -339,7 +356,22 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
             time.sleep(0.5)
         run_ids = []
         if runs:
-            row['took'] = timed_runs(api, local_conf(plugins), repeat, run_ids)
+            pids = [proc.pid for proc in hosts]
+            before = []
+
+            def after_warmup():
+                before[:] = cpu_snapshot(daemon.proc.pid, pids)
+
+            row['took'] = timed_runs(
+                api, local_conf(plugins), repeat, run_ids, after_warmup
+            )
+            # Bash sessions end with their run: reaped, counted by now.
+            used = cpu_snapshot(daemon.proc.pid, pids)
+            node_phases = nodes * len(PHASES) * repeat
+            row['cpu_ms'] = [
+                1000 * (after - was) / node_phases
+                for was, after in zip(before, used, strict=True)
+            ]
         fanout = fanout_times(daemon.log, set(run_ids))
         row['fanout'] = statistics.median(fanout) if fanout else None
         row['fanout_max'] = max(fanout) if fanout else None
@@ -364,7 +396,15 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
         for proc in hosts:
             proc.terminate()
         for proc in hosts:
-            proc.wait()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                print(
+                    f'agent host {proc.pid} ignored SIGTERM: killed',
+                    file=sys.stderr,
+                )
+                proc.kill()
+                proc.wait()
         daemon.stop()
         transport.cleanup()
 
@@ -473,9 +513,10 @@ def main():
         '| nodes | one phase: publish -> last result stored, median / max '
         '(s) | nodes up at the end | idle daemon CPU (% of a core) '
         '| no-op oslo.messaging server, same messages/s (% of a core) '
-        '| agent RSS (MB) | daemon RSS (MB) |'
+        '| agent RSS (MB) | daemon RSS (MB) '
+        '| CPU per node-phase (ms): daemon / agents / their bash+git |'
     )
-    print('|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|')
     for nodes, row in extra:
         fan = (
             f'{row["fanout"]:.3f} / {row["fanout_max"]:.3f}'
@@ -489,13 +530,14 @@ def main():
             else ''
         )
         rss, per = row['rss']
+        cpu = ' / '.join(f'{ms:.1f}' for ms in row.get('cpu_ms', ()))
         print(
             f'| {nodes} | {fan} | {row["up"]} of {nodes} | {idle} | {noop} '
             f'| {rss:.0f} ({per} node(s) per process) '
-            f'| {row["daemon_rss"]:.0f} |'
+            f'| {row["daemon_rss"]:.0f} | {cpu} |'
         )
     for nodes, why in failed:
-        print(f'| {nodes} | not measured: {why} | | | | | |')
+        print(f'| {nodes} | not measured: {why} | | | | | | |')
     print()
     print(
         'Targets: 50 nodes <= 1.0 s; 500 nodes complete with no node lost; '

