@@ -97,6 +97,8 @@ def check_schema(engine, extra_locations=()):
     )
 
 
+# Well under SQLite's oldest limit of 999 bound parameters per statement.
+NODES_PER_QUERY = 500
 RESULT_FIELDS = (
     'attempt',
     'status',
@@ -113,6 +115,37 @@ def _content(result):
     """What makes two results with the same key the same result."""
     defaults = {'attempt': 1, 'log_path': '', 'tail': '', 'message': ''}
     return tuple(result.get(k, defaults.get(k)) for k in RESULT_FIELDS)
+
+
+def _stored_under(session, results):
+    """What is stored under the keys of ``results``: {key: (attempt, row
+    id)} and the set of (key, content) pairs.
+
+    A few queries for a whole batch (its runs, in groups of nodes), not one
+    per node: hundreds of nodes report at the end of every phase.
+    """
+    R = models.Result
+    columns = [R.id, R.run_id, R.node, R.plugin, R.mode, R.phase]
+    columns += [getattr(R, name) for name in RESULT_FIELDS]
+    asked = {}
+    for r in results:
+        nodes, phases = asked.setdefault(r['run_id'], (set(), set()))
+        nodes.add(r['node'])
+        phases.add(r['phase'])
+    known, same = {}, set()
+    for run_id, (nodes, phases) in asked.items():
+        nodes = sorted(nodes)
+        for first in range(0, len(nodes), NODES_PER_QUERY):
+            query = sa.select(*columns).where(
+                R.run_id == run_id,
+                R.node.in_(nodes[first : first + NODES_PER_QUERY]),
+                R.phase.in_(phases),
+            )
+            for row in session.execute(query):
+                key = (row.run_id, row.node, row.plugin, row.mode, row.phase)
+                known[key] = (row.attempt, row.id)
+                same.add((key, _content(row._mapping)))
+    return known, same
 
 
 def _row(obj):
@@ -394,14 +427,7 @@ class Database:
         with self._lock, self._session.begin() as s:
             if marks:
                 _raise_marks(s.connection(), marks)
-            known, same = {}, set()
-            for run_id, node in {(r['run_id'], r['node']) for r in results}:
-                for row in s.scalars(
-                    sa.select(R).where(R.run_id == run_id, R.node == node)
-                ):
-                    key = (run_id, node, row.plugin, row.mode, row.phase)
-                    known[key] = (row.attempt, row.id)
-                    same.add((key, _content(_row(row))))
+            known, same = _stored_under(s, results)
             for r in results:
                 key = (
                     r['run_id'],

@@ -231,6 +231,37 @@ class TestResults:
         assert db.get_run('run-1')['version'] == version
         assert len(db.list_results('run-1')) == 1
 
+    def test_a_batch_of_many_nodes_is_checked_in_groups(self, db, monkeypatch):
+        # Groups of two nodes: five nodes take three queries, and each
+        # result is still found stored under its own key.
+        monkeypatch.setattr(api, 'NODES_PER_QUERY', 2)
+        db.create_run(id='run-2', mode='stack', state='running')
+        batch = [
+            result(plugin, node=f'n{i}', run_id=run_id, exit_code=0)
+            for i in range(5)
+            for plugin in ('alpha', '')
+            for run_id in ('run-1', 'run-2')
+        ]
+        assert db.store_results(batch) == batch
+        assert db.store_results(batch) == []  # all of it a resend
+        newer = [
+            result('alpha', node=f'n{i}', attempt=2, status='failed')
+            for i in (0, 4)
+        ]
+        later_phase = [result('alpha', node='n2', phase='extra')]
+        assert db.store_results(newer + later_phase + batch) == (
+            newer + later_phase
+        )
+        rows = {
+            (r['node'], r['plugin'], r['phase']): r['status']
+            for r in db.list_results('run-1')
+        }
+        assert len(rows) == 11
+        assert rows[('n0', 'alpha', 'install')] == 'failed'
+        assert rows[('n4', 'alpha', 'install')] == 'failed'
+        assert rows[('n1', 'alpha', 'install')] == 'ok'
+        assert rows[('n2', 'alpha', 'extra')] == 'ok'
+
     def test_same_attempt_replaces(self, db):
         db.store_results([result(status='running')])
         db.store_results([result(status='failed', exit_code=3)])
