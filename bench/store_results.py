@@ -13,9 +13,10 @@ import sys
 import tempfile
 import time
 
+from pluginsd import results
 from pluginsd.db import api
 
-PHASES = ['pre-install', 'install', 'post-config', 'extra', 'test-config']
+PHASES = results.STACK_PHASES
 BATCH = 50
 RUN = {
     'id': 'bench-run',
