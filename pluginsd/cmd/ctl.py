@@ -61,6 +61,7 @@ class PluginsCtl(app.App):
         self._transport = None
         self._command = None
         self._embedded = None
+        self._asked = False  # the daemon was called once already
 
     def build_option_parser(self, description, version, argparse_kwargs=None):
         # No abbreviations: `run list --state` is not `--state-dir`.
@@ -149,12 +150,36 @@ class PluginsCtl(app.App):
     def call_daemon(self, method, *args, **kwargs):
         """Call the daemon; every failure is one PluginsdException."""
         timeout = self.answer_timeout()
+        deadline = self.first_answer_deadline(timeout)
         try:
             read_only = getattr(self._command, 'reads_only', False)
             api = self.client(read_only=read_only)
             return getattr(api, method)({}, *args, **kwargs)
         except Exception as e:
             raise client.explain(e, self._conf, timeout) from None
+        finally:
+            if deadline:
+                deadline.met()
+
+    def first_answer_deadline(self, timeout):
+        """--timeout N: the first answer, start-up and connecting included,
+        comes within N s (and a second for the messages) or the process
+        leaves saying the daemon did not answer.
+        """
+        if self._asked or self.options.all_in_one:
+            return None  # a later call (a follower), an embedded daemon
+        if not self.exits_after_command:
+            return None  # a test's process, which goes on
+        self._asked = True
+        import oslo_messaging
+
+        def message():
+            late = oslo_messaging.MessagingTimeout()
+            return client.explain(late, self._conf, timeout)
+
+        return client.Deadline(
+            timeout + 1 - client.process_age(), message, common.EXIT_FAILED
+        )
 
     def client(self, read_only=False):
         if self._client is None and self._client_factory:

@@ -77,6 +77,73 @@ def test_broker_down_names_the_address_and_the_file(tmp_path):
     )
 
 
+@pytest.fixture
+def quiet_listener():
+    """A port that takes connections and answers the AMQP header with
+    ``reply`` (or nothing), then stays silent: a broker too busy to talk.
+    """
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(16)
+    held = []
+    state = {'reply': b''}
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            held.append(conn)
+            conn.recv(8)
+            if state['reply']:
+                conn.sendall(state['reply'])
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def url(reply=b''):
+        state['reply'] = reply
+        return f'rabbit://u:p@127.0.0.1:{server.getsockname()[1]}/'
+
+    yield url
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def test_broker_that_says_nothing(tmp_path, quiet_listener):
+    url = quiet_listener()
+    conf = cluster_mod.write_conf(
+        str(tmp_path / 'ctl.conf'), {'DEFAULT': {'transport_url': url}}
+    )
+    proc = run_ctl('--config-file', conf, '--timeout', '3', 'node', 'list')
+    assert proc.returncode == 1
+    port = url.rsplit(':', 1)[1].strip('/')
+    assert one_line(proc) == (
+        f'cannot reach the broker at 127.0.0.1:{port} '
+        f'(transport_url from {conf}): it took the connection but said '
+        'nothing in time'
+    )
+
+
+def test_broker_that_stalls_in_the_handshake(tmp_path, quiet_listener):
+    # It answers the probe, then never finishes the AMQP handshake:
+    # oslo.messaging would wait for good; --timeout still holds.
+    key = str(tmp_path / 'operator.key')
+    keys.KeyPair.generate().save(key)
+    groups = {
+        'DEFAULT': {'transport_url': quiet_listener(reply=b'\x01')},
+        'security': {'operator_key_file': key},
+    }
+    conf = cluster_mod.write_conf(str(tmp_path / 'ctl.conf'), groups)
+    proc = run_ctl('--config-file', conf, '--timeout', '3', 'node', 'list')
+    assert proc.returncode == 1
+    assert one_line(proc) == (
+        'the daemon did not answer within 3 s: is pluginsd '
+        f'running on topic pluginsd (transport_url from {conf})?'
+    )
+
+
 def test_daemon_down_and_missing_key(tmp_path, rabbit_vhost):
     key = str(tmp_path / 'operator.key')
     keys.KeyPair.generate().save(key)

@@ -2,6 +2,9 @@
 
 import argparse
 import logging
+import subprocess
+import sys
+import time
 
 from cliff import commandmanager
 
@@ -81,3 +84,34 @@ def test_bash_completion_knows_the_commands(capsys):
     assert "cmds_run='cancel delete list logs report retry show status'" in out
     assert "cmds_node='accept delete list reject show'" in out
     assert "cmds_run_list='" in out and '--state --limit --long' in out
+
+
+DEADLINE_SCRIPT = '''
+import sys, time
+from pluginsd.cmd.cli import client
+deadline = client.Deadline(float(sys.argv[1]), lambda: 'too late', 3)
+time.sleep(float(sys.argv[2]))
+deadline.met()
+time.sleep(0.5)
+'''
+
+
+def run_deadline(seconds, work):
+    return subprocess.run(
+        [sys.executable, '-c', DEADLINE_SCRIPT, str(seconds), str(work)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_deadline_met_in_time_says_nothing():
+    proc = run_deadline(0.5, 0)
+    assert (proc.returncode, proc.stderr) == (0, '')
+
+
+def test_a_missed_deadline_ends_the_process_with_its_message():
+    started = time.monotonic()
+    proc = run_deadline(0.2, 20)
+    assert (proc.returncode, proc.stderr) == (3, 'too late\n')
+    assert time.monotonic() - started < 15

@@ -1,13 +1,17 @@
 """Talking to the daemon from the CLI: bounded waits, errors in plain words.
 
 Every call is bounded by ``--timeout``, connecting included: the broker is
-probed with a plain TCP connection first (oslo.messaging would retry it
-forever), and the RPC call itself may reconnect only a few times.
+probed first (a TCP connection that must answer the AMQP header, where
+oslo.messaging would retry or wait forever), the RPC call itself may
+reconnect only a few times, and a :class:`Deadline` ends the process if the
+first answer is late all the same.
 """
 
 import os
 import re
 import socket
+import sys
+import threading
 import time
 
 import oslo_messaging as messaging
@@ -16,6 +20,7 @@ from pluginsd import exception
 from pluginsd import rpc
 
 AMQP_PORT = 5672
+AMQP_HEADER = b'AMQP\x00\x00\x09\x01'
 # Connection attempts oslo.messaging may make for one call once the broker
 # answered the probe (a broker restarting under us).
 CALL_RETRIES = 2
@@ -43,6 +48,38 @@ def process_age():
         return max(0.0, uptime - started / os.sysconf('SC_CLK_TCK'))
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+class Deadline:
+    """Ends this process with a one-line error unless met in time.
+
+    oslo.messaging's call timeout counts only the wait for the reply:
+    connecting and declaring the reply queue come on top, and take seconds
+    on a loaded machine. This bounds the whole wait the user sees.
+    """
+
+    def __init__(self, seconds, message, exit_code):
+        self._message = message  # a callable: the error to print
+        self._exit_code = exit_code
+        self._reported = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self):
+        if self._reported.acquire(blocking=False):
+            try:
+                # One line, as cliff prints the errors of commands.
+                sys.stderr.write(f'{self._message()}\n')
+                sys.stderr.flush()
+            finally:
+                os._exit(self._exit_code)
+
+    def met(self):
+        # Blocks for good once the deadline has fired: the process is
+        # leaving with that error, and says nothing else.
+        self._reported.acquire()
+        self._timer.cancel()
 
 
 def url_source(conf):
@@ -75,12 +112,17 @@ def probe_broker(conf, deadline):
     scheme, hosts = broker_hosts(conf)
     if scheme not in ('rabbit', 'amqp', 'kombu+amqp', 'kombu+rabbit'):
         return  # kombu+memory (all-in-one) and others: nothing to probe
+    greet = scheme in ('rabbit', 'kombu+rabbit') and not _uses_tls(conf)
     errors = []
     for host, port in hosts:
         left = max(0.1, deadline - time.monotonic())
         try:
-            with socket.create_connection((host, port), timeout=left):
+            with socket.create_connection((host, port), timeout=left) as s:
+                if greet:
+                    _expect_amqp_greeting(s, deadline)
                 return
+        except TimeoutError:
+            errors.append('it took the connection but said nothing in time')
         except OSError as e:
             errors.append(e.strerror or str(e))
     where = ', '.join(f'{h}:{p}' for h, p in hosts)
@@ -88,6 +130,26 @@ def probe_broker(conf, deadline):
         f'cannot reach the broker at {where} ({url_source(conf)}): '
         f'{errors[-1]}'
     )
+
+
+def _uses_tls(conf):
+    try:
+        return bool(conf.oslo_messaging_rabbit.ssl)
+    except Exception:  # the rabbit options are not registered
+        return False
+
+
+def _expect_amqp_greeting(sock, deadline):
+    """A broker answers the AMQP 0-9-1 header at once (Connection.Start).
+
+    Something that takes the connection and says nothing (a broker too
+    busy to answer, another service on the port) would hold oslo.messaging
+    past any timeout: it is said here instead.
+    """
+    sock.settimeout(max(0.1, deadline - time.monotonic()))
+    sock.sendall(AMQP_HEADER)
+    if not sock.recv(1):
+        raise OSError('it closed the connection at once')
 
 
 def explain(error, conf, timeout):
