@@ -43,6 +43,7 @@ class NodeTracker:
         # one transaction by flush() instead of one write per heartbeat.
         # Both bounded by the number of nodes.
         self._said, self._seen = {}, {}
+        self._host_locks = {}  # {host: Lock}, see heartbeat()
 
     # -- this daemon's own link ---------------------------------------------
 
@@ -84,30 +85,27 @@ class NodeTracker:
             else tuple(beat.allowed_sources),
             beat.devstack_dir,
         )
-        now = time.time()
         with self._lock:
-            last = self._said.get(beat.host)
-            self._said[beat.host] = (said, now)
-            # Nothing new, and too recent for the node to have been judged
-            # lost (its return is news): flush() stores when it came.
-            if (
-                beat.state == UP
-                and last is not None
-                and last[0] == said
-                and now - last[1] < self.conf.daemon.agent_down_time / 2
-            ):
-                self._seen[beat.host] = now
+            host_lock = self._host_locks.setdefault(
+                beat.host, threading.Lock()
+            )
+        # One beat of a host at a time, from the comparison to the write:
+        # two workers may hold two beats of one host (a restarted agent's
+        # "stopped" and its first "up"), and the write that lands last
+        # must be the one ``_said`` remembers, or the node stays
+        # "stopped" in the database while its beats look like nothing new.
+        with host_lock:
+            if self._unchanged(beat.host, said, beat.state):
                 return
-            self._seen.pop(beat.host, None)
-        node, before = self.db.upsert_node(
-            beat.host,
-            beat.roles,
-            beat.version,
-            beat.activity,
-            beat.allowed_sources,
-            beat.devstack_dir,
-            beat.state,
-        )
+            node, before = self.db.upsert_node(
+                beat.host,
+                beat.roles,
+                beat.version,
+                beat.activity,
+                beat.allowed_sources,
+                beat.devstack_dir,
+                beat.state,
+            )
         if before is None:
             LOG.info(
                 'Node %s registered (roles %s)',
@@ -127,11 +125,33 @@ class NodeTracker:
         if self.on_node_up is not None:
             self.on_node_up()
 
+    def _unchanged(self, host, said, state):
+        """Note the beat; True if it says nothing new and need not be
+        written now (flush() stores when it came).
+        """
+        now = time.time()
+        with self._lock:
+            last = self._said.get(host)
+            self._said[host] = (said, now)
+            # Too recent for the node to have been judged lost: its
+            # return would be news.
+            if (
+                state == UP
+                and last is not None
+                and last[0] == said
+                and now - last[1] < self.conf.daemon.agent_down_time / 2
+            ):
+                self._seen[host] = now
+                return True
+            self._seen.pop(host, None)
+            return False
+
     def forget(self, host):
         """A deleted node: its next heartbeat registers it again."""
         with self._lock:
             self._said.pop(host, None)
             self._seen.pop(host, None)
+            self._host_locks.pop(host, None)
 
     def flush(self):
         """Store when the heartbeats that said nothing new came, and the

@@ -794,6 +794,37 @@ class TestIngest:
         )
         assert daemon.nodes.states()['cmp1'][0] == 'stopped'
 
+    def test_a_restarted_agent_is_up_whatever_order_its_beats_land_in(
+        self, daemon, db
+    ):
+        # The old process's "stopped" and the new one's first "up" reach
+        # two liveness workers at once; "stopped" is written last.
+        daemon.beat('cmp1')
+        writing, written = threading.Event(), threading.Event()
+        upsert = db.upsert_node
+
+        def slow_stopped_write(*args):
+            if args[-1] == 'stopped':
+                writing.set()
+                written.wait(5)
+            return upsert(*args)
+
+        db.upsert_node = slow_stopped_write
+        stopping = threading.Thread(
+            target=daemon.beat, args=('cmp1',), kwargs={'state': 'stopped'}
+        )
+        stopping.start()
+        assert writing.wait(5)
+        starting = threading.Thread(target=daemon.beat, args=('cmp1',))
+        starting.start()
+        time.sleep(0.2)  # the "up" beat is under way (or waits its turn)
+        written.set()
+        stopping.join(5)
+        starting.join(5)
+        daemon.beat('cmp1')  # its next beat
+        assert daemon.nodes.states()['cmp1'][0] == 'up'
+        assert 'cmp1' in daemon.nodes.alive()
+
     def test_a_versioned_heartbeat(self, daemon, db, conf):
         manager = self._manager(daemon, db, conf)
         beat = manager_mod.DaemonManager.heartbeat.local
