@@ -32,6 +32,7 @@ import datetime
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -440,6 +441,9 @@ def main():
         help='start the nodes and measure the idle daemon only (no runs)',
     )
     args = parser.parse_args()
+    # SIGTERM (timeout, pkill) unwinds like Ctrl-C: the finally blocks stop
+    # the daemon, the agent hosts and the broker instead of leaving them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     base = tempfile.mkdtemp(prefix='pluginsd-bench-')
     rows, extra, failed = [], [], []
     try:
