@@ -97,15 +97,20 @@ class NodeTracker:
         with host_lock:
             if self._unchanged(beat.host, said, beat.state):
                 return
-            node, before = self.db.upsert_node(
-                beat.host,
-                beat.roles,
-                beat.version,
-                beat.activity,
-                beat.allowed_sources,
-                beat.devstack_dir,
-                beat.state,
-            )
+            try:
+                node, before = self.db.upsert_node(
+                    beat.host,
+                    beat.roles,
+                    beat.version,
+                    beat.activity,
+                    beat.allowed_sources,
+                    beat.devstack_dir,
+                    beat.state,
+                )
+            except Exception:
+                with self._lock:  # not stored: the next beat is news again
+                    self._said.pop(beat.host, None)
+                raise
         if before is None:
             LOG.info(
                 'Node %s registered (roles %s)',

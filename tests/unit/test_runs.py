@@ -825,6 +825,23 @@ class TestIngest:
         assert daemon.nodes.states()['cmp1'][0] == 'up'
         assert 'cmp1' in daemon.nodes.alive()
 
+    def test_a_heartbeat_the_database_missed_is_written_by_the_next(
+        self, daemon, db
+    ):
+        daemon.beat('cmp1')
+        upsert = db.upsert_node
+
+        def away(*args):
+            raise RuntimeError('database away')
+
+        db.upsert_node = away
+        with pytest.raises(RuntimeError):
+            daemon.beat('cmp1', roles=('compute', 'network'))
+        db.upsert_node = upsert
+        daemon.beat('cmp1', roles=('compute', 'network'))
+        [node] = [n for n in db.list_nodes() if n['host'] == 'cmp1']
+        assert node['roles'] == ['compute', 'network']
+
     def test_a_versioned_heartbeat(self, daemon, db, conf):
         manager = self._manager(daemon, db, conf)
         beat = manager_mod.DaemonManager.heartbeat.local
