@@ -431,6 +431,16 @@ def allinone_scenario(base, plugins, repeat):
         embedded.stop()
 
 
+def unwind(*_):
+    """SIGTERM (timeout, pkill) unwinds like Ctrl-C: the finally blocks stop
+    the daemon, the agent hosts and the broker instead of leaving them. Once:
+    a second SIGTERM (pkill reaches `timeout` too, which passes it on) would
+    cut that cleanup short.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signal.SIGTERM)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeat', type=int, default=3)
@@ -441,9 +451,7 @@ def main():
         help='start the nodes and measure the idle daemon only (no runs)',
     )
     args = parser.parse_args()
-    # SIGTERM (timeout, pkill) unwinds like Ctrl-C: the finally blocks stop
-    # the daemon, the agent hosts and the broker instead of leaving them.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, unwind)
     base = tempfile.mkdtemp(prefix='pluginsd-bench-')
     rows, extra, failed = [], [], []
     try:
