@@ -208,10 +208,13 @@ class PluginsCtl(app.App):
                 # The wait the user sees counts from the start of the
                 # process: the probe and the first answer share it.
                 left = self.answer_timeout() - client.process_age()
-                client.probe_broker(conf, time.monotonic() + max(1.0, left))
+                deadline = time.monotonic() + max(1.0, left)
+                client.probe_broker(conf, deadline)
                 # A broker out of reach is said first; then a missing key,
-                # before the daemon is asked anything.
+                # at once (a busy broker's greeting is not waited for);
+                # then a port that takes connections but never talks.
                 key = operator_key(conf)
+                client.probe_broker(conf, deadline, greet=True)
             # Every request is signed with the operator's own key; the
             # daemon knows its role (reader or admin).
             signer = signing.Signer(key, 'operator')

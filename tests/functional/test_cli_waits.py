@@ -113,8 +113,14 @@ def quiet_listener():
 
 def test_broker_that_says_nothing(tmp_path, quiet_listener):
     url = quiet_listener()
+    key = str(tmp_path / 'operator.key')
+    keys.KeyPair.generate().save(key)
     conf = cluster_mod.write_conf(
-        str(tmp_path / 'ctl.conf'), {'DEFAULT': {'transport_url': url}}
+        str(tmp_path / 'ctl.conf'),
+        {
+            'DEFAULT': {'transport_url': url},
+            'security': {'operator_key_file': key},
+        },
     )
     proc = run_ctl('--config-file', conf, '--timeout', '3', 'node', 'list')
     assert proc.returncode == 1

@@ -1,10 +1,10 @@
 """Talking to the daemon from the CLI: bounded waits, errors in plain words.
 
 Every call is bounded by ``--timeout``, connecting included: the broker is
-probed first (a TCP connection that must answer the AMQP header, where
-oslo.messaging would retry or wait forever), the RPC call itself may
-reconnect only a few times, and a :class:`Deadline` ends the process if the
-first answer is late all the same.
+probed first (a TCP connection; then, once the operator key is found, it
+must answer the AMQP header, where oslo.messaging would wait forever), the
+RPC call itself may reconnect only a few times, and a :class:`Deadline`
+ends the process if the first answer is late all the same.
 """
 
 import os
@@ -107,12 +107,15 @@ def broker_hosts(conf):
     return url.transport, hosts or [('localhost', AMQP_PORT)]
 
 
-def probe_broker(conf, deadline):
-    """Raise BrokerUnreachable unless some broker host takes a connection."""
+def probe_broker(conf, deadline, greet=False):
+    """Raise BrokerUnreachable unless some broker host takes a connection
+    (and, with ``greet``, answers the AMQP header as a broker does).
+    """
     scheme, hosts = broker_hosts(conf)
     if scheme not in ('rabbit', 'amqp', 'kombu+amqp', 'kombu+rabbit'):
         return  # kombu+memory (all-in-one) and others: nothing to probe
-    greet = scheme in ('rabbit', 'kombu+rabbit') and not _uses_tls(conf)
+    greet = greet and scheme in ('rabbit', 'kombu+rabbit')
+    greet = greet and not _uses_tls(conf)
     errors = []
     for host, port in hosts:
         left = max(0.1, deadline - time.monotonic())
