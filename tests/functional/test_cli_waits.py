@@ -38,6 +38,18 @@ def run_ctl(*args, cwd=None, bound=None):
     )
 
 
+def ctl_conf(tmp_path, url, **groups):
+    """A pluginsctl config on ``url`` with an operator key of its own."""
+    key = str(tmp_path / 'operator.key')
+    keys.KeyPair.generate().save(key)
+    groups = {
+        'DEFAULT': {'transport_url': url},
+        'security': {'operator_key_file': key},
+        **groups,
+    }
+    return cluster_mod.write_conf(str(tmp_path / 'ctl.conf'), groups), groups
+
+
 def one_line(proc):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -113,15 +125,7 @@ def quiet_listener():
 
 def test_broker_that_says_nothing(tmp_path, quiet_listener):
     url = quiet_listener()
-    key = str(tmp_path / 'operator.key')
-    keys.KeyPair.generate().save(key)
-    conf = cluster_mod.write_conf(
-        str(tmp_path / 'ctl.conf'),
-        {
-            'DEFAULT': {'transport_url': url},
-            'security': {'operator_key_file': key},
-        },
-    )
+    conf, _ = ctl_conf(tmp_path, url)
     proc = run_ctl('--config-file', conf, '--timeout', '3', 'node', 'list')
     assert proc.returncode == 1
     port = url.rsplit(':', 1)[1].strip('/')
@@ -135,13 +139,7 @@ def test_broker_that_says_nothing(tmp_path, quiet_listener):
 def test_broker_that_stalls_in_the_handshake(tmp_path, quiet_listener):
     # It answers the probe, then never finishes the AMQP handshake:
     # oslo.messaging would wait for good; --timeout still holds.
-    key = str(tmp_path / 'operator.key')
-    keys.KeyPair.generate().save(key)
-    groups = {
-        'DEFAULT': {'transport_url': quiet_listener(reply=b'\x01')},
-        'security': {'operator_key_file': key},
-    }
-    conf = cluster_mod.write_conf(str(tmp_path / 'ctl.conf'), groups)
+    conf, _ = ctl_conf(tmp_path, quiet_listener(reply=b'\x01'))
     proc = run_ctl('--config-file', conf, '--timeout', '3', 'node', 'list')
     assert proc.returncode == 1
     assert one_line(proc) == (
@@ -151,14 +149,11 @@ def test_broker_that_stalls_in_the_handshake(tmp_path, quiet_listener):
 
 
 def test_daemon_down_and_missing_key(tmp_path, rabbit_vhost):
-    key = str(tmp_path / 'operator.key')
-    keys.KeyPair.generate().save(key)
-    groups = {
-        'DEFAULT': {'transport_url': rabbit_vhost},
-        'oslo_messaging_rabbit': {'amqp_durable_queues': 'True'},
-        'security': {'operator_key_file': key},
-    }
-    conf = cluster_mod.write_conf(str(tmp_path / 'ctl.conf'), groups)
+    conf, groups = ctl_conf(
+        tmp_path,
+        rabbit_vhost,
+        oslo_messaging_rabbit={'amqp_durable_queues': 'True'},
+    )
     # 8 s: the start-up of pluginsctl on a loaded machine (seconds, when
     # the suite runs) is counted inside the wait, not on top of it.
     proc = run_ctl('--config-file', conf, '--timeout', '8', 'node', 'list')
