@@ -126,6 +126,9 @@ class RunManager:
         self._changed = threading.Condition()
         self._incoming = queue.Queue()
         self._acks, self._acks_lock = {}, threading.Lock()
+        # Held from storing results to handing their plugin_result events
+        # to the extensions: a phase_end waits for it (see _phase_ended).
+        self._telling_results = threading.Lock()
         nodes.on_node_up = self._kick_planning
         self._threads = [
             threading.Thread(target=target, daemon=True, name=name)
@@ -391,19 +394,18 @@ class RunManager:
         # stored by it within the second; a replay meanwhile would store
         # nothing (results are stored once).
         marks = self.replays.take_deferred() if self.replays else {}
-        try:
-            stored = self.db.store_results(
-                [r for r in items if known[r['run_id']]], marks
-            )
-        except Exception:
-            if marks:
-                self.replays.defer_again(marks)
-            raise
-        # Before the run moves on: extensions see every plugin result of a
-        # phase before that phase's end (the dispatcher keeps the order).
-        for r in stored:
-            if r['plugin'] != results.NODE:
-                self.events.plugin_result(r)
+        with self._telling_results:
+            try:
+                stored = self.db.store_results(
+                    [r for r in items if known[r['run_id']]], marks
+                )
+            except Exception:
+                if marks:
+                    self.replays.defer_again(marks)
+                raise
+            for r in stored:
+                if r['plugin'] != results.NODE:
+                    self.events.plugin_result(r)
         self._notify()
         for run_id in {r['run_id'] for r in stored}:
             self.kick(run_id)
@@ -745,6 +747,13 @@ class RunManager:
 
     # -- phases --------------------------------------------------------------
 
+    def _phase_ended(self, run, phase, hosts, failed):
+        # Extensions see every plugin result of a phase before its end (the
+        # dispatcher keeps the order). The results this step read may be
+        # stored and not yet told, by another thread: wait for it.
+        with self._telling_results:
+            self.events.phase_end(run, phase, hosts, failed)
+
     def _phase_step(self, run):
         """One step of a running run; the run to look at again, or None."""
         mode = run['mode']
@@ -783,7 +792,7 @@ class RunManager:
             moved = self._transition(run, state='failed', error=failed[0])
             if moved is not None:
                 LOG.error('Run %s failed: %s', run['id'], failed[0])
-                self.events.phase_end(run, phase, hosts, failed)
+                self._phase_ended(run, phase, hosts, failed)
                 self._finished(moved)
             return None
         # Teardown goes on past failures and reports them all at the end.
@@ -809,7 +818,7 @@ class RunManager:
         )
         if moved is None:
             return None
-        self.events.phase_end(run, phase, hosts, failed)
+        self._phase_ended(run, phase, hosts, failed)
         if moved['state'] != 'running':
             LOG.info('Run %s: %s %s', run['id'], mode, moved['state'])
             self._finished(moved)

@@ -243,6 +243,36 @@ class TestOneRun:
         assert view['state'] == 'failed'
         assert view['error'].count('unstack failed') == 2
 
+    def test_a_phase_ends_after_its_results_are_told_whoever_ends_it(
+        self, daemon, db
+    ):
+        # CI: the tick ended a phase between the storing of its last
+        # result and that result's plugin_result, in another thread.
+        stored, go_on = threading.Event(), threading.Event()
+
+        class SlowToTell(Events):
+            def plugin_result(self, result):
+                stored.set()  # in the database, not told yet
+                go_on.wait(10)
+                self.seen.append(('plugin_result', (result,)))
+
+        daemon.runs.events = daemon.events = SlowToTell()
+        run = daemon.start()
+        daemon.events.seen.clear()
+        storing = threading.Thread(
+            target=daemon.report, args=(run, 'pre-install', ['ctl'])
+        )
+        storing.start()
+        assert stored.wait(10)
+        ticking = threading.Thread(target=daemon.runs.advance, args=(run,))
+        ticking.start()
+        ticking.join(0.5)  # long enough to end the phase, were it let
+        go_on.set()
+        storing.join(10)
+        ticking.join(10)
+        assert db.get_run(run)['phase_index'] == 1
+        assert daemon.events.names()[:2] == ['plugin_result', 'phase_end']
+
     def test_a_node_registering_kicks_the_runs_waiting_to_plan(self, conf, db):
         d = Daemon(conf, db)
         run = d.start()
