@@ -33,12 +33,12 @@ ALLOWED_EXMODS = ['pluginsd.exception']
 RETRY_WAIT_FIRST = 1
 RETRY_WAIT_MAX = 20
 # After each message, oslo.messaging's AMQP listeners wait 1 ms, then 2,
-# 4 ... up to 5 s for the next, waking each time to pass on the acks of the
-# executor's threads. At the 17.7 messages/s of 500 idle nodes that
-# re-polling was 40 % of a no-op server's CPU (bench/noop_server.py: 5.5 %
-# of a core, 3.3 % with 50 ms). A message still arrives at once (the wait
-# ends on a delivery); only an ack may wait this long. Replays are refused
-# anyway, so a message redelivered in that window changes nothing.
+# 4 ... up to 5 s for the next, waking each time to pass on the acks of
+# notification listeners (RPC messages are acked on receipt, in the
+# listener). At the 17.7 messages/s of 500 idle nodes that re-polling was
+# 40 % of a no-op server's CPU (bench/noop_server.py: 5.5 % of a core,
+# 3.3 % with 50 ms). A message still arrives at once: a delivery ends the
+# wait.
 LISTENER_FIRST_WAIT = 0.05
 
 
