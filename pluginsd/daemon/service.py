@@ -53,8 +53,10 @@ class DaemonService:
             # Their marks are stored with their effect, not one write per
             # message: the heartbeats' with their times, once a second
             # (NodeTracker.flush); results' with the results, in one
-            # transaction per batch (RunManager.on_results).
-            deferred=('heartbeat', 'probe', 'report_results'),
+            # transaction per batch (RunManager.on_results); those of
+            # what changes nothing with the heartbeats' (trust.READ_ONLY).
+            deferred=('heartbeat', 'probe', 'report_results')
+            + tuple(trust.READ_ONLY),
         )
         self.events = dispatch.EventDispatcher(
             self.extensions, dispatch.Notifications(conf, notification_url)

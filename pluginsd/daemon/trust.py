@@ -45,6 +45,27 @@ POLICY = {
     'reject_node': ADMIN,
     'delete_node': ADMIN,
 }
+# What changes nothing on the daemon: a replay of one of these re-reads
+# what the bus carried already (a node's local.conf is sealed to its key).
+# Their replay marks are not written one by one before the answer but
+# with the heartbeats', once a second (NodeTracker.flush): the 500 nodes
+# of a run all ask for their local.conf at once, and one database write
+# each queued them behind the run's own writes. A replay is still refused
+# at once in memory; only one stored within the last second before a
+# crash could be answered again after the restart.
+READ_ONLY = frozenset(
+    {
+        'pending_work',
+        'get_bundle_chunk',
+        'get_localconf',
+        'get_run',
+        'wait_run',
+        'list_runs',
+        'list_nodes',
+        'get_log',
+        'list_extensions',
+    }
+)
 
 
 def parse_operator_keys(entries):

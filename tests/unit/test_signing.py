@@ -484,3 +484,77 @@ def test_every_rpc_method_has_a_policy():
         'ping',
         'fetch_log',
     }
+
+
+def refused(method, envelope):
+    """The error an RPC method raised for its caller (wrapped by
+    oslo.messaging as expected).
+    """
+    from oslo_messaging.rpc import dispatcher
+
+    with pytest.raises(dispatcher.ExpectedException) as err:
+        method({}, envelope)
+    return err.value.exc_info[1]
+
+
+class TestDaemonReplayMarks:
+    """The daemon's own verifier: which marks wait for the next flush."""
+
+    @pytest.fixture
+    def daemon(self, tmp_path):
+        from pluginsd import conf as pluginsd_conf
+        from pluginsd import rpc
+        from pluginsd.daemon import service
+
+        admin = keys.KeyPair.generate()
+        admin.save(str(tmp_path / 'admin.key'))
+        conf = pluginsd_conf.new_conf()
+        conf([], default_config_files=[])
+        conf.set_override('state_path', str(tmp_path))
+        conf.set_override(
+            'connection', f'sqlite:///{tmp_path}/d.sqlite', group='database'
+        )
+        conf.set_override(
+            'operator_keys', [f'admin:{tmp_path}/admin.key.pub'], 'security'
+        )
+        transport = rpc.get_transport(conf, url='fake://')
+        daemon = service.DaemonService(
+            conf, transport, keypair=DAEMON, upgrade_schema=True
+        )
+        daemon.db.add_node_key('n1', NODE.fingerprint, NODE.public, 'accepted')
+        daemon.verifier.keyring.reload()
+        yield daemon, signing.Signer(admin, 'operator')
+        daemon.db.engine.dispose()
+        transport.cleanup()
+        conf.reset()
+
+    def test_what_changes_nothing_is_stored_with_the_heartbeats(self, daemon):
+        daemon, admin = daemon
+        node = signing.Signer(NODE, 'node:n1')
+        ask = node.sign('pending_work', 'daemon', {})
+        assert daemon.manager.pending_work({}, ask) == []
+        assert daemon.db.load_marks() == {}  # no write of its own
+        # A replay: refused anyway.
+        error = refused(daemon.manager.pending_work, ask)
+        assert isinstance(error, exception.SignatureError)
+        assert 'replayed message' in str(error)
+        daemon.nodes.flush()
+        assert daemon.db.load_marks() == {NODE.fingerprint: ask['seq']}
+
+        # What changes something: its mark is stored before it is acted on
+        # (here it fails: no such run, but the mark stays).
+        cancel = admin.sign('cancel_run', 'daemon', {'run_id': 'nope'})
+        error = refused(daemon.manager.cancel_run, cancel)
+        assert isinstance(error, exception.RunNotFound)
+        assert (
+            daemon.db.load_marks()[admin.keypair.fingerprint]
+            == (cancel['seq'])
+        )
+
+    def test_no_deferred_read_is_an_admin_operation(self):
+        assert trust.READ_ONLY <= set(trust.POLICY)
+        assert {trust.POLICY[op] for op in trust.READ_ONLY} == {
+            'node',
+            trust.READER,
+        }
+        assert 'plan' not in trust.READ_ONLY  # it sources localrc: code
