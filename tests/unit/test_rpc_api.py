@@ -6,6 +6,9 @@ method asks of oslo.messaging), and the real ``RPCClient`` on the in-process
 message as a driver receives them, and the version cap).
 """
 
+import threading
+import time
+
 import oslo_messaging as messaging
 from oslo_messaging import _utils as messaging_utils
 from oslo_messaging._drivers import common as messaging_common
@@ -776,3 +779,33 @@ def test_listeners_wait_longer_between_messages_on_a_transport():
     # ~13 wake-ups per message (bench/noop_server.py measures it).
     assert amqpdriver.ACK_REQUEUE_EVERY_SECONDS_MIN == rpc.LISTENER_FIRST_WAIT
     assert rpc.LISTENER_FIRST_WAIT == 0.05
+
+
+def test_an_rpc_server_hands_work_to_its_idle_threads(transport):
+    """Not a new thread per message, and no idle thread that polls."""
+
+    class Endpoint:
+        target = messaging.Target(version='1.0')
+
+        def __init__(self):
+            self.threads = set()
+
+        @rpc.expose
+        def where(self, ctxt):
+            self.threads.add(threading.current_thread().name)
+
+    endpoint = Endpoint()
+    server = rpc.get_server(transport, 'pool-test', 'h1', [endpoint])
+    server.start(override_pool_size=8)
+    try:
+        client = rpc.get_client(transport, 'pool-test', '1.0', timeout=10)
+        for _ in range(10):
+            client.prepare(server='h1').call({}, 'where')
+            time.sleep(0.05)  # the thread is idle again
+    finally:
+        server.stop()
+        server.wait()
+    # futurist's pool (oslo.messaging's own) would have started all 8,
+    # each waking up once a second from then on.
+    assert all(name.startswith('rpc-worker') for name in endpoint.threads)
+    assert len(endpoint.threads) <= 2, endpoint.threads
