@@ -5,6 +5,8 @@ stored it; the agent re-sends what is unacknowledged, so neither a broker
 restart nor a daemon restart loses a result. Each resend of a result waits
 twice as long as the one before (up to RESEND_BACKOFF times the interval):
 a daemon too loaded to acknowledge in time is not buried under resends.
+Nor is the first resend earlier than the daemon has been taking to
+acknowledge (:class:`AckDelay`).
 """
 
 import json
@@ -20,6 +22,37 @@ RESEND_BACKOFF = 8
 # When a result that has been sent ``sends`` times is due again: the
 # interval (the parameter), doubled per send after the first.
 _DUE_AT = f'sent_at + ? * min(1 << max(sends - 1, 0), {RESEND_BACKOFF})'
+
+
+class AckDelay:
+    """How long the daemon takes to acknowledge a result, smoothed as TCP
+    smooths its round trips (RFC 6298): the resend interval is the
+    configured one, or the mean delay plus four deviations if that is
+    longer, up to RESEND_BACKOFF times the configured one.
+
+    Measured at 500 nodes on two cores: the daemon acknowledged in 5-20 s,
+    so most results went two or three times, each copy more work for the
+    daemon that was slow already.
+    """
+
+    def __init__(self):
+        self.mean = None
+        self.deviation = 0.0
+
+    def add(self, delay):
+        if self.mean is None:
+            self.mean, self.deviation = delay, delay / 2
+        else:
+            self.deviation = 0.75 * self.deviation + 0.25 * abs(
+                self.mean - delay
+            )
+            self.mean = 0.875 * self.mean + 0.125 * delay
+
+    def resend_after(self, configured):
+        if self.mean is None:
+            return configured
+        wait = self.mean + 4 * self.deviation
+        return min(max(configured, wait), configured * RESEND_BACKOFF)
 
 
 class Journal:
@@ -50,8 +83,14 @@ class Journal:
             '(fingerprint TEXT PRIMARY KEY, seq INTEGER)'
         )
         self._lock = threading.Lock()
+        self.ack_delay = AckDelay()
 
     key = staticmethod(results.ack_key)
+
+    def resend_after(self, configured):
+        """Seconds before a result sent once is due again."""
+        with self._lock:
+            return self.ack_delay.resend_after(configured)
 
     def add(self, result):
         with self._lock:
@@ -104,7 +143,18 @@ class Journal:
             )
 
     def ack(self, keys):
+        now = time.time()
         with self._lock:
+            # Only results sent once tell the delay: the ack of a resent
+            # one may answer any of its copies.
+            for key in keys:
+                row = self._db.execute(
+                    'SELECT sent_at FROM results '
+                    'WHERE key = ? AND acked = 0 AND sends = 1',
+                    (key,),
+                ).fetchone()
+                if row is not None:
+                    self.ack_delay.add(max(0.0, now - row[0]))
             self._db.executemany(
                 'UPDATE results SET acked = 1 WHERE key = ?',
                 [(k,) for k in keys],

@@ -64,17 +64,18 @@ OPTS = [
         'result_resend_interval',
         default=5,
         min=1,
-        help='Seconds before an unacknowledged result is sent again; '
-        'each later resend waits twice as long, up to 8 times this.',
+        help='Seconds before an unacknowledged result is sent again, or '
+        'longer while the daemon takes longer to acknowledge (the mean '
+        'delay plus four deviations, as TCP times its resends); each '
+        'later resend waits twice as long, up to 8 times this.',
     ),
     cfg.IntOpt(
         'rpc_workers',
         default=2,
         min=1,
-        help='RPC threads of the agent. What the daemon asks of it is '
-        'quick (a phase is queued, a log read, a ping answered), so two '
-        'are enough; each idle thread still wakes up once a second '
-        '(oslo.messaging\'s default pool would keep up to '
+        help='RPC threads of the agent, at most. What the daemon asks of '
+        'it is quick (a phase is queued, a log read, a ping answered), so '
+        'two are enough (oslo.messaging\'s default pool would keep up to '
         'executor_thread_pool_size of them).',
     ),
 ]

@@ -224,3 +224,52 @@ class TestJournal:
         finally:
             j2.close()
             j.close()
+
+
+class TestAckDelay:
+    def test_resends_wait_as_long_as_the_daemon_takes_to_ack(
+        self, journal, clock
+    ):
+        assert journal.resend_after(5) == 5  # nothing measured yet
+        for i in range(20):  # the daemon acknowledges after 12 s
+            r = result(plugin=f'p{i}')
+            journal.add(r)
+            journal.mark_sent([Journal.key(r)])
+            clock[0] += 12
+            journal.ack([Journal.key(r)])
+        assert journal.resend_after(5) == pytest.approx(12, abs=0.5)
+        r = result(plugin='late')
+        journal.add(r)
+        journal.mark_sent([Journal.key(r)])
+        wait = journal.resend_after(5)
+        clock[0] += wait - 0.1
+        assert journal.due(wait) == []
+        clock[0] += 0.2
+        assert journal.due(wait) == [(Journal.key(r), r)]
+
+    def test_at_least_the_configured_interval_and_at_most_the_backoff(
+        self, journal, clock
+    ):
+        r = result()
+        journal.add(r)
+        journal.mark_sent([Journal.key(r)])
+        clock[0] += 0.01
+        journal.ack([Journal.key(r)])
+        assert journal.resend_after(5) == 5
+        r = result(plugin='slow')
+        journal.add(r)
+        journal.mark_sent([Journal.key(r)])
+        clock[0] += 1000  # the daemon was away
+        journal.ack([Journal.key(r)])
+        assert journal.resend_after(5) == 40
+
+    def test_a_resent_result_tells_nothing(self, journal, clock):
+        r = result()
+        journal.add(r)
+        journal.mark_sent([Journal.key(r)])
+        clock[0] += 30
+        journal.mark_sent([Journal.key(r)])  # resent: which copy is acked?
+        clock[0] += 1
+        journal.ack([Journal.key(r)])
+        assert journal.resend_after(5) == 5
+        assert journal.ack_delay.mean is None

@@ -969,3 +969,24 @@ class TestFollowers:
         assert daemon.runs.pending_work('cmp1') == []
         daemon.report(run, 'pre-install', ['ctl'])
         assert daemon.runs.pending_work('ctl') == []
+
+
+def test_acks_go_out_from_several_threads_each_node_its_own(conf, db):
+    daemon = Daemon(conf, db)
+    agents = daemon.agents
+    two_at_once = threading.Barrier(2, timeout=10)
+
+    def ack_results(ctxt, acks):
+        two_at_once.wait()  # one sender after another: broken, refused
+        agents.acks.append(acks)
+
+    agents.ack_results = ack_results
+    wanted = {f'n{i:02d}': [f'key-{i}'] for i in range(10)}
+    daemon.runs._acks = dict(wanted)
+    daemon.runs._flush_acks()
+    assert len(agents.acks) == runs_mod.ACK_SENDERS
+    merged = {}
+    for share in agents.acks:
+        assert not set(share) & set(merged)  # each node once
+        merged.update(share)
+    assert merged == wanted
