@@ -130,9 +130,6 @@ class RunManager:
         self._changed = threading.Condition()
         self._incoming = queue.Queue()
         self._acks, self._acks_lock = {}, threading.Lock()
-        self._ack_senders = concurrent.futures.ThreadPoolExecutor(
-            max_workers=ACK_SENDERS, thread_name_prefix='results-ack-send'
-        )
         # Held from storing results to handing their plugin_result events
         # to the extensions: a phase_end waits for it (see _phase_ended).
         self._telling_results = threading.Lock()
@@ -163,7 +160,6 @@ class RunManager:
             if thread.is_alive():
                 thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._ack_senders.shutdown(wait=True)
         try:
             # Another daemon need not wait for the leases to expire.
             self.db.release_leases(self.owner)
@@ -387,19 +383,23 @@ class RunManager:
             {host: acks[host] for host in hosts[i::ACK_SENDERS]}
             for i in range(min(ACK_SENDERS, len(hosts)))
         ]
-        sent = [
-            self._ack_senders.submit(self.agents.ack_results, {}, share)
-            for share in shares
-        ]
-        for future in sent:
+
+        def send(share):
             try:
-                future.result()
+                self.agents.ack_results({}, share)
             except Exception as e:
                 LOG.warning(
                     'Acknowledging results failed (%s); agents will '
                     'resend and be acknowledged then',
                     e,
                 )
+
+        # Threads of this flush only: nothing to stop with the daemon.
+        with concurrent.futures.ThreadPoolExecutor(
+            len(shares), thread_name_prefix='results-ack-send'
+        ) as senders:
+            for share in shares:
+                senders.submit(send, share)
         LOG.debug(
             'Acknowledged %d results to %d nodes in %.2f s',
             sum(len(keys) for keys in acks.values()),
