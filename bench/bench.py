@@ -2,8 +2,9 @@
 
 Scenarios (median of --repeat runs after one warm-up run each):
   * one no-op plugin on 1, 10, 50, 200 and 500 nodes over a private
-    loopback RabbitMQ: the daemon is a `pluginsd` process of its own, the
-    nodes are simulated, 10 per agent process up to 50 nodes and 25 above
+    loopback RabbitMQ: the daemon is a `pluginsd` process of its own, one
+    node is a real `pluginsd-agent` process, the others are simulated, 10
+    per agent process up to 50 nodes and 25 above
     (each node with its own queue, DEST, journal and bash), default
     heartbeat_interval, agent_down_time, result_resend_interval and
     republish_interval;
@@ -15,7 +16,8 @@ and plugin.sh), nodes in parallel, a barrier after every phase.
 For every RabbitMQ row it also reports: one phase fanned out to every node,
 from the daemon's publish to the last result stored (the daemon's own log
 lines, median over the phases of the timed runs); whether every node was
-still up at the end; the RSS of the agent processes; the CPU time per
+still up at the end; the RSS of the real agent and of the simulated
+nodes' processes; the CPU time per
 node and phase of the timed runs (the daemon, the agent processes, and
 the bash and git those ran); and, for 200 nodes
 and more, the daemon's CPU while the nodes only heartbeat (30 s), beside
@@ -254,6 +256,27 @@ def noop_server_cpu(conf_path, transport, rate):
         server.wait()
 
 
+def real_agent(groups, work, accepted_dir):
+    """One node of the row as a real ``pluginsd-agent`` process: its RSS is
+    what an operator's node costs (the simulated nodes share processes).
+    """
+    host = 'real-node'
+    state = os.path.join(work, host)
+    key_file = os.path.join(state, 'keys', 'agent.key')
+    key = keys.KeyPair.load_or_create(key_file)
+    keys.private_write(os.path.join(accepted_dir, f'{host}.pub'), key.public)
+    own = {group: dict(options) for group, options in groups.items()}
+    own['DEFAULT'].update(
+        host=host,
+        state_path=state,
+        log_file=os.path.join(state, 'service.log'),
+    )
+    own['security'] = dict(own['security'], key_file=key_file)
+    own['agent'] = dict(own['agent'], dest=os.path.join(state, 'dest'))
+    path = cluster.write_conf(os.path.join(work, f'{host}.conf'), own)
+    return cluster.Process('pluginsd-agent', path, state).start()
+
+
 def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
     _vhost, _user, url = broker.add_vhost()
     work = os.path.join(base, f'nodes-{nodes}')
@@ -312,10 +335,13 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
     daemon = cluster.Process('pluginsd', conf_path, state).start()
     hosts = []
     row = {}
+    agent = None
     try:
+        agent = real_agent(groups, work, conf.security.accepted_keys_dir)
         per = per_process(nodes)
-        for first in range(0, nodes, per):
-            count = min(per, nodes - first)
+        simulated = nodes - 1
+        for first in range(0, simulated, per):
+            count = min(per, simulated - first)
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -357,7 +383,7 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
             time.sleep(0.5)
         run_ids = []
         if runs:
-            pids = [proc.pid for proc in hosts]
+            pids = [proc.pid for proc in hosts] + [agent.proc.pid]
             before = []
 
             def after_warmup():
@@ -392,8 +418,11 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
         rss = [rss_mb(proc.pid) for proc in hosts]
         row['rss'] = (max(rss, default=0), per if nodes > 1 else 1)
         row['daemon_rss'] = rss_mb(daemon.proc.pid)
+        row['real_rss'] = rss_mb(agent.proc.pid)
         return row
     finally:
+        if agent is not None:
+            agent.stop()
         for proc in hosts:
             proc.terminate()
         for proc in hosts:
@@ -525,7 +554,8 @@ def main():
         '| nodes | one phase: publish -> last result stored, median / max '
         '(s) | nodes up at the end | idle daemon CPU (% of a core) '
         '| no-op oslo.messaging server, same messages/s (% of a core) '
-        '| agent RSS (MB) | daemon RSS (MB) '
+        '| agent RSS (MB): a pluginsd-agent / a simulated nodes\' process '
+        '| daemon RSS (MB) '
         '| CPU per node-phase (ms): daemon / agents / their bash+git |'
     )
     print('|---|---|---|---|---|---|---|---|')
@@ -542,10 +572,11 @@ def main():
             else ''
         )
         rss, per = row['rss']
+        simulated = f'{rss:.0f} (up to {per} nodes)' if rss else 'none'
         cpu = ' / '.join(f'{ms:.1f}' for ms in row.get('cpu_ms', ()))
         print(
             f'| {nodes} | {fan} | {row["up"]} of {nodes} | {idle} | {noop} '
-            f'| {rss:.0f} ({per} node(s) per process) '
+            f'| {row["real_rss"]:.0f} / {simulated} '
             f'| {row["daemon_rss"]:.0f} | {cpu} |'
         )
     for nodes, why in failed:
