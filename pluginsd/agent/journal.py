@@ -88,7 +88,9 @@ class Journal:
     key = staticmethod(results.ack_key)
 
     def resend_after(self, configured):
-        """Seconds before a result sent once is due again."""
+        """Seconds before a result sent once is due again (what due() and
+        next_resend() wait, given the configured interval).
+        """
         with self._lock:
             return self.ack_delay.resend_after(configured)
 
@@ -110,13 +112,18 @@ class Journal:
 
     def due(self, resend_after, limit=200):
         """Unacknowledged results never sent, or due again: ``resend_after``
-        seconds after the first send, then twice as long each time.
+        seconds after the first send (longer while the daemon takes longer
+        to acknowledge: :class:`AckDelay`), then twice as long each time.
         """
         with self._lock:
             rows = self._db.execute(
                 'SELECT key, payload FROM results '
                 f'WHERE acked = 0 AND {_DUE_AT} < ? ORDER BY rowid LIMIT ?',
-                (resend_after, time.time(), limit),
+                (
+                    self.ack_delay.resend_after(resend_after),
+                    time.time(),
+                    limit,
+                ),
             ).fetchall()
         return [(key, json.loads(payload)) for key, payload in rows]
 
@@ -127,7 +134,7 @@ class Journal:
         with self._lock:
             (first,) = self._db.execute(
                 f'SELECT MIN({_DUE_AT}) FROM results WHERE acked = 0',
-                (resend_after,),
+                (self.ack_delay.resend_after(resend_after),),
             ).fetchone()
         if first is None:
             return None

@@ -210,13 +210,8 @@ class AgentService:
 
     # -- threads -----------------------------------------------------------
 
-    def _resend_after(self):
-        return self.journal.resend_after(
-            self.conf.agent.result_resend_interval
-        )
-
     def _send_due(self):
-        due = self.journal.due(self._resend_after())
+        due = self.journal.due(self.conf.agent.result_resend_interval)
         if not due:
             return 0
         keys = [k for k, _ in due]
@@ -239,7 +234,9 @@ class AgentService:
             # Asleep until a result comes in or one is due again (a wakeup
             # a second was most of an idle agent's CPU), and at least a
             # second after a failed send.
-            wait = self.journal.next_resend(self._resend_after())
+            wait = self.journal.next_resend(
+                self.conf.agent.result_resend_interval
+            )
             wait = OUTBOX_IDLE_WAIT if wait is None else wait
             if failed:
                 wait = max(wait, 1.0)

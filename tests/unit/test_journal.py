@@ -273,3 +273,22 @@ class TestAckDelay:
         journal.ack([Journal.key(r)])
         assert journal.resend_after(5) == 5
         assert journal.ack_delay.mean is None
+
+    def test_due_and_next_resend_wait_the_learned_delay_themselves(
+        self, journal, clock
+    ):
+        for i in range(20):  # the daemon acknowledges after 12 s
+            r = result(plugin=f'p{i}')
+            journal.add(r)
+            journal.mark_sent([Journal.key(r)])
+            clock[0] += 12
+            journal.ack([Journal.key(r)])
+        r = result(plugin='late')
+        journal.add(r)
+        journal.mark_sent([Journal.key(r)])
+        wait = journal.resend_after(5)
+        assert journal.next_resend(5) == pytest.approx(wait)
+        clock[0] += wait - 0.1
+        assert journal.due(5) == []  # not after the configured 5 s
+        clock[0] += 0.2
+        assert journal.due(5) == [(Journal.key(r), r)]
