@@ -26,6 +26,7 @@ that of a no-op oslo.messaging server receiving as many casts a second
 ``--idle-only`` starts the nodes and measures only that (no runs).
 
 Usage: tools/bench.sh [--repeat N] [--nodes 1,10,50,200,500] [--idle-only]
+                      [--keep]
 (default --nodes 1,10,50)
 """
 
@@ -70,7 +71,7 @@ NOOP = {
 IDLE_SECONDS = 30
 LOG_LINE = re.compile(
     r'^(\S+ \S+) \d+ DEBUG pluginsd\.daemon\.runs \[[^]]*\] Run (\S+): '
-    r'(\S+) (published to \d+ nodes|done on every node)'
+    r'(\S+) (published to (\d+) nodes|done on every node)'
 )
 
 
@@ -164,11 +165,11 @@ def bash_floor(base, plugins, nodes, repeat):
     return statistics.median(times)
 
 
-def fanout_times(log_path, run_ids):
+def fanout_times(log_path, run_ids, nodes):
     """Seconds from a phase's publish to its last result stored.
 
-    One figure per phase of the given runs, from the daemon's own DEBUG
-    lines.
+    One figure per phase of the given runs published to all ``nodes``,
+    from the daemon's own DEBUG lines.
     """
     published, took = {}, []
     with open(log_path, errors='replace') as f:
@@ -181,7 +182,8 @@ def fanout_times(log_path, run_ids):
             ).timestamp()
             key = (match.group(2), match.group(3))
             if match.group(4).startswith('published'):
-                published.setdefault(key, when)  # not a republish
+                if int(match.group(5)) == nodes:
+                    published.setdefault(key, when)  # not a republish
             elif key in published:
                 took.append(when - published.pop(key))
     return took
@@ -272,7 +274,10 @@ def real_agent(groups, work, accepted_dir):
         log_file=os.path.join(state, 'service.log'),
     )
     own['security'] = dict(own['security'], key_file=key_file)
-    own['agent'] = dict(own['agent'], dest=os.path.join(state, 'dest'))
+    # The simulated nodes' role: one stage, one phase fanned out to all.
+    own['agent'] = dict(
+        own['agent'], roles='compute', dest=os.path.join(state, 'dest')
+    )
     path = cluster.write_conf(os.path.join(work, f'{host}.conf'), own)
     return cluster.Process('pluginsd-agent', path, state).start()
 
@@ -399,7 +404,7 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
                 1000 * (after - was) / node_phases
                 for was, after in zip(before, used, strict=True)
             ]
-        fanout = fanout_times(daemon.log, set(run_ids))
+        fanout = fanout_times(daemon.log, set(run_ids), nodes)
         row['fanout'] = statistics.median(fanout) if fanout else None
         row['fanout_max'] = max(fanout) if fanout else None
         if nodes >= 200 or not runs:
@@ -479,6 +484,11 @@ def main():
         action='store_true',
         help='start the nodes and measure the idle daemon only (no runs)',
     )
+    parser.add_argument(
+        '--keep',
+        action='store_true',
+        help='keep the work directory (daemon and node logs, journals)',
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, unwind)
     base = tempfile.mkdtemp(prefix='pluginsd-bench-')
@@ -530,7 +540,10 @@ def main():
                 ('50 no-op plugins x 1 node, all-in-one', took, floor, '0.3')
             )
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            print(f'Work directory kept: {base}', file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
     print()
     print(
         f'{os.cpu_count()} CPUs, load average '
