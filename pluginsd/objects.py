@@ -249,10 +249,12 @@ class PhaseEvent(WireObject):
     """The daemon asking the target nodes to run one phase of a run.
 
     1.0 - initial version
+    1.1 - acks: the acknowledgements of results stored, for its targets
+          (results.pack_acks)
     """
 
     NAME = 'PhaseEvent'
-    VERSION = '1.0'
+    VERSION = '1.1'
     FIELDS = {
         'run_id': Field(str),
         'mode': Field(str, choices=MODES),
@@ -261,6 +263,7 @@ class PhaseEvent(WireObject):
         'targets': Field(dict),  # {host: role key of its part}
         'parts': Field(dict),  # {role key: {'plugins': [...], 'localconf'}}
         'deadline': Field(int),
+        'acks': Field(dict, required=False, default={}),
     }
 
     def validate(self):

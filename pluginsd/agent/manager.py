@@ -101,6 +101,7 @@ class AgentManager:
         """The run is over (e.g. another node failed): drop its session."""
         request = self._open(envelope, 'end_run', fanout=True)
         if request:
+            self._take_acks(request.get('acks'))
             self.runner.end_run(request['run_id'])
             with self._lock:
                 self._localconfs.pop(request['run_id'], None)
@@ -109,6 +110,12 @@ class AgentManager:
     def ack_results(self, ctxt, envelope):
         request = self._open(envelope, 'ack_results', fanout=True)
         keys_ = request and request['acks'].get(self.host)
+        if keys_:
+            self.journal.ack(keys_)
+
+    def _take_acks(self, packed):
+        """Acknowledgements that rode on a fanout: this node's part."""
+        keys_ = results.unpack_acks(packed, self.host)
         if keys_:
             self.journal.ack(keys_)
 
@@ -148,6 +155,7 @@ class AgentManager:
         except (objects.InvalidObject, TypeError) as e:
             LOG.warning('%s: phase event rejected: %s', self.host, e)
             return False
+        self._take_acks(event.pop('acks'))
         if self.host not in event['targets'] or self.stopping:
             return False
         key = (

@@ -20,6 +20,8 @@ class AgentAPI:
         1.0 - run_phase, cancel_run, end_run, ack_results, ping, fetch_log
         1.1 - a phase event (run_phase, and in the daemon's pending_work
               answer) is a versioned PhaseEvent (pluginsd.objects)
+        1.2 - run_phase (PhaseEvent 1.1) and end_run may carry
+              acknowledgements (``acks``, pluginsd.results.pack_acks)
     """
 
     RPC_API_VERSION = rpc.AGENT_API_VERSION
@@ -43,10 +45,17 @@ class AgentAPI:
             event = objects.PhaseEvent.wrap(event)
         return self.signer.sign('run_phase', targets, event)
 
+    def carries_acks(self):
+        """Whether run_phase and end_run may carry acknowledgements."""
+        return self.client.can_send_version('1.2')
+
     def run_phase(self, ctxt, event):
         """One publish reaches every agent; each picks its own part."""
         envelope = self.sign_event(event)
-        version = '1.1' if self.client.can_send_version('1.1') else '1.0'
+        if event.get('acks'):  # only given when carries_acks()
+            version = '1.2'
+        else:
+            version = '1.1' if self.client.can_send_version('1.1') else '1.0'
         self.client.prepare(fanout=True, version=version).cast(
             ctxt, 'run_phase', envelope=envelope
         )
@@ -59,8 +68,18 @@ class AgentAPI:
             {'run_id': run_id, 'attempt': attempt},
         )
 
-    def end_run(self, ctxt, run_id):
-        self._fanout(ctxt, 'end_run', EVERY_AGENT, {'run_id': run_id})
+    def end_run(self, ctxt, run_id, acks=None):
+        """The run is over; ``acks`` (packed) for any node, if any."""
+        if not acks:
+            self._fanout(ctxt, 'end_run', EVERY_AGENT, {'run_id': run_id})
+            return
+        self.client.prepare(fanout=True, version='1.2').cast(
+            ctxt,
+            'end_run',
+            envelope=self.signer.sign(
+                'end_run', EVERY_AGENT, {'run_id': run_id, 'acks': acks}
+            ),
+        )
 
     def ack_results(self, ctxt, acks):
         """{host: [result key, ...]}: one cast to each host, its own keys.

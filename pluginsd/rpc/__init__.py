@@ -26,7 +26,7 @@ AGENT_TOPIC = 'pluginsd-agent'
 # One version per API, used by its endpoint (the manager's target) and by
 # its client (the default cap): tests/unit/test_rpc_api.py ties them.
 DAEMON_API_VERSION = '1.4'
-AGENT_API_VERSION = '1.1'
+AGENT_API_VERSION = '1.2'
 EMBEDDED_URL = 'kombu+memory:////'
 RABBIT = 'oslo_messaging_rabbit'
 POOL_OPTS = ('rpc_conn_pool_size', 'conn_pool_min_size')

@@ -317,6 +317,30 @@ class TestAgentManager(base.TestCase):
         self.manager.ack_results({}, self.control('ack_results', ack))
         self.assertEqual(self.journal.unacked_count(), 1)
 
+    def test_acks_carried_by_a_phase_event_or_end_run_are_applied(self):
+        self.run_and_wait(phase_event())
+        alpha, summary = sorted(k for k, _ in self.journal.due(0))
+        # Packed as the daemon packs them; another node's part is ignored.
+        packed, _ = results.pack_acks({'n1': [alpha], 'n2': ['r1|n2|x']})
+        packed['r1|stack|install|1']['n2'] = ['alpha', '']
+        forged = signing.Signer(keys.KeyPair.generate(), 'daemon').sign(
+            'end_run', '*', {'run_id': 'r1', 'acks': packed}
+        )
+        self.manager.end_run({}, forged)
+        self.assertEqual(self.journal.unacked_count(), 2)
+        self.runner.ran.clear()
+        self.run_and_wait(dict(phase_event(phase='post-config'), acks=packed))
+        # install's alpha acknowledged; its summary and post-config's two
+        # results are not.
+        self.assertEqual(self.journal.unacked_count(), 3)
+        self.assertNotIn(alpha, [k for k, _ in self.journal.due(0)])
+        packed, _ = results.pack_acks({'n1': [summary]})
+        self.manager.end_run(
+            {}, self.control('end_run', {'run_id': 'r1', 'acks': packed})
+        )
+        self.assertEqual(self.journal.unacked_count(), 2)
+        self.assertEqual(self.runner.ended, ['r1'])
+
     def test_a_direct_ack_counts_only_if_signed_for_this_node(self):
         self.run_and_wait(phase_event())
         acked = [k for k, _ in self.journal.due(0)]

@@ -102,7 +102,7 @@ class TestAgentAPIRecorded:
     def test_run_phase_is_a_fanout_signed_for_its_targets(self, agent_api):
         event = {'run_id': 'r1', 'targets': {'n2': '*', 'n1': '*'}}
         assert agent_api.run_phase(CTXT, event) is None
-        wrapped = {'object': 'PhaseEvent', 'version': '1.0', 'data': event}
+        wrapped = {'object': 'PhaseEvent', 'version': '1.1', 'data': event}
         assert agent_api.client.log == [
             ('prepare', {'fanout': True, 'version': '1.1'}),
             (
@@ -125,6 +125,36 @@ class TestAgentAPIRecorded:
                 {'envelope': SIGNER.sign('run_phase', ['n1', 'n2'], event)},
             ),
         ]
+
+    def test_acks_ride_on_run_phase_and_end_run_from_1_2(self, agent_api):
+        acks = {'r0|stack|extra|1': {'n1': ['alpha', '']}}
+        event = {'run_id': 'r1', 'targets': {'n1': '*'}, 'acks': acks}
+        assert agent_api.carries_acks()
+        agent_api.run_phase(CTXT, event)
+        agent_api.end_run(CTXT, 'r1', acks=acks)
+        agent_api.end_run(CTXT, 'r2')
+        wrapped = {'object': 'PhaseEvent', 'version': '1.1', 'data': event}
+        assert agent_api.client.log == [
+            ('prepare', {'fanout': True, 'version': '1.2'}),
+            (
+                'cast',
+                CTXT,
+                'run_phase',
+                {'envelope': SIGNER.sign('run_phase', ['n1'], wrapped)},
+            ),
+            ('prepare', {'fanout': True, 'version': '1.2'}),
+            (
+                'cast',
+                CTXT,
+                'end_run',
+                env('end_run', '*', run_id='r1', acks=acks),
+            ),
+            ('prepare', {'fanout': True}),
+            ('cast', CTXT, 'end_run', env('end_run', '*', run_id='r2')),
+        ]
+        # A fleet pinned below 1.2 is acknowledged one node at a time.
+        agent_api.client.cap = '1.1'
+        assert not agent_api.carries_acks()
 
     def test_cancel_run_is_a_fanout_cast(self, agent_api):
         agent_api.cancel_run(CTXT, 'run-1', 2)
@@ -489,7 +519,7 @@ class TestOnTheWire:
                             ['n1'],
                             {
                                 'object': 'PhaseEvent',
-                                'version': '1.0',
+                                'version': '1.1',
                                 'data': {'targets': {'n1': '*'}},
                             },
                         )
@@ -562,7 +592,7 @@ class TestOnTheWire:
 
 class TestVersionCap:
     def test_default_cap_is_current_version(self, conf, transport):
-        assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.1'
+        assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.2'
         assert (
             DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
             == '1.4'

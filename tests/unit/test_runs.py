@@ -14,6 +14,7 @@ import pytest
 from pluginsd import conf as pluginsd_conf
 from pluginsd import exception
 from pluginsd import objects
+from pluginsd import results
 from pluginsd.daemon import manager as manager_mod
 from pluginsd.daemon import nodes as nodes_mod
 from pluginsd.daemon import runs as runs_mod
@@ -30,18 +31,28 @@ class Agents:
 
     def __init__(self):
         self.events, self.cancelled, self.ended, self.acks = [], [], [], []
+        # Acks carried by fanouts: [(op, packed acks)]
+        self.carried = []
+        self.reads_carried_acks = True
+
+    def carries_acks(self):
+        return self.reads_carried_acks
 
     def sign_event(self, event):
         return {'signed': event}
 
     def run_phase(self, ctxt, event):
         self.events.append(objects.PhaseEvent(**event))
+        if event.get('acks'):
+            self.carried.append(('run_phase', event['acks']))
 
     def cancel_run(self, ctxt, run_id, attempt):
         self.cancelled.append((run_id, attempt))
 
-    def end_run(self, ctxt, run_id):
+    def end_run(self, ctxt, run_id, acks=None):
         self.ended.append(run_id)
+        if acks:
+            self.carried.append(('end_run', acks))
 
     def ack_results(self, ctxt, acks):
         self.acks.append(acks)
@@ -912,6 +923,85 @@ class TestIngest:
         ]
 
 
+class TestCarriedAcks:
+    """Stored results are acknowledged by the next fanout to their node;
+    a node no fanout reaches within ACK_HOLD is sent its own.
+    """
+
+    @staticmethod
+    def report(daemon, run, phase, hosts):
+        items = [
+            ok_result(run, h, plugin, phase)
+            for h in hosts
+            for plugin in ('alpha', '')
+        ]
+        acks = {
+            h: [results.ack_key(r) for r in items if r['node'] == h]
+            for h in hosts
+        }
+        daemon.runs.on_results(items, acks)
+        return acks
+
+    @staticmethod
+    def age(daemon, host):
+        """As if ``host``'s acks had waited ACK_HOLD."""
+        since, keys = daemon.runs._acks[host]
+        daemon.runs._acks[host] = (since - runs_mod.ACK_HOLD, keys)
+
+    def test_the_next_phase_event_carries_its_targets_acks(self, daemon):
+        run = daemon.start()
+        acks = self.report(daemon, run, 'pre-install', ['ctl'])
+        daemon.runs._flush_acks()  # not held long enough to be cast
+        assert daemon.agents.acks == []
+        daemon.runs.advance(run)
+        assert daemon.agents.published()[-1] == ('install', ['ctl'])
+        [(op, packed)] = daemon.agents.carried
+        assert op == 'run_phase'
+        assert results.unpack_acks(packed, 'ctl') == acks['ctl']
+        assert daemon.runs._acks == {}
+
+    def test_acks_no_fanout_carries_are_cast_after_the_hold(self, daemon):
+        run = daemon.start()
+        # A late resend from a compute node: no event goes to it now.
+        late = self.report(daemon, run, 'pre-install', ['ctl', 'cmp1'])
+        daemon.runs.advance(run)
+        [(_, packed)] = daemon.agents.carried
+        assert results.unpack_acks(packed, 'cmp1') == []
+        daemon.runs._flush_acks()
+        assert daemon.agents.acks == []
+        self.age(daemon, 'cmp1')
+        daemon.runs._flush_acks()
+        assert daemon.agents.acks == [{'cmp1': late['cmp1']}]
+
+    def test_the_end_of_a_run_carries_every_nodes_acks(self, daemon, db):
+        run = daemon.start()
+        for phase in PHASES:
+            self.report(daemon, run, phase, ['ctl'])
+            daemon.runs.advance(run)
+        for phase in PHASES:
+            last = self.report(daemon, run, phase, ['cmp1', 'cmp2'])
+            daemon.runs.advance(run)
+        assert db.get_run(run)['state'] == 'completed'
+        op, packed = daemon.agents.carried[-1]
+        assert op == 'end_run'
+        for host in ('cmp1', 'cmp2'):
+            assert results.unpack_acks(packed, host) == last[host]
+        # The first stage's last phase rode on the end as well.
+        assert len(results.unpack_acks(packed, 'ctl')) == 2
+        assert daemon.runs._acks == {} and daemon.agents.acks == []
+
+    def test_agents_older_than_1_2_are_sent_each_their_own(self, daemon):
+        daemon.agents.reads_carried_acks = False
+        run = daemon.start()
+        acks = self.report(daemon, run, 'pre-install', ['ctl'])
+        daemon.runs.advance(run)
+        assert daemon.agents.published()[-1] == ('install', ['ctl'])
+        assert daemon.agents.carried == []
+        self.age(daemon, 'ctl')
+        daemon.runs._flush_acks()
+        assert daemon.agents.acks == [acks]
+
+
 class TestSlowExtension:
     def test_a_blocked_extension_never_delays_storing_or_acks(self, conf, db):
         """The extension blocks until the test has seen the ack go out."""
@@ -982,7 +1072,7 @@ def test_acks_go_out_from_several_threads_each_node_its_own(conf, db):
 
     agents.ack_results = ack_results
     wanted = {f'n{i:02d}': [f'key-{i}'] for i in range(10)}
-    daemon.runs._acks = dict(wanted)
+    daemon.runs._acks = {host: (0.0, keys) for host, keys in wanted.items()}
     daemon.runs._flush_acks()
     assert len(agents.acks) == runs_mod.ACK_SENDERS
     merged = {}
