@@ -249,8 +249,7 @@ class PhaseEvent(WireObject):
     """The daemon asking the target nodes to run one phase of a run.
 
     1.0 - initial version
-    1.1 - acks: the acknowledgements of results stored, for its targets
-          (results.pack_acks)
+    1.1 - acks: results stored for its targets (see results.pack_acks)
     """
 
     NAME = 'PhaseEvent'
