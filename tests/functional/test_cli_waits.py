@@ -238,15 +238,17 @@ def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
         [('cmp1', 'compute', {})], DEFAULT={'executor_thread_pool_size': 1}
     )
     conf = conf_file(tmp_path, 'local.conf', f'enable_plugin slow {slow}')
-    follower = subprocess.Popen(
-        [
-            *(CTL, '--config-file', c.daemon_conf),
-            *('--timeout', str(cluster_mod.CTL_TIMEOUT), 'stack', conf),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    err_path = tmp_path / 'follower.err'
+    with open(err_path, 'w') as err_file:
+        follower = subprocess.Popen(
+            [
+                *(CTL, '--config-file', c.daemon_conf),
+                *('--timeout', str(cluster_mod.CTL_TIMEOUT), 'stack', conf),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / 'in-install').exists():
@@ -254,12 +256,20 @@ def test_follower_survives_a_daemon_restart(tmp_path, cluster):  # noqa: F811
             time.sleep(0.2)
         hold_the_long_call_lane(c)
         c.daemon.stop()
+        # Down until the follower has noticed: a stopping daemon answers
+        # the calls it holds, and a restart within the next call's timeout
+        # would go unseen.
+        deadline = time.monotonic() + 60
+        while 'waiting for it (the run goes on)' not in err_path.read_text():
+            assert time.monotonic() < deadline, 'the follower never noticed'
+            time.sleep(0.2)
         c.daemon.start()
         c.wait_nodes({'cmp1'})
         gate.touch()
-        out, err = follower.communicate(timeout=180)
+        out, _ = follower.communicate(timeout=180)
     finally:
         follower.kill()
+    err = err_path.read_text()
     assert follower.returncode == 0, err
     assert 'waiting for it (the run goes on)' in err
     assert 'the daemon answers again' in err
