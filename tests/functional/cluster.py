@@ -12,6 +12,7 @@ from pluginsd import rpc
 from pluginsd.daemon import rpcapi
 from pluginsd.rpc import signing
 from tests.functional import aio
+from tests.functional import rabbit as rabbit_mod
 
 BIN = os.path.dirname(sys.executable)
 CTL_TIMEOUT = 30  # pluginsctl --timeout in tests
@@ -295,4 +296,4 @@ class Cluster:
             agent.stop()
         for daemon in self.daemons.values():
             daemon.stop()
-        self.transport.cleanup()
+        rabbit_mod.close_transport(self.transport)

@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 RABBIT_BIN = (
@@ -29,6 +30,20 @@ EPMD = 'epmd'
 RESERVED = set(range(35672, 35683)) | {4369, 5672, 15672, 25672}
 MAX_PORT = 45000  # so that P+20000 is still a valid port
 MARKER = 'PLUGINSD_TEST_RABBIT'  # env var that tags every process we start
+
+
+def close_transport(transport, timeout=30):
+    """transport.cleanup(), given at most timeout seconds.
+
+    It joins oslo.messaging's reply-queue thread, which may be retrying a
+    broker the test stopped; a teardown goes on without it (a daemon thread)
+    rather than hang where no test timeout is armed any more.
+    """
+    closer = threading.Thread(
+        target=transport.cleanup, name='transport-cleanup', daemon=True
+    )
+    closer.start()
+    closer.join(timeout)
 
 
 def _free(port):

@@ -12,6 +12,7 @@ from pluginsd.plugins import bundles
 from pluginsd.plugins import plan as plan_mod
 from tests import gitrepos
 from tests.functional import cluster as cluster_mod
+from tests.functional import rabbit as rabbit_mod
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 BIG = 50 << 20
@@ -160,4 +161,4 @@ def test_thirty_nodes_get_a_fifty_megabyte_plugin(tmp_path, rabbit_vhost):
         for proc in procs:
             proc.wait(60)
         c.daemon.stop()
-        c.transport.cleanup()
+        rabbit_mod.close_transport(c.transport)

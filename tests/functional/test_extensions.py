@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from pluginsd import conf as pluginsd_conf
 from tests import gitrepos
 from tests.functional import cluster as cluster_mod
+from tests.functional import rabbit as rabbit_mod
 
 TOP = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -289,7 +290,7 @@ def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
         listener.stop()
         listener.wait()
         c.stop()
-        transport.cleanup()
+        rabbit_mod.close_transport(transport)
     types = [e for e, _ in received]
     assert types[0] == 'pluginsd.node.register'
     run_types = types[types.index('pluginsd.run.start') :]

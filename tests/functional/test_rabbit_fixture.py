@@ -78,7 +78,7 @@ def test_rpc_call(rabbit):
         assert client.call({}, 'ping', value='x') == 'pong x'
     finally:
         stop_server(server)
-        transport.cleanup()
+        rabbit_mod.close_transport(transport)
 
 
 def queue_messages(rabbit, vhost, queue):
@@ -114,7 +114,7 @@ def test_durable_cast_survives_restart(rabbit, rabbit_vhost):
             assert time.monotonic() < deadline, 'casts never reached the queue'
             time.sleep(0.5)
     finally:
-        transport.cleanup()
+        rabbit_mod.close_transport(transport)
 
     rabbit.restart()
 
@@ -129,7 +129,7 @@ def test_durable_cast_survives_restart(rabbit, rabbit_vhost):
         assert sorted(endpoint.received) == list(range(count))
     finally:
         stop_server(server)
-        transport.cleanup()
+        rabbit_mod.close_transport(transport)
 
 
 def broker_processes(broker):

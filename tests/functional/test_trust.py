@@ -27,6 +27,7 @@ from pluginsd import rpc
 from pluginsd.rpc import signing
 from tests import gitrepos
 from tests.functional import cluster as cluster_mod
+from tests.functional import rabbit as rabbit_mod
 
 CTL_SECRET = 'ctl-admin-' + secrets.token_hex(6)
 CMP_SECRET = 'cmp-token-' + secrets.token_hex(6)
@@ -168,7 +169,7 @@ def world(tmp_path_factory, rabbit):
     yield w
     w.cluster.stop()
     for transport in w.transports:
-        transport.cleanup()
+        rabbit_mod.close_transport(transport)
 
 
 def test_the_run_ran_and_masked_its_secrets(world):
