@@ -32,18 +32,24 @@ MAX_PORT = 45000  # so that P+20000 is still a valid port
 MARKER = 'PLUGINSD_TEST_RABBIT'  # env var that tags every process we start
 
 
+def bounded(action, timeout=30, name='teardown'):
+    """action(), given at most timeout seconds, in a daemon thread.
+
+    For teardowns, where no test timeout is armed any more: one that waits
+    on a broker the test stopped is left behind rather than hang the run.
+    """
+    worker = threading.Thread(target=action, name=name, daemon=True)
+    worker.start()
+    worker.join(timeout)
+
+
 def close_transport(transport, timeout=30):
     """transport.cleanup(), given at most timeout seconds.
 
     It joins oslo.messaging's reply-queue thread, which may be retrying a
-    broker the test stopped; a teardown goes on without it (a daemon thread)
-    rather than hang where no test timeout is armed any more.
+    broker the test stopped.
     """
-    closer = threading.Thread(
-        target=transport.cleanup, name='transport-cleanup', daemon=True
-    )
-    closer.start()
-    closer.join(timeout)
+    bounded(transport.cleanup, timeout, 'transport-cleanup')
 
 
 def _free(port):
