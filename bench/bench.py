@@ -15,14 +15,16 @@ and plugin.sh), nodes in parallel, a barrier after every phase.
 
 For every RabbitMQ row it also reports: one phase fanned out to every node,
 from the daemon's publish to the last result stored (the daemon's own log
-lines, median over the phases of the timed runs); whether every node was
+lines, median over the phases of the timed runs), beside one phase of
+the plain-bash floor (its median phase); whether every node was
 still up at the end; the RSS of the real agent and of the simulated
 nodes' processes; the CPU time per
-node and phase of the timed runs (the daemon, the agent processes, and
-the bash and git those ran); and, for 200 nodes
+node and phase of the timed runs (the daemon, the simulated nodes'
+processes, the real agent, and the bash and git they ran); and, for 200 nodes
 and more, the daemon's CPU while the nodes only heartbeat (30 s), beside
-that of a no-op oslo.messaging server receiving as many casts a second
-(noop_server.py): the floor of any oslo.messaging daemon.
+the real agent's in the same time and that of a no-op oslo.messaging
+server receiving as many casts a second (noop_server.py): the floor of any
+oslo.messaging daemon.
 ``--idle-only`` starts the nodes and measures only that (no runs).
 
 Usage: tools/bench.sh [--repeat N] [--nodes 1,10,50,200,500] [--idle-only]
@@ -134,12 +136,17 @@ def timed_runs(api, text, repeat, run_ids=None, after_warmup=None):
 
 
 def bash_floor(base, plugins, nodes, repeat):
-    """Plain bash: one process per call, nodes in parallel, phase barriers."""
+    """Plain bash: one process per call, nodes in parallel, phase barriers.
+
+    Returns the median of the 5-phase totals and of the single phases: the
+    floor of a run and of one phase fanned out to every node.
+    """
     lib = shell.LIB_DIR
-    times = []
+    times, phase_times = [], []
     for _ in range(repeat):
         start = time.perf_counter()
         for phase in PHASES:
+            phase_start = time.perf_counter()
             procs = []
             for node in range(nodes):
                 for _name, path in plugins if nodes == 1 else plugins[:1]:
@@ -161,8 +168,9 @@ def bash_floor(base, plugins, nodes, repeat):
                         procs.pop().wait()
             for proc in procs:
                 proc.wait()
+            phase_times.append(time.perf_counter() - phase_start)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(phase_times)
 
 
 def fanout_times(log_path, run_ids, nodes):
@@ -199,12 +207,16 @@ def cpu_seconds(pid, children=False):
     )
 
 
-def cpu_snapshot(daemon_pid, host_pids):
-    """CPU seconds so far: the daemon, the agent hosts, their bash and git."""
+def cpu_snapshot(daemon_pid, host_pids, agent_pid):
+    """CPU seconds so far: the daemon, the simulated nodes' processes, the
+    real agent, and the bash and git of all of them.
+    """
+    nodes = [*host_pids, agent_pid]
     return (
         cpu_seconds(daemon_pid),
         sum(cpu_seconds(pid) for pid in host_pids),
-        sum(cpu_seconds(pid, children=True) for pid in host_pids),
+        cpu_seconds(agent_pid),
+        sum(cpu_seconds(pid, children=True) for pid in nodes),
     )
 
 
@@ -388,21 +400,25 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
             time.sleep(0.5)
         run_ids = []
         if runs:
-            pids = [proc.pid for proc in hosts] + [agent.proc.pid]
+            pids = [proc.pid for proc in hosts]
             before = []
 
             def after_warmup():
-                before[:] = cpu_snapshot(daemon.proc.pid, pids)
+                before[:] = cpu_snapshot(daemon.proc.pid, pids, agent.proc.pid)
 
             row['took'] = timed_runs(
                 api, local_conf(plugins), repeat, run_ids, after_warmup
             )
             # Bash sessions end with their run: reaped, counted by now.
-            used = cpu_snapshot(daemon.proc.pid, pids)
-            node_phases = nodes * len(PHASES) * repeat
+            used = cpu_snapshot(daemon.proc.pid, pids, agent.proc.pid)
+            # Per node and phase: the daemon's for all nodes, the simulated
+            # nodes' for theirs (many to a process), the real agent's for
+            # its one, the bash and git for all.
+            phases = len(PHASES) * repeat
+            counts = [nodes, max(simulated, 1), 1, nodes]
             row['cpu_ms'] = [
-                1000 * (after - was) / node_phases
-                for was, after in zip(before, used, strict=True)
+                1000 * (after - was) / (count * phases)
+                for was, after, count in zip(before, used, counts, strict=True)
             ]
         fanout = fanout_times(daemon.log, set(run_ids), nodes)
         row['fanout'] = statistics.median(fanout) if fanout else None
@@ -411,9 +427,15 @@ def rabbit_scenario(base, broker, nodes, plugins, repeat, runs=True):
             # Let the last run's (or the start's) traffic settle.
             time.sleep(5)
             before = cpu_seconds(daemon.proc.pid)
+            agent_before = cpu_seconds(agent.proc.pid)
             time.sleep(IDLE_SECONDS)
             row['idle_cpu'] = (
                 100 * (cpu_seconds(daemon.proc.pid) - before) / IDLE_SECONDS
+            )
+            row['idle_agent_cpu'] = (
+                100
+                * (cpu_seconds(agent.proc.pid) - agent_before)
+                / IDLE_SECONDS
             )
             # The nodes' heartbeats and the daemon's probe of itself (1/s).
             rate = nodes / conf.agent.heartbeat_interval + 1
@@ -516,7 +538,9 @@ def main():
                 if args.idle_only:
                     extra.append((nodes, row))
                     continue
-                floor = bash_floor(base, one, nodes, args.repeat)
+                floor, row['phase_floor'] = bash_floor(
+                    base, one, nodes, args.repeat
+                )
                 target = {50: '1.0'}.get(nodes, '')
                 rows.append(
                     (
@@ -535,7 +559,7 @@ def main():
             broker.stop()
         if not args.idle_only:
             took = allinone_scenario(base, fifty, args.repeat)
-            floor = bash_floor(base, fifty, 1, args.repeat)
+            floor, _ = bash_floor(base, fifty, 1, args.repeat)
             rows.append(
                 ('50 no-op plugins x 1 node, all-in-one', took, floor, '0.3')
             )
@@ -565,13 +589,16 @@ def main():
     print()
     print(
         '| nodes | one phase: publish -> last result stored, median / max '
-        '(s) | nodes up at the end | idle daemon CPU (% of a core) '
+        '(s) | plain bash, one phase (s) '
+        '| nodes up at the end | idle daemon CPU (% of a core) '
+        '| idle real agent CPU (% of a core) '
         '| no-op oslo.messaging server, same messages/s (% of a core) '
         '| agent RSS (MB): a pluginsd-agent / a simulated nodes\' process '
         '| daemon RSS (MB) '
-        '| CPU per node-phase (ms): daemon / agents / their bash+git |'
+        '| CPU per node-phase (ms): daemon / simulated nodes / the real '
+        'agent / all their bash+git |'
     )
-    print('|---|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     for nodes, row in extra:
         fan = (
             f'{row["fanout"]:.3f} / {row["fanout_max"]:.3f}'
@@ -579,6 +606,9 @@ def main():
             else 'n/a'
         )
         idle = f'{row["idle_cpu"]:.1f}' if 'idle_cpu' in row else ''
+        idle_agent = (
+            f'{row["idle_agent_cpu"]:.2f}' if 'idle_agent_cpu' in row else ''
+        )
         noop = (
             f'{row["noop_cpu"]:.1f} ({row["msg_rate"]:.1f}/s)'
             if 'noop_cpu' in row
@@ -587,13 +617,17 @@ def main():
         rss, per = row['rss']
         simulated = f'{rss:.0f} (up to {per} nodes)' if rss else 'none'
         cpu = ' / '.join(f'{ms:.1f}' for ms in row.get('cpu_ms', ()))
+        phase_floor = (
+            f'{row["phase_floor"]:.3f}' if 'phase_floor' in row else ''
+        )
         print(
-            f'| {nodes} | {fan} | {row["up"]} of {nodes} | {idle} | {noop} '
+            f'| {nodes} | {fan} | {phase_floor} | {row["up"]} of {nodes} '
+            f'| {idle} | {idle_agent} | {noop} '
             f'| {row["real_rss"]:.0f} / {simulated} '
             f'| {row["daemon_rss"]:.0f} | {cpu} |'
         )
     for nodes, why in failed:
-        print(f'| {nodes} | not measured: {why} | | | | | | |')
+        print(f'| {nodes} | not measured: {why} | | | | | | | | |')
     print()
     print(
         'Targets: 50 nodes <= 1.0 s; 500 nodes complete with no node lost; '
