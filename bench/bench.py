@@ -211,12 +211,13 @@ def cpu_snapshot(daemon_pid, host_pids, agent_pid):
     """CPU seconds so far: the daemon, the simulated nodes' processes, the
     real agent, and the bash and git of all of them.
     """
-    nodes = [*host_pids, agent_pid]
     return (
         cpu_seconds(daemon_pid),
         sum(cpu_seconds(pid) for pid in host_pids),
         cpu_seconds(agent_pid),
-        sum(cpu_seconds(pid, children=True) for pid in nodes),
+        sum(
+            cpu_seconds(pid, children=True) for pid in [*host_pids, agent_pid]
+        ),
     )
 
 

@@ -52,6 +52,18 @@ def close_transport(transport, timeout=30):
     bounded(transport.cleanup, timeout, 'transport-cleanup')
 
 
+def stop_server(server, timeout=30):
+    """An oslo.messaging server or notification listener stopped and
+    waited for, given at most timeout seconds.
+    """
+
+    def stop():
+        server.stop()
+        server.wait()
+
+    bounded(stop, timeout, 'server-stop')
+
+
 def _free(port):
     """True if nothing listens on port, on 127.0.0.1 nor ::1.
 

@@ -287,12 +287,7 @@ def test_lifecycle_notifications_on_the_broker(tmp_path, rabbit_vhost):
         assert proc.returncode == 0, proc.stderr
         assert done.wait(30), [e for e, _ in received]
     finally:
-
-        def stop_listener():
-            listener.stop()
-            listener.wait()
-
-        rabbit_mod.bounded(stop_listener, name='listener-stop')
+        rabbit_mod.stop_server(listener)
         c.stop()
         rabbit_mod.close_transport(transport)
     types = [e for e, _ in received]

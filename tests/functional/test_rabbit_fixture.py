@@ -61,11 +61,6 @@ def rpc_server(transport, topic, endpoint):
     )
 
 
-def stop_server(server):
-    server.stop()
-    server.wait()
-
-
 @pytest.mark.timeout(180)
 def test_rpc_call(rabbit):
     transport = oslo_messaging.get_rpc_transport(make_conf(), url=rabbit.url)
@@ -77,7 +72,7 @@ def test_rpc_call(rabbit):
         )
         assert client.call({}, 'ping', value='x') == 'pong x'
     finally:
-        stop_server(server)
+        rabbit_mod.stop_server(server)
         rabbit_mod.close_transport(transport)
 
 
@@ -101,7 +96,9 @@ def test_durable_cast_survives_restart(rabbit, rabbit_vhost):
     try:
         server = rpc_server(transport, topic, Endpoint())
         server.start()
-        stop_server(server)  # the durable queue stays (amqp_auto_delete=False)
+        # the durable queue stays (amqp_auto_delete=False)
+        server.stop()
+        server.wait()
         client = oslo_messaging.get_rpc_client(
             transport, oslo_messaging.Target(topic=topic)
         )
@@ -128,7 +125,7 @@ def test_durable_cast_survives_restart(rabbit, rabbit_vhost):
             time.sleep(0.1)
         assert sorted(endpoint.received) == list(range(count))
     finally:
-        stop_server(server)
+        rabbit_mod.stop_server(server)
         rabbit_mod.close_transport(transport)
 
 
