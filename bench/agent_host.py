@@ -3,6 +3,7 @@
 Each node is a full AgentService: its own host name, RPC queue, DEST,
 state directory and bash sessions; they only share the process.
 Usage: agent_host.py CONFIG_FILE PREFIX COUNT BASE_DIR
+Their log: BASE_DIR/PREFIXs.log (bench.py --keep keeps it).
 """
 
 import os
@@ -10,7 +11,8 @@ import signal
 import sys
 import threading
 
-from pluginsd import conf as pluginsd_conf
+from oslo_log import log as logging
+
 from pluginsd import keys
 from pluginsd import rpc
 from pluginsd import service
@@ -29,8 +31,15 @@ def main():
         int(sys.argv[3]),
         sys.argv[4],
     )
-    conf = pluginsd_conf.new_conf()
-    conf(['--config-file', conf_file], project='pluginsd')
+    # As pluginsd-agent starts (umask, oslo.messaging defaults, logging),
+    # but logging to a file of this process's own in the work directory
+    # (the config file's log_file is the daemon's).
+    conf = service.prepare(
+        ['--config-file', conf_file], 'agent_host', setup_logging=False
+    )
+    os.makedirs(base, exist_ok=True)
+    conf.set_override('log_file', os.path.join(base, f'{prefix}s.log'))
+    logging.setup(conf, 'pluginsd')
     # One transport for all: connections enough for every node's threads
     # (RPC workers and its senders), as each has on its own, and each
     # node's senders opened now, as the daemon does (one after
