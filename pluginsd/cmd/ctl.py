@@ -150,18 +150,18 @@ class PluginsCtl(app.App):
     def call_daemon(self, method, *args, **kwargs):
         """Call the daemon; every failure is one PluginsdException."""
         timeout = self.answer_timeout()
-        deadline = self.first_answer_deadline(timeout)
+        deadline = self.first_answer_deadline(timeout, method)
         try:
             read_only = getattr(self._command, 'reads_only', False)
             api = self.client(read_only=read_only)
             return getattr(api, method)({}, *args, **kwargs)
         except Exception as e:
-            raise client.explain(e, self._conf, timeout) from None
+            raise client.explain(e, self._conf, timeout, method) from None
         finally:
             if deadline:
                 deadline.met()
 
-    def first_answer_deadline(self, timeout):
+    def first_answer_deadline(self, timeout, method):
         """--timeout N: the first answer, start-up and connecting included,
         comes within N s (and a second for the messages) or the process
         leaves saying the daemon did not answer.
@@ -175,7 +175,7 @@ class PluginsCtl(app.App):
 
         def message():
             late = oslo_messaging.MessagingTimeout()
-            return client.explain(late, self._conf, timeout)
+            return client.explain(late, self._conf, timeout, method)
 
         return client.Deadline(
             timeout + 1 - client.process_age(), message, common.EXIT_FAILED

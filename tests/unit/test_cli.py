@@ -1,4 +1,5 @@
-"""pluginsctl's command table: names, help texts, completion."""
+"""pluginsctl: its command table (names, help texts, completion), its
+deadline and what it says when the daemon does not answer."""
 
 import argparse
 import logging
@@ -7,6 +8,7 @@ import sys
 import time
 
 from cliff import commandmanager
+import oslo_messaging as messaging
 
 from pluginsd.cmd import ctl
 
@@ -115,3 +117,50 @@ def test_a_missed_deadline_ends_the_process_with_its_message():
     proc = run_deadline(0.2, 20)
     assert (proc.returncode, proc.stderr) == (3, 'too late\n')
     assert time.monotonic() - started < 15
+
+
+class BusyDaemon:
+    """Answers the node list, then is too slow for the request itself."""
+
+    def list_nodes(self, ctxt):
+        return [{'host': 'node-1', 'state': 'up'}]
+
+    def __getattr__(self, method):
+        def too_slow(ctxt, *args, **kwargs):
+            raise messaging.MessagingTimeout()
+
+        return too_slow
+
+
+def run_against_busy_daemon(capsys, *argv):
+    root = logging.getLogger('')
+    handlers = list(root.handlers)
+    try:
+        code = ctl.main(list(argv), client_factory=lambda app: BusyDaemon())
+    finally:  # cliff adds a console handler at every run
+        for handler in set(root.handlers) - set(handlers):
+            root.removeHandler(handler)
+    return code, capsys.readouterr().err
+
+
+def test_a_request_that_timed_out_may_still_happen_and_says_so(
+    tmp_path, capsys
+):
+    local_conf = tmp_path / 'local.conf'
+    local_conf.write_text('[[local|localrc]]\n')
+    code, err = run_against_busy_daemon(
+        capsys, '--timeout', '5', 'stack', str(local_conf)
+    )
+    assert code == 1
+    assert err.strip().endswith(
+        'the daemon did not answer within 5 s: is pluginsd running on '
+        'topic pluginsd (transport_url of the caller)? If it is only busy, '
+        'the run may still start (pluginsctl run list shows it).'
+    ), err
+    # A read changes nothing: no such sentence.
+    code, err = run_against_busy_daemon(
+        capsys, '--timeout', '5', 'run', 'list'
+    )
+    assert code == 1
+    assert 'did not answer within 5 s' in err
+    assert 'If it is only busy' not in err

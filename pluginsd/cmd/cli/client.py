@@ -155,16 +155,32 @@ def _expect_amqp_greeting(sock, deadline):
         raise OSError('it closed the connection at once')
 
 
-def explain(error, conf, timeout):
+# Requests a daemon that is only slow may still carry out after the
+# caller gave up waiting: what to look at before asking again.
+MAY_STILL_HAPPEN = {
+    'start_run': 'the run may still start (pluginsctl run list shows it)',
+    'retry_run': 'the run may still be retried (pluginsctl run show RUN)',
+    'cancel_run': 'the run may still be cancelled (pluginsctl run show RUN)',
+    'delete_run': 'the run may still be deleted (pluginsctl run list)',
+    'accept_node': 'the node may still be accepted (pluginsctl node list)',
+    'reject_node': 'the node may still be rejected (pluginsctl node list)',
+    'delete_node': 'the node may still be deleted (pluginsctl node list)',
+}
+
+
+def explain(error, conf, timeout, method=None):
     """A one-line PluginsdException for an error of an RPC call."""
     if isinstance(error, (BrokerUnreachable, DaemonTimeout)):
         return error
     text = str(error)
     if isinstance(error, messaging.MessagingTimeout):
-        return DaemonTimeout(
+        message = (
             f'the daemon did not answer within {timeout:g} s: is pluginsd '
             f'running on topic {rpc.DAEMON_TOPIC} ({url_source(conf)})?'
         )
+        if method in MAY_STILL_HAPPEN:
+            message += f' If it is only busy, {MAY_STILL_HAPPEN[method]}.'
+        return DaemonTimeout(message)
     if 'PRECONDITION_FAILED' in text and 'durable' in text:
         # The daemon declared its exchange and queues durable and we did not
         # (or the other way round): the broker refuses the redeclaration.
