@@ -56,6 +56,10 @@ class RunNotFound(PluginsdException):
     msg_fmt = 'no run %(run)s'
 
 
+class DuplicateRun(PluginsdException):
+    msg_fmt = 'a run %(run)s exists already'
+
+
 class RunStateError(PluginsdException):
     msg_fmt = 'run %(run)s is %(state)s: %(reason)s'
 

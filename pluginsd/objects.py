@@ -18,6 +18,8 @@ signed envelope (``pluginsd.rpc.signing``) wraps ``to_primitive()``
 unchanged, so how messages are signed is independent of these objects.
 """
 
+import uuid
+
 from pluginsd import exception
 from pluginsd import results
 
@@ -292,10 +294,11 @@ class RunSpec(WireObject):
     own (pluginsd.localconf.from_input names the file and line).
 
     1.0 - initial version
+    1.1 - run_id: the caller's id for the run (asking again is safe)
     """
 
     NAME = 'RunSpec'
-    VERSION = '1.0'
+    VERSION = '1.1'
     FIELDS = {
         'mode': Field(str, choices=MODES),
         # {role or '*': the text, or {'text', 'localrc', 'localrc_path'}}
@@ -303,6 +306,8 @@ class RunSpec(WireObject):
         'local_conf_path': Field(str, required=False, default=''),
         # Only these hosts; None: every node that is up.
         'nodes': Field(list, required=False, nullable=True),
+        # A UUID the caller chose; None: the daemon picks one.
+        'run_id': Field(str, required=False, nullable=True),
     }
 
     def validate(self):
@@ -318,6 +323,20 @@ class RunSpec(WireObject):
                 )
         if self.nodes is not None:
             _strings(self.NAME, 'nodes', self.nodes)
+        if self.run_id is not None and not is_uuid(self.run_id):
+            raise InvalidObject(
+                name=self.NAME,
+                reason=f'run_id {self.run_id[:80]!r} is not a UUID in its '
+                'usual lower-case form',
+            )
+
+
+def is_uuid(text):
+    """True for a UUID as uuid.uuid4() prints it (and nothing else)."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 def ack_key_of(raw):

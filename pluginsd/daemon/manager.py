@@ -343,13 +343,21 @@ class DaemonManager:
 
     @signed
     def start_run(
-        self, ctxt, who, mode, local_confs, local_conf_path, nodes=None
+        self,
+        ctxt,
+        who,
+        mode,
+        local_confs,
+        local_conf_path,
+        nodes=None,
+        run_id=None,
     ):
         spec = objects.RunSpec(
             mode=mode,
             local_confs=local_confs,
             local_conf_path=local_conf_path,
             nodes=nodes,
+            run_id=run_id,
         )
         LOG.info('Run requested by %s', who)
         return self._run_view(
@@ -358,6 +366,7 @@ class DaemonManager:
                 spec.local_confs,
                 spec.local_conf_path,
                 nodes=spec.nodes,
+                run_id=spec.run_id,
             )
         )
 

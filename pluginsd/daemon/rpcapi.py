@@ -30,6 +30,8 @@ class DaemonAPI:
         1.4 - plan, wait_run and get_log also on the long-call topic;
               each result a versioned Result, a heartbeat one versioned
               Heartbeat (``beat``) (pluginsd.objects)
+        1.5 - start_run takes ``run_id``, the caller's id for the run:
+              asking again with it returns that run (RunSpec 1.1)
     """
 
     RPC_API_VERSION = rpc.DAEMON_API_VERSION
@@ -126,11 +128,23 @@ class DaemonAPI:
         )
 
     # CLI
-    def start_run(self, ctxt, mode, local_confs, local_conf_path, nodes=None):
+    def start_run(
+        self, ctxt, mode, local_confs, local_conf_path, nodes=None, run_id=None
+    ):
+        """Start a run. With ``run_id`` (a UUID of the caller's), asking
+        again after a timeout returns that run instead of a second one; a
+        daemon older than 1.5 picks the id itself (the caller then gets
+        another id back, and may not ask again blindly).
+        """
         extra = {'nodes': list(nodes)} if nodes else {}
+        client = None
+        if run_id is not None and self.can_send_version('1.5'):
+            client = self.client.prepare(version='1.5')
+            extra['run_id'] = run_id
         return self._call(
             ctxt,
             'start_run',
+            client,
             mode=mode,
             local_confs=local_confs,
             local_conf_path=local_conf_path,

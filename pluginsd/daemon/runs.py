@@ -177,8 +177,14 @@ class RunManager:
 
     # -- entry points --------------------------------------------------------
 
-    def start_run(self, mode, local_confs, path, nodes=None):
-        """Start a run; ``nodes``: only these hosts (each must be up)."""
+    def start_run(self, mode, local_confs, path, nodes=None, run_id=None):
+        """Start a run; ``nodes``: only these hosts (each must be up).
+
+        ``run_id``: the caller's id for it. A caller that timed out asks
+        again with the same id and gets the run its first request started,
+        not a second one (nor a refusal because that run keeps the nodes
+        busy).
+        """
         if mode not in results.MODE_PHASES:
             raise exception.PluginsdException(
                 f'unknown mode {mode!r}: expected stack, unstack or clean'
@@ -190,6 +196,9 @@ class RunManager:
             ).to_dict()
             for role, text in local_confs.items()
         }
+        request = (mode, parsed, path)
+        if run_id is not None and self.db.run_exists(run_id):
+            return self._asked_again(run_id, request)
         alive = self.nodes.alive()
         chosen = alive
         if nodes:
@@ -200,13 +209,38 @@ class RunManager:
                     'list shows the nodes and their state'
                 )
             chosen = {h: alive[h] for h in nodes}
-        busy.refuse_if_busy(
-            busy.targets_for(chosen, parsed),
-            self.db.list_runs(states=ACTIVE),
-            alive,
-        )
-        run = self.db.create_run(
-            id=str(uuid.uuid4()),
+        try:
+            busy.refuse_if_busy(
+                busy.targets_for(chosen, parsed),
+                self.db.list_runs(states=ACTIVE),
+                alive,
+            )
+            run = self._create_run(run_id, mode, path, parsed, nodes)
+        except (exception.NodesBusy, exception.DuplicateRun):
+            # The same id asked twice at once: the other request's run
+            # keeps the nodes busy, or took the id first.
+            if run_id is not None and self.db.run_exists(run_id):
+                return self._asked_again(run_id, request)
+            raise
+        LOG.info('Run %s: %s of %s requested', run['id'], mode, path)
+        self.kick(run['id'])
+        return run
+
+    def _asked_again(self, run_id, request):
+        """The run a request with this id started: the same request only."""
+        run = self.db.get_run(run_id)
+        asked = (run['mode'], run['local_confs'], run['local_conf_path'])
+        if asked != request:
+            raise exception.PluginsdException(
+                f'run id {run_id} is the id of another request (another '
+                'mode or local.conf): choose a new id'
+            )
+        LOG.info('Run %s: asked for again; it is %s', run_id, run['state'])
+        return run
+
+    def _create_run(self, run_id, mode, path, parsed, nodes):
+        return self.db.create_run(
+            id=run_id or str(uuid.uuid4()),
             mode=mode,
             state='planning',
             local_conf_path=path,
@@ -222,9 +256,6 @@ class RunManager:
             error='',
             version=0,
         )
-        LOG.info('Run %s: %s of %s requested', run['id'], mode, path)
-        self.kick(run['id'])
-        return run
 
     def plan_only(self, local_conf, path):
         conf = localconf_mod.from_input(local_conf, path)

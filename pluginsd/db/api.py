@@ -198,12 +198,18 @@ class Database:
     # -- runs --------------------------------------------------------------
 
     def create_run(self, **values):
+        """Store a new run; DuplicateRun if its id is taken."""
         now = time.time()
         values.setdefault('created_at', now)
         values.setdefault('updated_at', now)
-        with self._lock, self._session.begin() as s:
-            run = models.Run(**values)
-            s.add(run)
+        try:
+            with self._lock, self._session.begin() as s:
+                run = models.Run(**values)
+                s.add(run)
+        except sa.exc.IntegrityError:
+            if self.run_exists(values['id']):
+                raise exception.DuplicateRun(run=values['id']) from None
+            raise
         return _row(run)
 
     def get_run(self, run_id):

@@ -25,7 +25,7 @@ AGENT_TOPIC = 'pluginsd-agent'
 
 # One version per API, used by its endpoint (the manager's target) and by
 # its client (the default cap): tests/unit/test_rpc_api.py ties them.
-DAEMON_API_VERSION = '1.4'
+DAEMON_API_VERSION = '1.5'
 AGENT_API_VERSION = '1.2'
 EMBEDDED_URL = 'kombu+memory:////'
 RABBIT = 'oslo_messaging_rabbit'

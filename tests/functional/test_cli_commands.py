@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import time
+import uuid
 
 import pytest
 import sqlalchemy
@@ -102,6 +103,33 @@ def test_no_wait_value_prints_exactly_the_id(pc, daemon):
     )
     assert code == 0 and len(out.strip()) == 36 and '\n' not in out.strip()
     daemon.wait(out.strip())
+
+
+def test_a_stack_asked_again_with_its_run_id_is_one_run(pc, daemon):
+    run_id = str(uuid.uuid4())
+    for _ in range(2):  # as a script would after a timeout
+        code, out, err = pc(
+            'stack', str(daemon.good_conf), '--run-id', run_id, '--no-wait'
+        )
+        assert (code, out) == (0, run_id + '\n'), err
+    assert daemon.wait(run_id)['state'] == 'completed'
+    code, out, err = pc(
+        'stack', str(daemon.good_conf), '--run-id', run_id, '--no-wait'
+    )
+    assert (code, out) == (0, run_id + '\n'), err  # done: still that run
+    code, out, _ = pc('run', 'list', '-f', 'value', '-c', 'ID')
+    assert out.split().count(run_id) == 1
+    # The id of another request: refused by the daemon, saying why.
+    code, out, err = pc('unstack', str(daemon.good_conf), '--run-id', run_id)
+    assert code == 1
+    assert f'run id {run_id} is the id of another request' in err
+    # No UUID: bad usage, said before anything is asked.
+    code, out, err = pc('stack', str(daemon.good_conf), '--run-id', 'r1')
+    assert code == 2
+    assert err.strip() == (
+        "pluginsctl: --run-id 'r1': expected a UUID in its usual "
+        'lower-case form, as uuidgen prints'
+    )
 
 
 def test_stack_json_has_the_run_id_and_typed_fields(pc, daemon):

@@ -148,14 +148,16 @@ def test_a_request_that_timed_out_may_still_happen_and_says_so(
 ):
     local_conf = tmp_path / 'local.conf'
     local_conf.write_text('[[local|localrc]]\n')
+    run_id = '0b3c3e2a-5f0e-4c55-9d4a-6b1f8e2c7d90'
     code, err = run_against_busy_daemon(
-        capsys, '--timeout', '5', 'stack', str(local_conf)
+        capsys, '--timeout', '5', 'stack', str(local_conf), '--run-id', run_id
     )
     assert code == 1
     assert err.strip().endswith(
         'the daemon did not answer within 5 s: is pluginsd running on '
         'topic pluginsd (transport_url of the caller)? If it is only busy, '
-        'the run may still start (pluginsctl run list shows it).'
+        f'the run may still start (pluginsctl run list shows it). Its id: '
+        f'{run_id}.'
     ), err
     # A read changes nothing: no such sentence.
     code, err = run_against_busy_daemon(

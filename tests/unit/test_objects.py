@@ -96,6 +96,7 @@ class TestRunSpec:
             },
         )
         assert spec.nodes is None and spec.local_conf_path == ''
+        assert spec.run_id is None  # the daemon picks one
 
     @pytest.mark.parametrize(
         'fields, reason',
@@ -107,6 +108,14 @@ class TestRunSpec:
                 "the local.conf of role '*' is int, not text",
             ),
             ({'nodes': ['cmp1', 2]}, "field 'nodes' must be a list of str"),
+            (
+                {'run_id': '--upload-pack=touch /tmp/x'},
+                "run_id '--upload-pack=touch /tmp/x' is not a UUID",
+            ),
+            (
+                {'run_id': 'E3B0C442-98FC-1C14-9AFB-F4C8996FB924'},
+                'not a UUID in its usual lower-case form',
+            ),
         ],
     )
     def test_refused_with_the_reason(self, fields, reason):

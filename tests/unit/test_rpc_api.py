@@ -422,6 +422,31 @@ class TestDaemonAPIRecorded:
             ('call', CTXT, method, env(method, 'daemon', **payload))
         ]
 
+    def test_start_run_names_its_run_from_1_5(self, daemon_api):
+        args = ('stack', {'*': 'x'}, '/l.conf')
+        fields = {
+            'mode': 'stack',
+            'local_confs': {'*': 'x'},
+            'local_conf_path': '/l.conf',
+        }
+        daemon_api.start_run(CTXT, *args, run_id='r-1')
+        assert daemon_api.client.log == [
+            ('prepare', {'version': '1.5'}),
+            (
+                'call',
+                CTXT,
+                'start_run',
+                env('start_run', 'daemon', run_id='r-1', **fields),
+            ),
+        ]
+        # A daemon not upgraded yet would refuse the argument: left out.
+        daemon_api.client.log.clear()
+        daemon_api.client.cap = '1.4'
+        daemon_api.start_run(CTXT, *args, run_id='r-1')
+        assert daemon_api.client.log == [
+            ('call', CTXT, 'start_run', env('start_run', 'daemon', **fields))
+        ]
+
     @pytest.mark.parametrize(
         'method, args, kwargs, payload',
         [
@@ -595,10 +620,10 @@ class TestVersionCap:
         assert AgentAPI(conf, transport, SIGNER).client.version_cap == '1.2'
         assert (
             DaemonAPI(conf, transport, signer=SIGNER).client.version_cap
-            == '1.4'
+            == '1.5'
         )
 
-    @pytest.mark.parametrize('cap', ['1.0', '1.5'])
+    @pytest.mark.parametrize('cap', ['1.0', '1.6'])
     def test_cap_allowing_current_version(self, conf, transport, wire, cap):
         conf.set_override('agent', cap, group='upgrade_levels')
         conf.set_override('daemon', cap, group='upgrade_levels')

@@ -8,6 +8,7 @@ The agents are a recording double; planning is replaced by a fixed plan
 
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -356,6 +357,65 @@ class TestCompareAndSwap:
         assert 'another retry was accepted first' in refused[0]
         view = db.get_run(run)
         assert (view['state'], view['attempt']) == ('running', 2)
+
+    def test_a_start_asked_again_with_its_run_id_is_the_same_run(
+        self, daemon, db
+    ):
+        run_id = str(uuid.uuid4())
+        first = daemon.runs.start_run(
+            'stack', {'*': LOCAL_CONF}, 'l.conf', run_id=run_id
+        )
+        daemon.runs.advance(run_id)  # planned: the nodes are busy now
+        again = daemon.runs.start_run(
+            'stack', {'*': LOCAL_CONF}, 'l.conf', run_id=run_id
+        )
+        assert first['id'] == again['id'] == run_id
+        assert len(db.list_runs()) == 1
+        # Another request under that id is refused, and says why.
+        with pytest.raises(exception.PluginsdException) as e:
+            daemon.runs.start_run(
+                'unstack', {'*': LOCAL_CONF}, 'l.conf', run_id=run_id
+            )
+        assert f'run id {run_id} is the id of another request' in str(e.value)
+        # Without an id, the same request is a second run: refused, busy.
+        with pytest.raises(exception.PluginsdException) as e:
+            daemon.runs.start_run('stack', {'*': LOCAL_CONF}, 'l.conf')
+        assert 'busy' in str(e.value)
+        assert len(db.list_runs()) == 1
+
+    def test_a_start_asked_twice_at_once_makes_one_run(self, daemon, db):
+        run_id = str(uuid.uuid4())
+        # Both requests find no run under the id before either stores one.
+        both_checked = threading.Barrier(2)
+        run_exists = db.run_exists
+        checked = set()
+
+        def exists_then_wait(wanted):
+            found = run_exists(wanted)
+            me = threading.current_thread().name
+            if me not in checked:  # each request's first look only
+                checked.add(me)
+                both_checked.wait(timeout=10)
+            return found
+
+        db.run_exists = exists_then_wait
+        ids = []
+
+        def start():
+            ids.append(
+                daemon.runs.start_run(
+                    'stack', {'*': LOCAL_CONF}, 'l.conf', run_id=run_id
+                )['id']
+            )
+
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        db.run_exists = run_exists
+        assert ids == [run_id, run_id]
+        assert [r['id'] for r in db.list_runs()] == [run_id]
 
     def test_retry_reruns_the_failed_phase_as_a_new_attempt(self, daemon, db):
         run = self._failed_run(daemon, db)

@@ -2,11 +2,14 @@
 plan (what a run would do)."""
 
 import os
+import uuid
 
 from cliff import lister
 
 from pluginsd import exception
+from pluginsd import objects
 from pluginsd import results
+from pluginsd.cmd.cli import client
 from pluginsd.cmd.cli import common
 from pluginsd.cmd.cli import progress
 
@@ -44,6 +47,13 @@ class RunMode(progress.FollowingLister):
             '--require-all-nodes',
             action='store_true',
             help='refuse to start if a known node is not up',
+        )
+        parser.add_argument(
+            '--run-id',
+            metavar='UUID',
+            help='the id of the run (default: a new UUID); asking again '
+            'with the same id, after a timeout say, gives that run instead '
+            'of starting another',
         )
         self.add_no_wait(parser)
         return parser
@@ -85,14 +95,26 @@ class RunMode(progress.FollowingLister):
                     f'--role {item!r}: expected ROLE=LOCAL_CONF'
                 )
             confs[role] = common.read_local_conf(self, path)
+        if args.run_id and not objects.is_uuid(args.run_id):
+            raise common.UsageError(
+                f'--run-id {args.run_id!r}: expected a UUID in its usual '
+                'lower-case form, as uuidgen prints'
+            )
         self.check_nodes(args)
-        run = self.call(
-            'start_run',
-            self.mode,
-            confs,
-            os.path.abspath(args.local_conf),
-            nodes=args.nodes or None,
-        )
+        # Chosen here, so that a request that timed out can be found (and
+        # asked again) under the id it would have.
+        run_id = args.run_id or str(uuid.uuid4())
+        try:
+            run = self.call(
+                'start_run',
+                self.mode,
+                confs,
+                os.path.abspath(args.local_conf),
+                nodes=args.nodes or None,
+                run_id=run_id,
+            )
+        except client.DaemonTimeout as e:
+            raise client.DaemonTimeout(f'{e} Its id: {run_id}.') from None
         if self.app.options.verbose_level:
             print(
                 f'run {run["id"]}: {self.mode} of {args.local_conf}',
