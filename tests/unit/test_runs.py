@@ -309,6 +309,34 @@ class TestOneRun:
         assert 'no node registered within 1 s' in view['error']
 
 
+def meet_after_first_call(call, prefix):
+    """``call``, but the first call of each of two threads named
+    ``prefix``-... waits for the other's: both read before either writes.
+    """
+    barrier = threading.Barrier(2)
+    called = set()
+
+    def call_then_wait(*args):
+        result = call(*args)
+        me = threading.current_thread().name
+        if me.startswith(prefix) and me not in called:
+            called.add(me)
+            barrier.wait(timeout=10)
+        return result
+
+    return call_then_wait
+
+
+def in_two_threads(target, prefix):
+    threads = [
+        threading.Thread(target=target, name=f'{prefix}-{i}') for i in (1, 2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+
 class TestCompareAndSwap:
     def _failed_run(self, daemon, db):
         run = daemon.start()
@@ -320,20 +348,8 @@ class TestCompareAndSwap:
     def test_two_concurrent_retries_exactly_one_accepted(self, daemon, db):
         run = self._failed_run(daemon, db)
         # Both requests read the run before either writes.
-        both_read = threading.Barrier(2)
         get_run = db.get_run
-
-        first_read = set()
-
-        def get_run_then_wait(run_id):
-            row = get_run(run_id)
-            me = threading.current_thread().name
-            if me.startswith('retry') and me not in first_read:
-                first_read.add(me)
-                both_read.wait(timeout=10)
-            return row
-
-        db.get_run = get_run_then_wait
+        db.get_run = meet_after_first_call(get_run, 'retry')
         outcomes = []
 
         def retry():
@@ -342,13 +358,7 @@ class TestCompareAndSwap:
             except exception.RunStateError as e:
                 outcomes.append(str(e))
 
-        threads = [
-            threading.Thread(target=retry, name=f'retry-{i}') for i in (1, 2)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
+        in_two_threads(retry, 'retry')
         db.get_run = get_run
         accepted = [o for o in outcomes if o == 2]
         refused = [o for o in outcomes if o != 2]
@@ -386,19 +396,8 @@ class TestCompareAndSwap:
     def test_a_start_asked_twice_at_once_makes_one_run(self, daemon, db):
         run_id = str(uuid.uuid4())
         # Both requests find no run under the id before either stores one.
-        both_checked = threading.Barrier(2)
         run_exists = db.run_exists
-        checked = set()
-
-        def exists_then_wait(wanted):
-            found = run_exists(wanted)
-            me = threading.current_thread().name
-            if me not in checked:  # each request's first look only
-                checked.add(me)
-                both_checked.wait(timeout=10)
-            return found
-
-        db.run_exists = exists_then_wait
+        db.run_exists = meet_after_first_call(run_exists, 'start')
         ids = []
 
         def start():
@@ -408,11 +407,7 @@ class TestCompareAndSwap:
                 )['id']
             )
 
-        threads = [threading.Thread(target=start) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
+        in_two_threads(start, 'start')
         db.run_exists = run_exists
         assert ids == [run_id, run_id]
         assert [r['id'] for r in db.list_runs()] == [run_id]
